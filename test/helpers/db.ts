@@ -1,0 +1,37 @@
+/**
+ * One fresh schema per test file on the run's PostgreSQL (DATABASE_URL, set by `npm test`
+ * to the embedded server when the environment has none), dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+
+import pg from 'pg';
+
+export interface TestSchema {
+  url: string;
+  schema: string;
+  drop(): Promise<void>;
+}
+
+export function databaseUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run the tests with `npm test`, which provides one');
+  return url;
+}
+
+export async function freshSchema(prefix = 't'): Promise<TestSchema> {
+  const url = databaseUrl();
+  const schema = `${prefix}_${randomBytes(5).toString('hex')}`;
+  return {
+    url,
+    schema,
+    async drop() {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
