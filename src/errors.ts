@@ -29,6 +29,20 @@ export const ERRORS = {
   // --- queue
 
   // --- api
+  TIDE_API_BAD_JSON: { status: 400, exit: 2, summary: 'The request body is not valid JSON (or is empty while the content type says JSON).' },
+  TIDE_API_VALIDATION: { status: 400, exit: 2, summary: 'A request field is missing, unknown, or of the wrong type or range; `where.field` names it.' },
+  TIDE_API_MEDIA_TYPE: { status: 415, exit: 2, summary: 'The request body has a content type the API does not accept (send application/json).' },
+  TIDE_API_BODY_TOO_LARGE: { status: 413, exit: 2, summary: 'The request body is larger than the API accepts (split a batch, or raise the body limit).' },
+  TIDE_API_UNAUTHORIZED: { status: 401, exit: 2, summary: 'The X-API-Key header is missing or not one of the configured keys.' },
+  TIDE_API_RATE_LIMITED: { status: 429, exit: 1, summary: 'Too many requests from this client in the window; retry after the Retry-After seconds.' },
+  TIDE_API_UNKNOWN_HANDLER: { status: 422, exit: 2, summary: 'The job names a handler the workers do not have.' },
+  TIDE_API_UNKNOWN_QUEUE: { status: 422, exit: 2, summary: 'The job names a queue the API does not accept.' },
+  TIDE_API_BAD_JOB_ID: { status: 400, exit: 2, summary: 'The job id in the URL is not a valid job id.' },
+  TIDE_API_JOB_NOT_FOUND: { status: 404, exit: 1, summary: 'No job has this id.' },
+  TIDE_API_NOT_RETRYABLE: { status: 409, exit: 1, summary: 'The job cannot be retried: only dead or failed jobs can.' },
+  TIDE_API_NOT_FOUND: { status: 404, exit: 1, summary: 'No API route matches this method and path.' },
+  TIDE_API_ROUTES_PLUGIN: { status: 500, exit: 2, summary: 'A user routes plugin (`--routes`) could not be loaded or did not export a Fastify plugin.' },
+  TIDE_API_LISTEN: { status: 500, exit: 1, summary: 'The API cannot listen on the host and port (in use, or not permitted).' },
 
   // --- worker
 

@@ -1,0 +1,340 @@
+/**
+ * The jobs API: a stateless Fastify server in front of a QueueEngine.
+ *
+ * Design: the server holds no job state of its own. A 202 is sent only after the engine's
+ * enqueue has resolved, and the engine resolves only after its transaction committed, so an
+ * accepted job survives a crash of this process. Everything that goes wrong in a request
+ * (bad JSON, a wrong field, a body too large, a missing key, a rate limit, the database
+ * being away) ends in one error handler that sends `{ error: { code, message, where } }` with
+ * a stable code from src/errors.ts; a database outage is a 503 with Retry-After, and the pg
+ * pool reconnects on its own when the database returns.
+ *
+ * Hooks run in this order on every request: auth (onRequest, global) -> rate limit (onRequest,
+ * per route, keyed by API key or IP) -> body parse and schema validation -> handler ->
+ * metrics (onResponse).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+
+import { TideError } from '../../errors.js';
+import type { EnqueueInput, Job, QueueEngine, QueueStats } from '../queue/types.js';
+import { DB_RETRY_AFTER_S, errorBody, toTideError } from './errors.js';
+import { instrumentApi } from './metrics.js';
+import { type EnqueueBody, type JobRequest, enqueueBodySchema, isBatch, jobIdParamsSchema } from './schemas.js';
+
+/** The three numbers of a pg Pool the runbook asks for (a `pg.Pool` fits as it is). */
+export interface PoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+export interface ApiOptions {
+  engine: QueueEngine;
+  /** When set and non-empty, every route but /health and /metrics needs `X-API-Key` to be one of them. */
+  apiKeys?: string[];
+  /** Requests per client (API key, else IP) per window. Default 1000 per minute. */
+  rateLimit?: { max: number; windowMs: number } | false;
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** Reported by /health. */
+  version: string;
+  /** When set, a job naming another handler is refused with TIDE_API_UNKNOWN_HANDLER. */
+  knownHandlers?: string[];
+  /** Queues a job may name; 'any' (the default) accepts every well-formed name. */
+  knownQueues?: string[] | 'any';
+  /** Resolves when the database answers, rejects when not; /health calls it. */
+  dbCheck: () => Promise<void>;
+  /** The pg pool behind the engine, for GET /db/pool/stats (the route exists only with it). */
+  pool?: PoolCounts;
+  /** User Fastify plugins, by module path (default export, or a named export `routes`). */
+  plugins?: string[];
+  /** The queue metrics for /metrics; usually `registerQueueMetrics` from runtime/queue/metrics. */
+  queueMetrics?: (registry: import('prom-client').Registry, engine: QueueEngine) => void;
+  /** Collect prom-client's process metrics (default true). */
+  defaultMetrics?: boolean;
+  /** Fastify's logger option (default off). */
+  logger?: FastifyServerOptions['logger'];
+  /** The clock for uptime; injectable for tests. */
+  now?: () => number;
+  /** How long /health waits for the database before saying it is down. Default 2000 ms. */
+  healthTimeoutMs?: number;
+}
+
+const DEFAULT_QUEUE = 'default';
+const OPEN_PATHS = new Set(['/health', '/metrics']);
+
+/**
+ * The PostgreSQL engine's ids are `bigint` identities; checking the shape here makes a garbage
+ * id a 400 instead of a cast error inside SQL.
+ */
+export function isJobId(id: string): boolean {
+  return /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= 9223372036854775807n;
+}
+
+function digest(key: string): Buffer {
+  return createHash('sha256').update(key).digest();
+}
+
+/** Compares digests in constant time, so response timing does not leak a key's prefix. */
+function keyMatcher(keys: string[]): (candidate: string) => boolean {
+  const digests = keys.map(digest);
+  return (candidate) => {
+    const d = digest(candidate);
+    let ok = false;
+    for (const k of digests) ok = timingSafeEqual(k, d) || ok;
+    return ok;
+  };
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** A job on the wire: snake_case, times as ISO 8601. */
+export function jobView(job: Job) {
+  return {
+    id: job.id,
+    queue: job.queue,
+    handler: job.handler,
+    state: job.state,
+    payload: job.payload,
+    priority: job.priority,
+    attempts: job.attempts,
+    max_attempts: job.maxAttempts,
+    idempotency_key: job.idempotencyKey,
+    result: job.result,
+    last_error: job.lastError,
+    created_at: iso(job.createdAt),
+    run_at: iso(job.runAt),
+    started_at: iso(job.startedAt),
+    finished_at: iso(job.finishedAt),
+    locked_by: job.lockedBy,
+    lease_until: iso(job.leaseUntil),
+  };
+}
+
+function statsView(s: QueueStats) {
+  return {
+    queue: s.queue,
+    ready: s.ready,
+    delayed: s.delayed,
+    active: s.active,
+    completed: s.completed,
+    failed: s.failed,
+    dead: s.dead,
+    oldest_ready_age_s: s.oldestReadyAgeSeconds,
+    arrivals_total: s.arrivalsTotal,
+    completions_total: s.completionsTotal,
+    failures_total: s.failuresTotal,
+    service_time_s: { sum: s.serviceTime.sum, count: s.serviceTime.count },
+  };
+}
+
+/** Checks what the schema cannot (the configured handler and queue lists) and maps to the engine's input. */
+function toEnqueueInput(job: JobRequest, field: string, options: ApiOptions): EnqueueInput {
+  const queue = job.queue ?? DEFAULT_QUEUE;
+  if (options.knownHandlers && !options.knownHandlers.includes(job.handler)) {
+    throw new TideError('TIDE_API_UNKNOWN_HANDLER', `No handler is named "${job.handler}"; known: ${options.knownHandlers.join(', ')}.`, {
+      where: { field: `${field}handler` },
+    });
+  }
+  const queues = options.knownQueues ?? 'any';
+  if (queues !== 'any' && !queues.includes(queue)) {
+    throw new TideError('TIDE_API_UNKNOWN_QUEUE', `No queue is named "${queue}"; known: ${queues.join(', ')}.`, {
+      where: { field: `${field}queue` },
+    });
+  }
+  const input: EnqueueInput = { queue, handler: job.handler };
+  if (job.payload !== undefined) input.payload = job.payload;
+  if (job.priority !== undefined) input.priority = job.priority;
+  if (job.delay_ms !== undefined) input.delayMs = job.delay_ms;
+  if (job.run_at !== undefined) input.runAt = typeof job.run_at === 'number' ? job.run_at : Date.parse(job.run_at);
+  if (job.max_attempts !== undefined) input.maxAttempts = job.max_attempts;
+  if (job.idempotency_key !== undefined) input.idempotencyKey = job.idempotency_key;
+  return input;
+}
+
+function parseJobId(id: string): string {
+  if (!isJobId(id)) {
+    throw new TideError('TIDE_API_BAD_JOB_ID', `"${id.slice(0, 64)}" is not a job id (a positive integer).`, { where: { field: 'id' } });
+  }
+  return id;
+}
+
+function notFound(id: string): TideError {
+  return new TideError('TIDE_API_JOB_NOT_FOUND', `No job has the id ${id}.`, { where: { field: 'id' } });
+}
+
+/** Loads a user plugin module and finds the plugin in it. */
+async function loadPlugin(modulePath: string): Promise<FastifyPluginAsync> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path.resolve(modulePath)).href)) as Record<string, unknown>;
+  } catch (cause) {
+    throw new TideError('TIDE_API_ROUTES_PLUGIN', `The routes module ${modulePath} failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      where: { file: modulePath },
+      cause,
+    });
+  }
+  const plugin = mod.default ?? mod.routes;
+  if (typeof plugin !== 'function') {
+    throw new TideError('TIDE_API_ROUTES_PLUGIN', `The routes module ${modulePath} exports no Fastify plugin (a default export or \`routes\` function).`, {
+      where: { file: modulePath },
+    });
+  }
+  return plugin as FastifyPluginAsync;
+}
+
+async function withTimeout(check: () => Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Builds the API (not listening yet: call `listen`, or `inject` in tests). Plugins load
+ * during `ready()`; a broken one rejects it with TIDE_API_ROUTES_PLUGIN.
+ */
+export function buildApi(options: ApiOptions): FastifyInstance {
+  const now = options.now ?? Date.now;
+  const startedAt = now();
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // reject unknown fields instead of stripping them, and never coerce "5" into 5
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const typed = toTideError(err);
+    if (typed.code === 'TIDE_INTERNAL') request.log.error({ err }, 'unexpected error in the API');
+    if (typed.code === 'TIDE_DB_UNAVAILABLE') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
+    void reply.status(typed.status).send(errorBody(typed));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const err = new TideError('TIDE_API_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}.`);
+    void reply.status(err.status).send(errorBody(err));
+  });
+
+  const { registry } = instrumentApi(app, { defaultMetrics: options.defaultMetrics ?? true });
+  options.queueMetrics?.(registry, options.engine);
+
+  const keys = (options.apiKeys ?? []).filter((k) => k.length > 0);
+  const isKey = keys.length > 0 ? keyMatcher(keys) : undefined;
+  if (isKey) {
+    app.addHook('onRequest', async (request) => {
+      if (OPEN_PATHS.has(request.routeOptions.url ?? '')) return;
+      const given = request.headers['x-api-key'];
+      if (typeof given !== 'string' || !isKey(given)) {
+        throw new TideError('TIDE_API_UNAUTHORIZED', given === undefined ? 'Send an API key in the X-API-Key header.' : 'The X-API-Key is not a valid key.', {
+          where: { field: 'x-api-key' },
+        });
+      }
+    });
+  }
+
+  if (options.rateLimit !== false) {
+    const limit = options.rateLimit ?? { max: 1000, windowMs: 60_000 };
+    void app.register(rateLimit, {
+      max: limit.max,
+      timeWindow: limit.windowMs,
+      // a client is its key when it has one, so many clients behind one proxy do not share a bucket
+      keyGenerator: (request) => {
+        const key = request.headers['x-api-key'];
+        return typeof key === 'string' && key ? `key:${digest(key).toString('hex')}` : `ip:${request.ip}`;
+      },
+      // load balancer probes and scrapers must never be throttled
+      allowList: (request) => OPEN_PATHS.has(request.routeOptions.url ?? ''),
+      errorResponseBuilder: (_request, context) =>
+        new TideError('TIDE_API_RATE_LIMITED', `More than ${context.max} requests in the window; retry in ${context.after}.`, {
+          details: { retry_after_s: Math.ceil(context.ttl / 1000) },
+        }),
+    });
+  }
+
+  // routes go in a plugin so that they are added after the rate limiter's onRoute hook exists
+  void app.register(async (api) => {
+    api.post<{ Body: EnqueueBody }>('/v1/jobs', { schema: { body: enqueueBodySchema } }, async (request, reply) => {
+      const body = request.body;
+      if (isBatch(body)) {
+        const inputs = body.jobs.map((job, i) => toEnqueueInput(job, `jobs[${i}].`, options));
+        const results = await options.engine.enqueueMany(inputs);
+        return reply.status(202).send({ ids: results.map((r) => r.id), created: results.map((r) => r.created) });
+      }
+      const result = await options.engine.enqueue(toEnqueueInput(body, '', options));
+      return reply.status(202).send({ id: result.id, created: result.created });
+    });
+
+    api.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: { params: jobIdParamsSchema } }, async (request) => {
+      const id = parseJobId(request.params.id);
+      const job = await options.engine.getJob(id);
+      if (!job) throw notFound(id);
+      return jobView(job);
+    });
+
+    api.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', { schema: { params: jobIdParamsSchema } }, async (request) => {
+      const id = parseJobId(request.params.id);
+      const job = await options.engine.retry(id);
+      if (job) return jobView(job);
+      const existing = await options.engine.getJob(id);
+      if (!existing) throw notFound(id);
+      throw new TideError('TIDE_API_NOT_RETRYABLE', `Job ${id} is ${existing.state}; only dead or failed jobs can be retried.`, {
+        where: { field: 'id' },
+      });
+    });
+
+    api.get('/v1/queues', async () => {
+      const stats = await options.engine.stats();
+      return { queues: stats.map(statsView) };
+    });
+
+    api.get('/health', async (_request, reply) => {
+      let database: 'up' | 'down' = 'up';
+      try {
+        await withTimeout(options.dbCheck, options.healthTimeoutMs ?? 2000);
+      } catch {
+        database = 'down';
+      }
+      const body = {
+        status: database === 'up' ? 'ok' : 'unavailable',
+        hostname: hostname(),
+        pid: process.pid,
+        version: options.version,
+        uptime_s: Math.max(0, Math.round((now() - startedAt) / 1000)),
+        database,
+      };
+      if (database === 'down') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
+      return reply.status(database === 'up' ? 200 : 503).send(body);
+    });
+
+    api.get('/metrics', async (_request, reply) => {
+      const text = await registry.metrics();
+      return reply.header('content-type', registry.contentType).send(text);
+    });
+
+    const pool = options.pool;
+    if (pool) {
+      api.get('/db/pool/stats', async () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
+    }
+
+    for (const modulePath of options.plugins ?? []) {
+      await api.register(await loadPlugin(modulePath));
+    }
+  });
+
+  return app;
+}
