@@ -47,6 +47,11 @@ export const ERRORS = {
   // --- worker
 
   // --- config
+  TIDE_CONFIG_NOT_FOUND: { status: 400, exit: 2, summary: 'The config file (tide.yaml by default) does not exist or cannot be read.' },
+  TIDE_CONFIG_YAML: { status: 400, exit: 2, summary: 'The config file is not valid YAML (the error names the line).' },
+  TIDE_CONFIG_INVALID: { status: 400, exit: 2, summary: 'A config field is missing, unknown, of the wrong type, or inconsistent with another field (the error names the file, line and field).' },
+  TIDE_CONFIG_ENV: { status: 400, exit: 2, summary: 'The config refers to an environment variable (`${NAME}`) that is not set and has no default.' },
+  TIDE_CONFIG_EXISTS: { status: 400, exit: 2, summary: '`tide init` would overwrite an existing config file; pass --force to replace it.' },
 
   // --- core and simulator
 

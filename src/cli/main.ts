@@ -13,6 +13,8 @@ export interface Command {
 /** The explicit command registry: name -> lazy module. */
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   version: () => import('./commands/version.js'),
+  init: () => import('./commands/init.js'),
+  schema: () => import('./commands/schema.js'),
 };
 
 function usage(): string {

@@ -1,0 +1,327 @@
+/**
+ * Loading `tide.yaml`: YAML -> `${ENV}` interpolation -> zod -> cross-field checks -> a
+ * normalised `TideConfig`.
+ *
+ * Every error names the file, line, column and field. The YAML is parsed with
+ * `parseDocument` (not `parse`) because the document keeps each node's source range; a zod
+ * issue's path is walked back through the document to find the line it points at.
+ */
+import { readFile } from 'node:fs/promises';
+
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument } from 'yaml';
+
+import { TideError, type Where } from '../errors.js';
+import { validateScale } from './scale.js';
+import { type ConfigFile, configFileSchema, KNOWN_KEYS, type ServiceConfig, type TideConfig } from './schema.js';
+
+type Path = ReadonlyArray<string | number>;
+
+/** One problem found in the file, already located. */
+export interface ConfigIssue {
+  field: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+/**
+ * Read and validate a config file.
+ * @throws TideError TIDE_CONFIG_NOT_FOUND, TIDE_CONFIG_YAML, TIDE_CONFIG_INVALID, TIDE_CONFIG_ENV
+ */
+export async function loadConfig(path = 'tide.yaml', env: NodeJS.ProcessEnv = process.env): Promise<TideConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist (`tide init` writes a starter one)' : `cannot be read (${code ?? String(cause)})`;
+    throw new TideError('TIDE_CONFIG_NOT_FOUND', `The config file ${path} ${why}.`, { where: { file: path }, cause });
+  }
+  return parseConfig(text, path, env);
+}
+
+/**
+ * Validate config text. `file` only labels errors.
+ * @throws TideError TIDE_CONFIG_YAML, TIDE_CONFIG_INVALID, TIDE_CONFIG_ENV
+ */
+export function parseConfig(text: string, file = '<memory>', env: NodeJS.ProcessEnv = process.env): TideConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    const pos = syntax.linePos?.[0] ?? lines.linePos(syntax.pos[0]);
+    throw new TideError('TIDE_CONFIG_YAML', `${file} is not valid YAML: ${firstLine(syntax.message)}`, {
+      where: { file, line: pos.line, column: pos.col },
+      cause: syntax,
+    });
+  }
+  const locate = (path: Path, key?: string) => locateNode(doc, lines, path, key);
+
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: 100 });
+  } catch (cause) {
+    // An unresolved or runaway alias only shows up here, not in doc.errors.
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const alias = /: (\S+)$/.exec(message)?.[1];
+    const offset = alias === undefined ? -1 : text.indexOf(`*${alias}`);
+    const pos = offset >= 0 ? lines.linePos(offset) : undefined;
+    throw new TideError('TIDE_CONFIG_YAML', `${file} is not valid YAML: ${firstLine(message)}`, {
+      where: { file, ...(pos ? { line: pos.line, column: pos.col } : {}) },
+      cause,
+    });
+  }
+  const raw = interpolate(js, [], env, (path, name) => {
+    const at = locate(path);
+    throw new TideError('TIDE_CONFIG_ENV', `${fieldName(path)} uses \${${name}}, which is not set in the environment (write \${${name}:-default} for a default).`, {
+      where: { file, ...at, field: fieldName(path) },
+    });
+  });
+
+  const parsed = configFileSchema.safeParse(raw ?? {}, { reportInput: true });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.flatMap((issue): ConfigIssue[] => {
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => ({
+          field: fieldName([...issue.path, key] as Path),
+          message: `unknown key "${key}"${suggest(key, KNOWN_KEYS[pattern(issue.path as Path)] ?? [])}`,
+          ...locate(issue.path as Path, key),
+        }));
+      }
+      const path = issue.path as Path;
+      return [{ field: fieldName(path), message: describeIssue(issue), ...locate(path) }];
+    });
+    throw invalid(file, issues);
+  }
+
+  const issues = crossCheck(parsed.data, locate);
+  if (issues.length > 0) throw invalid(file, issues);
+  return normalise(parsed.data, file);
+}
+
+function invalid(file: string, issues: ConfigIssue[]): TideError {
+  issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  const first = issues[0]!;
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
+  const where: Where = { file, field: first.field };
+  if (first.line !== undefined) where.line = first.line;
+  if (first.column !== undefined) where.column = first.column;
+  return new TideError('TIDE_CONFIG_INVALID', `${first.field || 'the file'}: ${first.message}${more}`, {
+    where,
+    details: { issues },
+  });
+}
+
+function describeIssue(issue: { code: string; message: string; input?: unknown }): string {
+  // With reportInput, a missing field is an issue whose input is present and undefined.
+  if ('input' in issue && issue.input === undefined) return 'is required';
+  return issue.message.replace(/^Invalid (input|option): /, '');
+}
+
+/** `services.api.queues[1]` */
+export function fieldName(path: Path): string {
+  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
+}
+
+/** The KNOWN_KEYS pattern of a path: service names become `*`. */
+function pattern(path: Path): string {
+  return path.map((seg, i) => (i === 1 && path[0] === 'services' ? '*' : String(seg))).join('.');
+}
+
+/** ", did you mean "x"?" when a known key is close enough, else "". */
+export function suggest(key: string, known: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = distance(key.toLowerCase(), candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  return best !== undefined && bestDistance <= limit ? `; did you mean "${best}"?` : '';
+}
+
+/** Levenshtein distance, two rows. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.trim();
+}
+
+/**
+ * Where a path points in the document: the value's position for a scalar, the key's for a
+ * collection (its first line is the useful one), or the nearest existing ancestor's key when
+ * the field is missing. With `key`, the position of that key inside the map at `path`.
+ */
+function locateNode(doc: Document, lines: LineCounter, path: Path, key?: string): { line?: number; column?: number } {
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return {};
+    const pos = lines.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+  if (key !== undefined) {
+    const pair = pairIn(doc.getIn(path, true), key);
+    if (pair) return at((pair.key as Node | null)?.range?.[0]);
+  }
+  for (let n = path.length; n > 0; n--) {
+    const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+    const seg = path[n - 1]!;
+    if (isSeq(parent) && typeof seg === 'number') {
+      const item = parent.items[seg] as Node | undefined;
+      if (item?.range) return at(item.range[0]);
+    }
+    const pair = pairIn(parent, String(seg));
+    if (pair) {
+      const value = pair.value as Node | null;
+      if (value && isScalar(value) && value.range) return at(value.range[0]);
+      return at((pair.key as Node | null)?.range?.[0]);
+    }
+  }
+  return at((doc.contents as Node | null)?.range?.[0] ?? 0);
+}
+
+function pairIn(node: unknown, key: string): Pair | undefined {
+  if (!isMap(node)) return undefined;
+  return node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === key);
+}
+
+const ENV_REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replace `${NAME}` and `${NAME:-default}` in every string value (not keys), as Compose
+ * does, so secrets stay out of the file; `$$` is a literal `$`.
+ */
+function interpolate(value: unknown, path: Path, env: NodeJS.ProcessEnv, missing: (path: Path, name: string) => never): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === '$$') return '$';
+      const set = env[name!];
+      if (set !== undefined && set !== '') return set;
+      if (fallback !== undefined) return fallback;
+      return missing(path, name!);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...path, i], env, missing));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, [...path, k], env, missing)]));
+  }
+  return value;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Checks that involve more than one field, or the decision core's schema. */
+function crossCheck(config: ConfigFile, locate: (path: Path) => { line?: number; column?: number }): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const add = (path: Path, message: string) => issues.push({ field: fieldName(path), message, ...locate(path) });
+
+  if (config.database.url !== undefined && config.database.embedded === true) {
+    add(['database', 'embedded'], 'cannot be true together with database.url; use one or the other');
+  }
+  if (config.database.embedded === false && config.database.url === undefined) {
+    add(['database', 'url'], 'is required when database.embedded is false');
+  }
+  if (!isLoopback(config.control.host) && config.control.token === undefined) {
+    add(['control', 'token'], `is required when control.host (${config.control.host}) is not a loopback address; set it from the environment, e.g. token: \${TIDE_CONTROL_TOKEN}`);
+  }
+
+  // Ports: each fixed port, and each service's range of replica ports, must not overlap.
+  const taken: Array<{ path: Path; from: number; to: number }> = [];
+  const claim = (path: Path, from: number, to: number) => {
+    const clash = taken.find((t) => from <= t.to && t.from <= to);
+    if (clash) {
+      const range = from === to ? `port ${from}` : `ports ${from}-${to}`;
+      add(path, `${range} overlaps ${fieldName(clash.path)} (${clash.from === clash.to ? clash.from : `${clash.from}-${clash.to}`}); ports must be distinct`);
+    } else taken.push({ path, from, to });
+  };
+  if (config.balancer.port !== 0) claim(['balancer', 'port'], config.balancer.port, config.balancer.port);
+  if (config.control.port !== 0) claim(['control', 'port'], config.control.port, config.control.port);
+
+  for (const [name, s] of Object.entries(config.services)) {
+    const at = (field: string): Path => ['services', name, field];
+    if (s.kind === 'command' && s.command === undefined) add(at('kind'), 'kind command needs a `command` to run');
+    if (s.kind !== 'command' && s.command !== undefined) add(at('command'), `is only for kind command (this service is kind ${s.kind})`);
+    for (const field of ['concurrency', 'handlers', 'queues'] as const) {
+      if (s.kind !== 'worker' && s[field] !== undefined) add(at(field), `is only for kind worker (this service is kind ${s.kind})`);
+    }
+    const { min, replicas, max } = counts(s);
+    if (min > max) add(at(s.max !== undefined ? 'max' : 'min'), `min (${min}) is above max (${max})`);
+    else if (replicas < min) add(at('replicas'), `replicas (${replicas}) is below min (${min})`);
+    else if (replicas > max) add(at('replicas'), `replicas (${replicas}) is above max (${max})`);
+    if (s.port !== undefined) {
+      const last = s.port + Math.max(max, 1) - 1;
+      if (last > 65535) add(at('port'), `port ${s.port} leaves no room for ${max} replicas below 65536`);
+      else claim(at('port'), s.port, last);
+    }
+    if (s.scale !== undefined) {
+      for (const problem of validateScale(s.scale, { min, max, concurrency: s.concurrency })) {
+        add(['services', name, 'scale', ...problem.path], problem.message);
+      }
+    }
+  }
+  return issues;
+}
+
+/** min, replicas and max with their defaults, which depend on each other. */
+function counts(s: ConfigFile['services'][string]): { min: number; replicas: number; max: number } {
+  const min = s.min ?? (s.replicas === 0 ? 0 : 1);
+  const replicas = s.replicas ?? min;
+  const max = s.max ?? Math.max(min, replicas, 1);
+  return { min, replicas, max };
+}
+
+function normalise(config: ConfigFile, file: string): TideConfig {
+  const services: Record<string, ServiceConfig> = {};
+  for (const [name, s] of Object.entries(config.services)) {
+    const service: ServiceConfig = {
+      name,
+      kind: s.kind,
+      ...counts(s),
+      env: Object.fromEntries(Object.entries(s.env ?? {}).map(([k, v]) => [k, String(v)])),
+      healthPath: s.health,
+      stopGraceSeconds: s.stop_grace_seconds,
+    };
+    if (s.command !== undefined) service.command = s.command;
+    if (s.port !== undefined) service.port = s.port;
+    if (s.kind === 'worker') service.concurrency = s.concurrency ?? 10;
+    if (s.handlers !== undefined) service.handlers = s.handlers;
+    if (s.queues !== undefined) service.queues = s.queues;
+    if (s.scale !== undefined) service.scale = s.scale;
+    services[name] = service;
+  }
+  const b = config.balancer;
+  const tideConfig: TideConfig = {
+    file,
+    project: config.project,
+    stateDir: config.state_dir,
+    database: { schema: config.database.schema, ...(config.database.url === undefined ? {} : { url: config.database.url }) },
+    balancer: {
+      host: b.host,
+      port: b.port,
+      retries: b.retries,
+      healthCheck: {
+        intervalMs: Math.round(b.health_check.interval_seconds * 1000),
+        timeoutMs: Math.round(b.health_check.timeout_seconds * 1000),
+        fails: b.health_check.fails,
+        passes: b.health_check.passes,
+      },
+      ...(b.rate_limit
+        ? { rateLimit: { ratePerSecond: b.rate_limit.requests_per_second, burst: b.rate_limit.burst ?? Math.max(1, Math.ceil(b.rate_limit.requests_per_second)) } }
+        : {}),
+    },
+    control: { host: config.control.host, port: config.control.port, ...(config.control.token === undefined ? {} : { token: config.control.token }) },
+    services,
+  };
+  return tideConfig;
+}
