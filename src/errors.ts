@@ -27,6 +27,7 @@ export const ERRORS = {
   TIDE_DB_MIGRATION: { status: 500, exit: 3, summary: 'A schema migration failed, or the database has a newer schema than this version knows.' },
 
   // --- queue
+  TIDE_QUEUE_INPUT: { status: 400, exit: 2, summary: 'A job to enqueue is malformed (queue or handler name, priority, attempts, run time, or payload).' },
 
   // --- api
   TIDE_API_BAD_JSON: { status: 400, exit: 2, summary: 'The request body is not valid JSON (or is empty while the content type says JSON).' },
@@ -45,6 +46,9 @@ export const ERRORS = {
   TIDE_API_LISTEN: { status: 500, exit: 1, summary: 'The API cannot listen on the host and port (in use, or not permitted).' },
 
   // --- worker
+  TIDE_HANDLER_UNKNOWN: { status: 500, exit: 1, summary: 'A claimed job names a handler this worker does not have; the job fails (and retries elsewhere).' },
+  TIDE_HANDLERS_LOAD: { status: 500, exit: 2, summary: 'The handlers module cannot be loaded or does not export an object of handler functions.' },
+  TIDE_HANDLER_PAYLOAD: { status: 400, exit: 1, summary: 'A built-in handler (hash, sleep) got a payload it cannot use.' },
 
   // --- config
   TIDE_CONFIG_NOT_FOUND: { status: 400, exit: 2, summary: 'The config file (tide.yaml by default) does not exist or cannot be read.' },

@@ -1,0 +1,43 @@
+/**
+ * Connection-level PostgreSQL failures, recognised in one place so the API and the worker
+ * answer a database outage the same way (503 / TIDE_DB_UNAVAILABLE, retry later) instead of
+ * reporting it as a bug.
+ */
+import { TideError } from '../errors.js';
+
+/** Node socket errors that mean "the server is not there (right now)". */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * SQLSTATEs for a server that is shutting down, starting up, or dropped the connection:
+ * class 08 (connection exception), 57P01 admin_shutdown, 57P02 crash_shutdown,
+ * 57P03 cannot_connect_now, 53300 too_many_connections.
+ */
+const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+
+/** Messages pg uses for a connection that died under it (these carry no code). */
+const MESSAGES = [/connection terminated/i, /connection (?:ended|closed)/i, /client has encountered a connection error/i, /not queryable/i, /timeout exceeded when trying to connect/i, /terminating connection/i];
+
+/** True when `err` says the database is unreachable, not that the query was wrong. */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof TideError) return err.code === 'TIDE_DB_UNAVAILABLE';
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (SOCKET_CODES.has(code) || SQLSTATES.has(code) || code.startsWith('08')) return true;
+  }
+  if (MESSAGES.some((m) => m.test(err.message))) return true;
+  // AggregateError from a multi-address connect (localhost -> ::1 and 127.0.0.1)
+  if (err instanceof AggregateError) return err.errors.some(isConnectionError);
+  return err.cause !== undefined && err.cause !== err && isConnectionError(err.cause);
+}
+
+/**
+ * A connection error as `TideError('TIDE_DB_UNAVAILABLE')`; any other error unchanged, so
+ * callers can write `catch (err) { throw toDbError(err) }`.
+ */
+export function toDbError(err: unknown): unknown {
+  if (err instanceof TideError || !isConnectionError(err)) return err;
+  const detail = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
+  return new TideError('TIDE_DB_UNAVAILABLE', `PostgreSQL cannot be reached: ${detail}.`, { cause: err });
+}

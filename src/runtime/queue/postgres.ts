@@ -1,0 +1,348 @@
+/**
+ * The PostgreSQL queue engine: the `QueueEngine` the API uses, plus the worker-side
+ * operations (claim, complete, fail, heartbeat, release, recover, purge, listen).
+ *
+ * Design note. A job row moves ready -> active (claim: leased to one worker until
+ * lease_until) -> completed | ready (failed with attempts left, run_at pushed back by the
+ * backoff) | dead (out of attempts). An active job whose lease runs out (its worker died or
+ * hung without heartbeating) goes back to ready in the sweep, so delivery is at least once.
+ * Every transition is one SQL statement (see ./sql/, one module per operation) guarded by
+ * `locked_by = workerId`, so a worker that lost its lease cannot complete or fail a job that
+ * now belongs to another worker. Counters and gauges for metrics move in the same
+ * statements. Wake-ups: one NOTIFY per statement and queue that made jobs runnable, with a
+ * polling fallback for connections where NOTIFY never arrives (PgBouncer transaction mode).
+ */
+import { hostname } from 'node:os';
+
+import pg from 'pg';
+
+import { migrate, quoteSchema } from '../../db/migrate.js';
+import { toDbError } from '../../db/errors.js';
+import { TideError } from '../../errors.js';
+import { claimJobs } from './sql/claim.js';
+import { type Completion, completeJobs } from './sql/complete.js';
+import { SERVICE_TIME_BUCKETS, type SqlContext, channelFor } from './sql/context.js';
+import { type EnqueueRow, enqueueRows, idsForKeys } from './sql/enqueue.js';
+import { type FailOutcome, failJob } from './sql/fail.js';
+import { getJob, retryJob } from './sql/jobs.js';
+import { heartbeatJobs, recoverExpiredJobs, releaseJobs } from './sql/lease.js';
+import { purgeFinishedBatch } from './sql/purge.js';
+import { queueNames, queueStats } from './sql/stats.js';
+import type { ClaimedJob, EnqueueInput, EnqueueResult, Job, QueueEngine, QueueStats } from './types.js';
+
+export type { Completion } from './sql/complete.js';
+export type { FailOutcome } from './sql/fail.js';
+
+export interface PostgresQueueOptions {
+  connectionString: string;
+  /** Schema holding the queue tables. Default `tide`. */
+  schema?: string;
+  /** Use this pool instead of creating one (it is not ended by close()). */
+  pool?: pg.Pool;
+  /** Connections in the pool this engine creates. Default 10. */
+  poolSize?: number;
+  /**
+   * How long a claim holds a job without a heartbeat. Default 5000 ms: with the worker's
+   * sweep every second, a SIGKILLed worker's jobs run again within about 6 s (under 10 s).
+   */
+  leaseMs?: number;
+  /** Attempts before a job is dead, when the job does not say. Default 3. */
+  defaultMaxAttempts?: number;
+  /** First retry delay; doubles per attempt. Default 1000 ms. */
+  backoffBaseMs?: number;
+  /** Longest retry delay. Default 1 hour. */
+  backoffMaxMs?: number;
+  /** Polling fallback for listen(), in ms. Default 1000. */
+  pollMs?: number;
+  /** Random source in [0, 1) for the backoff jitter (inject a seeded one in tests). */
+  random?: () => number;
+  /** Apply migrations on creation (under an advisory lock). Default true. */
+  migrate?: boolean;
+}
+
+/** A wake-up subscription from listen(). */
+export interface Listener {
+  close(): Promise<void>;
+}
+
+const NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
+const INT32 = 2 ** 31 - 1;
+
+function bad(message: string, field: string): TideError {
+  return new TideError('TIDE_QUEUE_INPUT', message, { where: { field } });
+}
+
+/** Validates one enqueue input into a statement row; throws TIDE_QUEUE_INPUT naming the field. */
+function toRow(input: EnqueueInput, i: number, defaultMaxAttempts: number, prefix: string): EnqueueRow {
+  const at = (f: string) => `${prefix}${f}`;
+  if (typeof input !== 'object' || input === null) throw bad('A job must be an object.', prefix || 'job');
+  if (typeof input.queue !== 'string' || !NAME.test(input.queue) || input.queue === '*') {
+    throw bad(`The queue name must be 1-200 letters, digits or _.:-/ characters, not ${JSON.stringify(input.queue)}.`, at('queue'));
+  }
+  if (typeof input.handler !== 'string' || !NAME.test(input.handler)) {
+    throw bad(`The handler name must be 1-200 letters, digits or _.:-/ characters, not ${JSON.stringify(input.handler)}.`, at('handler'));
+  }
+  const priority = input.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > INT32) throw bad(`priority must be an integer, not ${String(priority)}.`, at('priority'));
+  const maxAttempts = input.maxAttempts ?? defaultMaxAttempts;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
+    throw bad(`maxAttempts must be an integer from 1 to 1000, not ${String(maxAttempts)}.`, at('maxAttempts'));
+  }
+  if (input.runAt !== undefined && !(Number.isFinite(input.runAt) && input.runAt >= 0)) {
+    throw bad(`runAt must be a time in ms since the epoch, not ${String(input.runAt)}.`, at('runAt'));
+  }
+  if (input.delayMs !== undefined && !(Number.isFinite(input.delayMs) && input.delayMs >= 0)) {
+    throw bad(`delayMs must be a number >= 0, not ${String(input.delayMs)}.`, at('delayMs'));
+  }
+  if (input.idempotencyKey !== undefined && (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 500)) {
+    throw bad('idempotencyKey must be a string of 1-500 characters.', at('idempotencyKey'));
+  }
+  let payload: unknown = input.payload ?? null;
+  try {
+    // what jsonb will store: undefined fields dropped, dates as strings; rejects cycles and BigInt
+    payload = payload === null ? null : (JSON.parse(JSON.stringify(payload)) as unknown);
+  } catch (cause) {
+    throw new TideError('TIDE_QUEUE_INPUT', `The payload is not JSON-serialisable: ${(cause as Error).message}`, { cause, where: { field: at('payload') } });
+  }
+  return {
+    i,
+    queue: input.queue,
+    handler: input.handler,
+    payload,
+    priority,
+    run_at_ms: input.runAt ?? null,
+    delay_ms: input.runAt === undefined ? (input.delayMs ?? null) : null,
+    max_attempts: maxAttempts,
+    key: input.idempotencyKey ?? null,
+  };
+}
+
+/** Runs `fn`, mapping connection failures to TIDE_DB_UNAVAILABLE. */
+async function db<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toDbError(err);
+  }
+}
+
+export class PostgresQueue implements QueueEngine {
+  readonly schema: string;
+  readonly leaseMs: number;
+  readonly pollMs: number;
+  readonly pool: pg.Pool;
+  private readonly ctx: SqlContext;
+  private readonly ownsPool: boolean;
+  private readonly defaultMaxAttempts: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly random: () => number;
+  private readonly connectionString: string;
+  private readonly listeners = new Set<Listener>();
+
+  constructor(options: PostgresQueueOptions) {
+    this.schema = options.schema ?? 'tide';
+    this.ctx = { q: quoteSchema(this.schema), schema: this.schema, channel: channelFor(this.schema), buckets: SERVICE_TIME_BUCKETS };
+    this.connectionString = options.connectionString;
+    this.leaseMs = options.leaseMs ?? 5000;
+    this.pollMs = options.pollMs ?? 1000;
+    this.defaultMaxAttempts = options.defaultMaxAttempts ?? 3;
+    this.backoffBaseMs = options.backoffBaseMs ?? 1000;
+    this.backoffMaxMs = options.backoffMaxMs ?? 3_600_000;
+    this.random = options.random ?? Math.random;
+    this.ownsPool = !options.pool;
+    this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 });
+    // an idle client dropped by a server restart emits here; without a listener node would crash
+    if (this.ownsPool) this.pool.on('error', () => undefined);
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    const [first] = await this.enqueueMany([input], '');
+    return first!;
+  }
+
+  /** Enqueues all jobs in one statement; results in input order. */
+  async enqueueMany(inputs: EnqueueInput[], fieldPrefix = 'jobs'): Promise<EnqueueResult[]> {
+    if (!Array.isArray(inputs)) throw bad('enqueueMany takes an array of jobs.', fieldPrefix || 'jobs');
+    if (inputs.length === 0) return [];
+    const rows = inputs.map((input, i) => toRow(input, i, this.defaultMaxAttempts, fieldPrefix ? `${fieldPrefix}[${i}].` : ''));
+    return db(async () => {
+      const outcomes = await enqueueRows(this.pool, this.ctx, rows);
+      const results: EnqueueResult[] = outcomes.map((o) => ({ id: o.id, created: o.created }));
+      // a used key: the first job's id (a separate read: a concurrent insert of the same key
+      // committed after this statement's snapshot, so the statement itself cannot see it)
+      const missing = outcomes.filter((o) => !o.created && o.key !== null);
+      if (missing.length > 0) {
+        const ids = await idsForKeys(this.pool, this.ctx, [...new Set(missing.map((o) => o.key!))]);
+        for (const o of missing) {
+          const id = ids.get(o.key!);
+          // purged between the two statements: enqueue that one again
+          results[o.i] = id ? { id, created: false } : await this.enqueue(inputs[o.i]!);
+        }
+      }
+      return results;
+    });
+  }
+
+  getJob(id: string): Promise<Job | undefined> {
+    return db(() => getJob(this.pool, this.ctx, id));
+  }
+
+  retry(id: string): Promise<Job | undefined> {
+    return db(() => retryJob(this.pool, this.ctx, id));
+  }
+
+  stats(queue?: string): Promise<QueueStats[]> {
+    return db(() => queueStats(this.pool, this.ctx, queue));
+  }
+
+  queues(): Promise<string[]> {
+    return db(() => queueNames(this.pool, this.ctx));
+  }
+
+  /** Leases up to `limit` runnable jobs from `queues` (`*`: all) to `workerId`. */
+  claim(workerId: string, queues: readonly string[], limit: number): Promise<ClaimedJob[]> {
+    if (limit <= 0 || queues.length === 0) return Promise.resolve([]);
+    return db(() => claimJobs(this.pool, this.ctx, workerId, queues, limit, this.leaseMs));
+  }
+
+  /** Completes one job if `workerId` still holds it; false when it does not. */
+  async complete(id: string, workerId: string, result?: unknown, durationMs?: number): Promise<boolean> {
+    const done = await this.completeMany(workerId, [{ id, result, ...(durationMs === undefined ? {} : { durationMs }) }]);
+    return done.length === 1;
+  }
+
+  /** Completes a batch in one statement; returns the ids completed (those still held). */
+  completeMany(workerId: string, items: Completion[]): Promise<string[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return db(() => completeJobs(this.pool, this.ctx, workerId, items));
+  }
+
+  /**
+   * Records a failed attempt: back to ready after the backoff, or dead when out of attempts.
+   * Undefined when `workerId` no longer holds the job.
+   */
+  fail(id: string, workerId: string, error: unknown): Promise<FailOutcome | undefined> {
+    const message = describeError(error);
+    return db(() =>
+      failJob(this.pool, this.ctx, { id, workerId, error: message, baseMs: this.backoffBaseMs, maxMs: this.backoffMaxMs, jitter: this.random() }),
+    );
+  }
+
+  /** Renews the leases `workerId` still holds among `ids`; returns those renewed. */
+  heartbeat(workerId: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return db(() => heartbeatJobs(this.pool, this.ctx, workerId, ids, this.leaseMs));
+  }
+
+  /** Hands jobs back to ready at once (drain), attempt not counted; returns those released. */
+  release(workerId: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return db(() => releaseJobs(this.pool, this.ctx, workerId, ids));
+  }
+
+  /** Returns jobs whose lease expired to ready (or dead on their last attempt); returns how many. */
+  recoverExpired(limit = 1000): Promise<number> {
+    return db(() => recoverExpiredJobs(this.pool, this.ctx, limit));
+  }
+
+  /** Deletes completed and dead jobs finished more than `olderThanMs` ago, `batch` rows per statement. */
+  async purgeFinished(olderThanMs: number, batch = 1000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await db(() => purgeFinishedBatch(this.pool, this.ctx, olderThanMs, batch));
+      total += n;
+      if (n < batch) return total;
+    }
+  }
+
+  /**
+   * Calls `onWake` when jobs may have become runnable: on NOTIFY from this schema's channel,
+   * and every `pollMs` regardless (the fallback when notifications never arrive). The LISTEN
+   * connection reconnects by itself after a database restart.
+   */
+  async listen(onWake: () => void, options: { pollMs?: number; notify?: boolean } = {}): Promise<Listener> {
+    const pollMs = options.pollMs ?? this.pollMs;
+    let closed = false;
+    let client: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const poll = setInterval(() => onWake(), pollMs);
+    const connect = async (): Promise<void> => {
+      if (closed) return;
+      const c = new pg.Client({ connectionString: this.connectionString });
+      c.on('notification', () => onWake());
+      c.on('error', () => undefined);
+      c.on('end', () => {
+        if (client === c) client = undefined;
+        // the server went away: reconnect, and wake once in case we missed notifications
+        if (!closed) retry = setTimeout(() => void connect(), Math.min(pollMs, 1000));
+      });
+      try {
+        await c.connect();
+        await c.query(`LISTEN "${this.ctx.channel}"`);
+        if (closed) {
+          await c.end();
+          return;
+        }
+        client = c;
+        onWake();
+      } catch {
+        await c.end().catch(() => undefined);
+      }
+    };
+    if (options.notify !== false) await connect();
+    const listener: Listener = {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(poll);
+        if (retry) clearTimeout(retry);
+        this.listeners.delete(listener);
+        await client?.end().catch(() => undefined);
+      },
+    };
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /** Applies migrations to this engine's schema. */
+  async migrate(): Promise<number[]> {
+    const client = await db(() => this.pool.connect());
+    try {
+      return await migrate(client, this.schema);
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.listeners].map((l) => l.close()));
+    if (this.ownsPool) await this.pool.end();
+  }
+}
+
+/** The text stored as a job's last error: code and message for a TideError, message otherwise. */
+export function describeError(error: unknown): string {
+  if (error instanceof TideError) return `${error.code}: ${error.message}`;
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+/** Creates the engine (and, unless told not to, brings its schema up to date). */
+export async function createPostgresQueue(options: PostgresQueueOptions): Promise<PostgresQueue> {
+  const queue = new PostgresQueue(options);
+  if (options.migrate !== false) {
+    try {
+      await queue.migrate();
+    } catch (err) {
+      await queue.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  return queue;
+}
+
+/** A worker id unique across hosts and restarts: host, pid, random suffix. */
+export function newWorkerId(): string {
+  return `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+}

@@ -1,0 +1,51 @@
+/**
+ * Complete a batch of jobs in one statement, each only if this worker still holds it
+ * (locked_by): a worker whose lease ran out and whose job went to another worker cannot
+ * complete it over the new holder. The completion and failure counters and the service-time
+ * histogram move in the same statement, so metrics never disagree with the rows.
+ */
+import { type Queryable, type SqlContext, statementName } from './context.js';
+
+export interface Completion {
+  id: string;
+  result?: unknown;
+  /** Handler run time measured by the worker; default: now - started_at. */
+  durationMs?: number;
+}
+
+/** Returns the ids actually completed (those this worker still held). */
+export async function completeJobs(db: Queryable, ctx: SqlContext, workerId: string, items: Completion[]): Promise<string[]> {
+  const { q } = ctx;
+  const text = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(id bigint, result jsonb, ms float8)
+), done AS (
+  UPDATE ${q}.jobs j
+  SET state = 'completed', result = i.result, finished_at = now(), locked_by = NULL, lease_until = NULL
+  FROM input i
+  WHERE j.id = i.id AND j.locked_by = $1 AND j.state = 'active'
+  RETURNING j.id, j.queue, coalesce(i.ms / 1000.0, extract(epoch FROM now() - j.started_at)::float8) AS secs
+), agg AS (
+  SELECT queue, count(*) AS n, sum(secs) AS s, array_agg(width_bucket(secs, $3::float8[]) + 1) AS bs
+  FROM done GROUP BY queue
+), st AS (
+  UPDATE ${q}.queue_stats s
+  SET completions = s.completions + a.n, completed = s.completed + a.n,
+      st_sum = s.st_sum + a.s, st_count = s.st_count + a.n,
+      st_buckets = ARRAY(SELECT s.st_buckets[k] + (SELECT count(*) FROM unnest(a.bs) b WHERE b = k)
+                         FROM generate_subscripts(s.st_buckets, 1) k ORDER BY k)
+  FROM agg a WHERE s.queue = a.queue
+  RETURNING 1
+)
+SELECT id::text AS id FROM done WHERE (SELECT count(*) FROM st) >= 0`;
+  const { rows } = await db.query<{ id: string }>({
+    name: statementName(ctx, 'complete'),
+    text,
+    values: [
+      workerId,
+      JSON.stringify(items.map((c) => ({ id: c.id, result: c.result ?? null, ms: c.durationMs ?? null }))),
+      ctx.buckets,
+    ],
+  });
+  return rows.map((r) => r.id);
+}
