@@ -58,8 +58,45 @@ export const ERRORS = {
   TIDE_CONFIG_EXISTS: { status: 400, exit: 2, summary: '`tide init` would overwrite an existing config file; pass --force to replace it.' },
 
   // --- core and simulator
+  TIDE_POLICY_INVALID: { status: 400, exit: 2, summary: "A service's `scale:` block is malformed: a field is missing, out of range, or a cron expression or time zone does not parse (the field path is named)." },
+  TIDE_SCENARIO_NOT_FOUND: { status: 404, exit: 2, summary: 'The scenario file named cannot be read.' },
+  TIDE_SCENARIO_INVALID: { status: 400, exit: 2, summary: 'A scenario file is not valid YAML or a field in it is missing or malformed (the file, line and field are named).' },
+  TIDE_SCENARIO_TRACE_MISSING: { status: 404, exit: 2, summary: 'The arrival trace a scenario names cannot be read.' },
+  TIDE_SCENARIO_TRACE_INVALID: { status: 400, exit: 2, summary: 'A row of an arrival trace (`t,count` CSV) is malformed (the file and line are named).' },
+  TIDE_SIM_UNKNOWN_POLICY: { status: 400, exit: 2, summary: 'The simulator has no policy of the name given to --policy.' },
+  TIDE_SIM_CORE_UNAVAILABLE: { status: 500, exit: 1, summary: 'The decision core could not be loaded, so the `tide` and `config` policies cannot run.' },
 
   // --- supervisor and load balancer
+  TIDE_LB_NO_UPSTREAM: { status: 503, exit: 1, summary: 'The load balancer has no healthy, non-draining upstream (API replica) to send the request to.' },
+  TIDE_LB_UPSTREAM_FAILED: { status: 502, exit: 1, summary: 'The upstream (and every other one tried, for a request safe to retry) failed to answer: connection refused, reset or closed.' },
+  TIDE_LB_UPSTREAM_TIMEOUT: { status: 504, exit: 1, summary: 'The upstream did not send response headers within the load balancer\'s upstream timeout.' },
+  TIDE_LB_RATE_LIMITED: { status: 429, exit: 1, summary: 'This client IP sent more requests than the balancer rate_limit allows; retry after the Retry-After seconds.' },
+  TIDE_LB_LISTEN: { status: 500, exit: 1, summary: 'The load balancer cannot listen on its host and port (in use, or not allowed).' },
+  TIDE_LB_CLOSED: { status: 500, exit: 1, summary: 'The load balancer was closed; it takes no more upstreams.' },
+  TIDE_LB_UNKNOWN_UPSTREAM: { status: 404, exit: 1, summary: 'The load balancer has no upstream with the id given.' },
+  TIDE_SUPERVISOR_UNKNOWN_SERVICE: { status: 404, exit: 2, summary: 'The service named is not one the running `tide up` supervises.' },
+  TIDE_SUPERVISOR_SCALE_INVALID: { status: 400, exit: 2, summary: 'A replica count is not a whole number within the service min..max.' },
+  TIDE_SUPERVISOR_REPLICA_UNHEALTHY: { status: 500, exit: 1, summary: 'A new replica exited or did not pass its health check in time (a scale-out or rolling restart stopped there).' },
+  TIDE_SUPERVISOR_STOPPING: { status: 409, exit: 1, summary: 'The supervisor is shutting down and accepts no more changes.' },
+  TIDE_SUPERVISOR_NOT_RUNNING: { status: 503, exit: 1, summary: 'No `tide up` answers for this project (no .tide/control.json, or its control API does not answer).' },
+  TIDE_SUPERVISOR_ALREADY_RUNNING: { status: 409, exit: 1, summary: 'Another `tide up` already runs for this project (its control API answers).' },
+  TIDE_CONTROL_UNAUTHORIZED: { status: 401, exit: 2, summary: 'The control API is bound to a non-loopback address and the request has no valid `Authorization: Bearer <token>`.' },
+  TIDE_CONTROL_TOKEN_REQUIRED: { status: 400, exit: 2, summary: 'The control API is configured on a non-loopback address without a token (control.token or TIDE_CONTROL_TOKEN).' },
+  TIDE_CONTROL_BAD_REQUEST: { status: 400, exit: 2, summary: 'A control API request has a malformed body or an unknown endpoint.' },
+
+  // --- actuators
+  TIDE_ACTUATOR_CONFIG: { status: 400, exit: 2, summary: 'An actuator config is malformed: an unknown kind, or a field missing, unknown or of the wrong type (the field is named).' },
+  TIDE_ACTUATOR_REPLICAS: { status: 400, exit: 2, summary: 'A replica count given to an actuator is not a whole number >= 0; nothing was sent to the platform.' },
+  TIDE_ACTUATOR_NOT_FOUND: { status: 404, exit: 1, summary: 'The platform has no such service (Compose service, Deployment or StatefulSet, ECS service or cluster).' },
+  TIDE_ACTUATOR_FAILED: { status: 502, exit: 1, summary: 'The platform refused or failed a scale or observe call (a non-zero docker exit, an API error, a timeout); the message carries its last words.' },
+
+  // --- sources
+  TIDE_SOURCE_CONFIG: { status: 400, exit: 2, summary: 'A metric source config is malformed: an unknown kind, or a field missing, unknown or of the wrong type (the field is named).' },
+  TIDE_SOURCE_FAILED: { status: 503, exit: 1, summary: 'A metric source could not read its backend (unreachable, refused, closed, or an unexpected failure); the message names the source.' },
+  TIDE_SOURCE_ABORTED: { status: 504, exit: 1, summary: 'A metric source read was aborted (its timeout or the caller\'s signal) before the backend answered.' },
+  TIDE_SOURCE_NOT_FOUND: { status: 404, exit: 1, summary: 'The queue or object a metric source reads does not exist on the backend (for example a RabbitMQ queue).' },
+  TIDE_SOURCE_QUERY: { status: 502, exit: 1, summary: 'The backend rejected a metric source\'s query (SQL or PromQL error, a write in a read-only query, a wrong key type); the message carries the backend\'s words.' },
+  TIDE_SOURCE_BAD_VALUE: { status: 502, exit: 1, summary: 'A metric source\'s backend answered with something that is not the number(s) expected (not JSON, not numeric, several series where one was expected).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

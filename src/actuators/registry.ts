@@ -1,0 +1,62 @@
+/**
+ * The actuator registry: ONE explicit map from `kind` to definition. Adding a platform means
+ * one file in this folder and one line here (docs/actuators.md walks through it).
+ */
+import type { z } from 'zod';
+
+import { TideError } from '../errors.js';
+import { composeActuator } from './compose.js';
+import { ecsActuator } from './ecs.js';
+import { kubernetesActuator } from './kubernetes.js';
+import type { Actuator, ActuatorContext, ActuatorDefinition } from './types.js';
+
+export const ACTUATORS: Readonly<Record<string, ActuatorDefinition>> = {
+  compose: composeActuator,
+  kubernetes: kubernetesActuator,
+  ecs: ecsActuator,
+};
+
+export type ActuatorKind = 'compose' | 'kubernetes' | 'ecs';
+
+/** "a.b[2].c" from a zod issue path, under `prefix`. */
+function fieldPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {
+  let out = prefix;
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+  return issue.message;
+}
+
+/**
+ * Validates an actuator config (`{ kind, ...fields }`) and creates the actuator. A bad config
+ * is a TIDE_ACTUATOR_CONFIG naming the field, under `options.field` (default "actuator"),
+ * with `options.file` when the config came from one.
+ */
+export function createActuator(raw: unknown, context: ActuatorContext = {}, options: { field?: string; file?: string } = {}): Actuator {
+  const prefix = options.field ?? 'actuator';
+  const where = (field: string) => ({ ...(options.file ? { file: options.file } : {}), field });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new TideError('TIDE_ACTUATOR_CONFIG', `An actuator config is an object with a "kind" (${Object.keys(ACTUATORS).join(', ')}).`, { where: where(prefix) });
+  }
+  const { kind, ...fields } = raw as Record<string, unknown>;
+  const definition = typeof kind === 'string' && Object.hasOwn(ACTUATORS, kind) ? ACTUATORS[kind] : undefined;
+  if (!definition) {
+    throw new TideError('TIDE_ACTUATOR_CONFIG', `Unknown actuator kind ${JSON.stringify(kind)}; the kinds are ${Object.keys(ACTUATORS).join(', ')}.`, {
+      where: where(fieldPath(prefix, ['kind'])),
+    });
+  }
+  const parsed = definition.schema.safeParse(fields);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = issue.code === 'unrecognized_keys' && issue.keys.length === 1 ? [...issue.path, issue.keys[0]!] : issue.path;
+    const field = fieldPath(prefix, path);
+    throw new TideError('TIDE_ACTUATOR_CONFIG', `Actuator ${definition.kind}: ${field}: ${describeIssue(issue)}.`, {
+      where: where(field),
+      details: { issues: parsed.error.issues.map((i) => ({ field: fieldPath(prefix, i.path), message: describeIssue(i) })) },
+    });
+  }
+  return definition.create(parsed.data, context);
+}
