@@ -120,6 +120,17 @@ export interface SloPolicy {
   concurrency: number;
   /** Seconds from a scale-out request to the new replica taking jobs. */
   startupSeconds?: number;
+  /**
+   * Scale-in hysteresis: a smaller count is chosen only if it keeps the predicted share of late
+   * jobs under `margin x (1 - attainment)`. Default 0.25 (see docs/slo-policy.md).
+   */
+  margin?: number;
+  /** Seconds the smaller count must keep qualifying before the policy proposes it. Default 60. */
+  scaleInHoldSeconds?: number;
+  /** Fast arrival-rate window, seconds (default 20). The fast estimate wins on the way up. */
+  fastWindowSeconds?: number;
+  /** Slow arrival-rate window, seconds (default 120). */
+  slowWindowSeconds?: number;
 }
 
 /** Cron windows that raise or lower min/max ("0 22 * * *: worker min 2"). */
@@ -145,7 +156,12 @@ export interface ServicePolicy {
   /** After this many consecutive source failures, go to `replicas` (the KEDA rule). */
   fallback?: { failureThreshold: number; replicas: number };
   /** Scale from zero only when this metric exceeds the threshold; scale to zero only below it. */
-  activation?: { metric: string; threshold: number };
+  activation?: {
+    metric: string;
+    threshold: number;
+    /** Seconds the metric must stay at or below the threshold before 1 -> 0 (KEDA's cooldownPeriod); default 300. */
+    cooldownSeconds?: number;
+  };
   /** Knative-style panic: when demand >= threshold x capacity, scale up at once and never down. */
   panic?: { threshold: number; windowSeconds: number; stableWindowSeconds?: number };
 }
