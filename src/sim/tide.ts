@@ -1,0 +1,97 @@
+/**
+ * The `tide` and `config` policies: the decision core's `decide()` driven by the simulator's
+ * virtual clock, exactly as the live controller drives it (every 5 s by default, the history
+ * passed back each time, the same metric names).
+ *
+ * The core module is loaded on first use (`loadCore`), so the simulator, its baselines and the
+ * CLI work without it and the core can evolve separately.
+ */
+import { TideError } from '../errors.js';
+import { type DecideInput, type Decision, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../core/types.js';
+import type { Observation, SimPolicy } from './engine.js';
+import type { Scenario } from './scenario.js';
+
+export type DecideFn = (input: DecideInput) => Decision;
+
+/** The live controller's default decision interval. */
+export const CONTROLLER_INTERVAL_SECONDS = 5;
+
+let core: DecideFn | undefined;
+
+/** Loads core `decide()` once; TIDE_SIM_CORE_UNAVAILABLE when it cannot be loaded. */
+export async function loadCore(): Promise<DecideFn> {
+  if (core) return core;
+  // a variable specifier: the simulator must type-check and run while the core is being written
+  const specifier = '../core/decide.js';
+  let mod: { decide?: unknown };
+  try {
+    mod = (await import(specifier)) as { decide?: unknown };
+  } catch (cause) {
+    throw new TideError('TIDE_SIM_CORE_UNAVAILABLE', `The decision core (src/core/decide) cannot be loaded: ${(cause as Error).message}`, { cause });
+  }
+  if (typeof mod.decide !== 'function') {
+    throw new TideError('TIDE_SIM_CORE_UNAVAILABLE', 'The decision core module does not export a decide() function.');
+  }
+  core = mod.decide as DecideFn;
+  return core;
+}
+
+/** The samples a live metric source would publish for the observation, at virtual ms. */
+export function samplesOf(obs: Observation): Sample[] {
+  const at = obs.now * 1000;
+  const samples: Sample[] = [
+    { metric: METRIC.queueDepth, value: obs.queueDepth, at },
+    { metric: METRIC.oldestAge, value: obs.oldestAgeSeconds, at },
+    { metric: METRIC.arrivalsTotal, value: obs.arrivalsTotal, at },
+    { metric: METRIC.completionsTotal, value: obs.completionsTotal, at },
+    { metric: METRIC.inFlight, value: obs.inFlight, at },
+    { metric: METRIC.utilization, value: obs.utilization, at },
+  ];
+  // no completion yet: the live source has no service-time figure either
+  if (Number.isFinite(obs.serviceTimeMeanSeconds)) {
+    samples.push({ metric: METRIC.serviceTimeMean, value: obs.serviceTimeMeanSeconds, at });
+    samples.push({ metric: METRIC.serviceTimeScv, value: obs.serviceTimeScv, at });
+  }
+  return samples;
+}
+
+/** A SimPolicy around a loaded decide(): keeps the core's history between calls. */
+export function corePolicy(name: string, policy: ServicePolicy, decide: DecideFn, intervalSeconds = CONTROLLER_INTERVAL_SECONDS): SimPolicy {
+  let history = emptyHistory();
+  return {
+    name,
+    intervalSeconds,
+    decide(obs: Observation): number {
+      const decision = decide({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs), policy, history });
+      history = decision.history;
+      return decision.desired;
+    },
+  };
+}
+
+/** The SLO policy a scenario asks for: its bounds and its promise, nothing tuned. */
+export function tideServicePolicy(scenario: Scenario): ServicePolicy {
+  return {
+    min: scenario.minReplicas,
+    max: scenario.maxReplicas,
+    policies: [
+      {
+        kind: 'slo',
+        waitSeconds: scenario.slo.waitSeconds,
+        attainment: scenario.slo.attainment,
+        concurrency: scenario.concurrency,
+        startupSeconds: scenario.startupSeconds,
+      },
+    ],
+  };
+}
+
+/** The `tide` policy for a scenario (loads the core on first use). */
+export async function tidePolicy(scenario: Scenario): Promise<SimPolicy> {
+  return corePolicy('tide', tideServicePolicy(scenario), await loadCore());
+}
+
+/** A service's own `scale:` block run through the core, as `tide autoscale` would run it. */
+export async function configPolicy(servicePolicy: ServicePolicy, options: { name?: string; intervalSeconds?: number } = {}): Promise<SimPolicy> {
+  return corePolicy(options.name ?? 'config', servicePolicy, await loadCore(), options.intervalSeconds);
+}
