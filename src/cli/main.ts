@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   version: () => import('./commands/version.js'),
   init: () => import('./commands/init.js'),
   schema: () => import('./commands/schema.js'),
+  api: () => import('./commands/api.js'),
 };
 
 function usage(): string {

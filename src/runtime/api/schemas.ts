@@ -21,7 +21,8 @@ export interface JobRequest {
 
 export type EnqueueBody = JobRequest | { jobs: JobRequest[] };
 
-const name = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:@/-]+$' } as const;
+// the same names the PostgreSQL engine accepts, so a bad name is caught here with its field
+const name = { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:/-]+$' } as const;
 
 export const jobSchema = {
   type: 'object',
@@ -36,7 +37,7 @@ export const jobSchema = {
     delay_ms: { type: 'integer', minimum: 0, maximum: 366 * 24 * 3600 * 1000 },
     run_at: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', minimum: 0 }] },
     max_attempts: { type: 'integer', minimum: 1, maximum: 1000 },
-    idempotency_key: { type: 'string', minLength: 1, maxLength: 256 },
+    idempotency_key: { type: 'string', minLength: 1, maxLength: 500 },
   },
 } as const;
 
