@@ -58,5 +58,13 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
       details: { issues: parsed.error.issues.map((i) => ({ field: fieldPath(prefix, i.path), message: describeIssue(i) })) },
     });
   }
-  return definition.create(parsed.data, context);
+  try {
+    return definition.create(parsed.data, context);
+  } catch (err) {
+    // A factory names its own field ("kubeconfig"); place it under the caller's prefix.
+    if (err instanceof TideError && err.code === 'TIDE_ACTUATOR_CONFIG' && err.where?.field) {
+      throw new TideError(err.code, err.message, { cause: err.cause, where: where(fieldPath(prefix, [err.where.field])), details: err.details });
+    }
+    throw err;
+  }
 }
