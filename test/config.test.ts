@@ -189,6 +189,32 @@ test('loadConfig reads the file, and a missing one is TIDE_CONFIG_NOT_FOUND', as
 test('the starter config validates', () => {
   const config = parseConfig(starterConfig('demo'), 'tide.yaml', {});
   assert.deepEqual(Object.keys(config.services).sort(), ['api', 'worker']);
+  assert.equal(config.services.worker?.scale?.policies[0]?.kind, 'slo');
+});
+
+test('a scale block is checked by the decision core, with the service bounds and concurrency filled in', () => {
+  const config = parseConfig(
+    'project: demo\nservices:\n  worker:\n    kind: worker\n    min: 2\n    max: 9\n    concurrency: 4\n    scale:\n      policies:\n        - kind: slo\n          waitSeconds: 10\n          attainment: 0.9\n',
+    'tide.yaml',
+    env,
+  );
+  assert.equal(config.services.worker?.scale?.min, 2);
+  assert.equal(config.services.worker?.scale?.max, 9);
+  assert.deepEqual(config.services.worker?.scale?.policies, [{ kind: 'slo', waitSeconds: 10, attainment: 0.9, concurrency: 4 }]);
+
+  const bad = failure('project: demo\nservices:\n  worker:\n    kind: worker\n    scale:\n      policies:\n        - kind: slo\n          waitSeconds: -1\n          attainment: 0.9\n');
+  assert.equal(bad.code, 'TIDE_CONFIG_INVALID');
+  assert.equal(bad.where?.field, 'services.worker.scale.policies[0].waitSeconds');
+  assert.equal(bad.where?.line, 8);
+
+  const unknown = failure('project: demo\nservices:\n  worker:\n    kind: worker\n    scale:\n      behaviour: {}\n');
+  assert.equal(unknown.where?.field, 'services.worker.scale.behaviour');
+  assert.equal(unknown.where?.line, 6);
+  assert.match(unknown.message, /did you mean "behavior"/);
+
+  const bounds = failure('project: demo\nservices:\n  worker:\n    kind: worker\n    max: 4\n    scale:\n      max: 5\n');
+  assert.equal(bounds.where?.field, 'services.worker.scale.max');
+  assert.equal(bounds.where?.line, 7);
 });
 
 test('tide init writes a valid file and refuses to overwrite it without --force', async () => {
@@ -215,5 +241,6 @@ test('tide schema prints a JSON Schema with the services property', async () => 
   assert.equal(schema.type, 'object');
   assert.ok(schema.properties.services);
   assert.ok(schema.properties.services.additionalProperties?.properties?.kind);
+  assert.ok(schema.properties.services.additionalProperties?.properties?.scale);
   assert.deepEqual(schema.required, ['project', 'services']);
 });

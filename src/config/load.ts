@@ -10,11 +10,15 @@ import { readFile } from 'node:fs/promises';
 
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument } from 'yaml';
 
+import type { ServicePolicy } from '../core/types.js';
 import { TideError, type Where } from '../errors.js';
 import { validateScale } from './scale.js';
+import { suggest } from './suggest.js';
 import { type ConfigFile, configFileSchema, KNOWN_KEYS, type ServiceConfig, type TideConfig } from './schema.js';
 
 type Path = ReadonlyArray<string | number>;
+
+const DEFAULT_CONCURRENCY = 10;
 
 /** One problem found in the file, already located. */
 export interface ConfigIssue {
@@ -94,9 +98,9 @@ export function parseConfig(text: string, file = '<memory>', env: NodeJS.Process
     throw invalid(file, issues);
   }
 
-  const issues = crossCheck(parsed.data, locate);
+  const { issues, policies } = crossCheck(parsed.data, locate);
   if (issues.length > 0) throw invalid(file, issues);
-  return normalise(parsed.data, file);
+  return normalise(parsed.data, file, policies);
 }
 
 function invalid(file: string, issues: ConfigIssue[]): TideError {
@@ -126,31 +130,6 @@ export function fieldName(path: Path): string {
 /** The KNOWN_KEYS pattern of a path: service names become `*`. */
 function pattern(path: Path): string {
   return path.map((seg, i) => (i === 1 && path[0] === 'services' ? '*' : String(seg))).join('.');
-}
-
-/** ", did you mean "x"?" when a known key is close enough, else "". */
-export function suggest(key: string, known: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = distance(key.toLowerCase(), candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  const limit = Math.max(2, Math.floor(key.length / 3));
-  return best !== undefined && bestDistance <= limit ? `; did you mean "${best}"?` : '';
-}
-
-/** Levenshtein distance, two rows. */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length]!;
 }
 
 function firstLine(message: string): string {
@@ -222,8 +201,12 @@ function isLoopback(host: string): boolean {
 }
 
 /** Checks that involve more than one field, or the decision core's schema. */
-function crossCheck(config: ConfigFile, locate: (path: Path) => { line?: number; column?: number }): ConfigIssue[] {
+function crossCheck(
+  config: ConfigFile,
+  locate: (path: Path, key?: string) => { line?: number; column?: number },
+): { issues: ConfigIssue[]; policies: Map<string, ServicePolicy> } {
   const issues: ConfigIssue[] = [];
+  const policies = new Map<string, ServicePolicy>();
   const add = (path: Path, message: string) => issues.push({ field: fieldName(path), message, ...locate(path) });
 
   if (config.database.url !== undefined && config.database.embedded === true) {
@@ -265,12 +248,18 @@ function crossCheck(config: ConfigFile, locate: (path: Path) => { line?: number;
       else claim(at('port'), s.port, last);
     }
     if (s.scale !== undefined) {
-      for (const problem of validateScale(s.scale, { min, max, concurrency: s.concurrency })) {
-        add(['services', name, 'scale', ...problem.path], problem.message);
+      const { policy, problems } = validateScale(s.scale, { min, max, concurrency: s.kind === 'worker' ? (s.concurrency ?? DEFAULT_CONCURRENCY) : undefined });
+      for (const problem of problems) {
+        const path: Path = ['services', name, 'scale', ...problem.path];
+        // An unknown key is located at the key itself (it has no value position of its own).
+        const last = problem.path.at(-1);
+        const at = problem.message.startsWith('unknown key') && typeof last === 'string' ? locate(path.slice(0, -1), last) : locate(path);
+        issues.push({ field: fieldName(path), message: problem.message, ...at });
       }
+      if (policy) policies.set(name, policy);
     }
   }
-  return issues;
+  return { issues, policies };
 }
 
 /** min, replicas and max with their defaults, which depend on each other. */
@@ -281,7 +270,7 @@ function counts(s: ConfigFile['services'][string]): { min: number; replicas: num
   return { min, replicas, max };
 }
 
-function normalise(config: ConfigFile, file: string): TideConfig {
+function normalise(config: ConfigFile, file: string, policies: Map<string, ServicePolicy>): TideConfig {
   const services: Record<string, ServiceConfig> = {};
   for (const [name, s] of Object.entries(config.services)) {
     const service: ServiceConfig = {
@@ -294,10 +283,11 @@ function normalise(config: ConfigFile, file: string): TideConfig {
     };
     if (s.command !== undefined) service.command = s.command;
     if (s.port !== undefined) service.port = s.port;
-    if (s.kind === 'worker') service.concurrency = s.concurrency ?? 10;
+    if (s.kind === 'worker') service.concurrency = s.concurrency ?? DEFAULT_CONCURRENCY;
     if (s.handlers !== undefined) service.handlers = s.handlers;
     if (s.queues !== undefined) service.queues = s.queues;
-    if (s.scale !== undefined) service.scale = s.scale;
+    const policy = policies.get(name);
+    if (policy) service.scale = policy;
     services[name] = service;
   }
   const b = config.balancer;

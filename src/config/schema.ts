@@ -9,6 +9,8 @@
  */
 import { z } from 'zod';
 
+import type { ServicePolicy } from '../core/types.js';
+
 const duration = (what: string) => z.number().positive().describe(what);
 
 const serviceName = /^[a-z][a-z0-9-]{0,62}$/;
@@ -71,7 +73,7 @@ export const serviceSchema = z
     concurrency: z.int().min(1).optional().describe('Jobs each worker replica runs at once (kind worker; default 10).'),
     handlers: z.string().min(1).optional().describe('Module path exporting the job handlers (kind worker).'),
     queues: z.array(z.string().min(1)).min(1).optional().describe('Queues the worker takes jobs from (kind worker; default all).'),
-    scale: z.record(z.string(), z.unknown()).optional().describe('The autoscaling policy (see docs/config.md).'),
+    scale: z.record(z.string(), z.unknown()).optional().describe('The autoscaling policy: policies, schedule, behavior, fallback, activation, panic (see docs/config.md). min and max come from the service.'),
   })
   .describe('One service: a set of identical replicas.');
 
@@ -124,10 +126,10 @@ export interface ServiceConfig {
   handlers?: string;
   queues?: string[];
   /**
-   * The `scale:` block. Validated by the decision core's schema when that module is present;
-   * otherwise passed through as written.
+   * The autoscaling policy (the `scale:` block, validated by the decision core's schema), with
+   * the service's min and max as its bounds. Absent: the service is not autoscaled.
    */
-  scale?: unknown;
+  scale?: ServicePolicy;
 }
 
 export interface BalancerConfig {

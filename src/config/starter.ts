@@ -53,5 +53,15 @@ services:
     concurrency: 10       # jobs each replica runs at once
     stop_grace_seconds: 30
     # handlers: ./handlers.js   # your module of job handlers (default: the built-in demo ones)
+    # Autoscaling, between min and max above. The promise: 95% of jobs start within 30 s;
+    # tide works out the replicas from the arrival rate and service time it measures.
+    scale:
+      policies:
+        - kind: slo
+          waitSeconds: 30
+          attainment: 0.95
+      behavior:
+        scaleDown:
+          stabilizationWindowSeconds: 300   # scale in only on 5 minutes of lower demand
 `;
 }
