@@ -1,0 +1,389 @@
+// The decision core, one rule at a time: each test asserts the reason code the rule gives.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { decide } from '../src/core/decide.js';
+import { estimateRate, replicasToDrain } from '../src/core/slo.js';
+import { type DecideInput, type Decision, type History, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
+
+const T0 = Date.UTC(2026, 0, 5, 12, 0, 0); // a Monday, noon UTC
+
+function samples(values: Record<string, number>, at = T0): Sample[] {
+  return Object.entries(values).map(([metric, value]) => ({ metric, value, at }));
+}
+
+function run(policy: ServicePolicy, current: number, values: Record<string, number>, extra: Partial<DecideInput> = {}): Decision {
+  return decide({ now: T0, current, ready: current, samples: samples(values, extra.now ?? T0), policy, history: emptyHistory(), ...extra });
+}
+
+const codes = (d: Decision) => d.reasons.map((r) => r.code);
+/** No stabilization, no rate limits: to test a policy's proposal on its own. */
+const free = {
+  scaleUp: { stabilizationWindowSeconds: 0, policies: [] },
+  scaleDown: { stabilizationWindowSeconds: 0, policies: [] },
+} satisfies ServicePolicy['behavior'];
+
+describe('target policy', () => {
+  test('utilisation form scales by the ratio to the target', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, behavior: free, policies: [{ kind: 'target', metric: METRIC.cpu, type: 'utilization', target: 0.6 }] };
+    const d = run(policy, 4, { [METRIC.cpu]: 0.9 });
+    assert.equal(d.desired, 6);
+    assert.ok(codes(d).includes('PolicyProposal'));
+  });
+
+  test('within the 0.1 tolerance the count stays', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, behavior: free, policies: [{ kind: 'target', metric: METRIC.cpu, type: 'utilization', target: 0.6 }] };
+    const d = run(policy, 4, { [METRIC.cpu]: 0.64 });
+    assert.equal(d.desired, 4);
+    assert.ok(codes(d).includes('WithinTolerance'));
+  });
+
+  test('per-replica (AverageValue) form divides the total by the target', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, behavior: free, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 }] };
+    assert.equal(run(policy, 5, { [METRIC.queueDepth]: 1000 }).desired, 10);
+    assert.equal(run(policy, 5, { [METRIC.queueDepth]: 120 }).desired, 2);
+  });
+});
+
+describe('steps policy', () => {
+  const policy: ServicePolicy = {
+    min: 1,
+    max: 50,
+    behavior: free,
+    policies: [{ kind: 'steps', metric: METRIC.queueDepth, up: [{ above: 1000, add: 5 }, { above: 5000, set: 40 }], down: [{ below: 100, remove: 2 }] }],
+  };
+
+  test('the highest threshold passed applies', () => {
+    assert.equal(run(policy, 4, { [METRIC.queueDepth]: 1500 }).desired, 9);
+    assert.equal(run(policy, 4, { [METRIC.queueDepth]: 6000 }).desired, 40);
+  });
+
+  test('below the low threshold it removes replicas', () => {
+    const d = run(policy, 6, { [METRIC.queueDepth]: 50 });
+    assert.equal(d.desired, 4);
+    assert.ok(codes(d).includes('PolicyProposal'));
+  });
+
+  test('between thresholds it keeps the count', () => {
+    const d = run(policy, 6, { [METRIC.queueDepth]: 500 });
+    assert.equal(d.desired, 6);
+    assert.ok(codes(d).includes('WithinTolerance'));
+  });
+});
+
+describe('several policies and missing data', () => {
+  test('the largest proposal wins', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 50,
+      behavior: free,
+      policies: [
+        { kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 },
+        { kind: 'target', metric: METRIC.cpu, type: 'utilization', target: 0.5 },
+      ],
+    };
+    assert.equal(run(policy, 4, { [METRIC.queueDepth]: 300, [METRIC.cpu]: 1 }).desired, 8);
+  });
+
+  test('a missing metric blocks scale-down (MissingMetrics)', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 50,
+      behavior: free,
+      policies: [
+        { kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 },
+        { kind: 'target', metric: METRIC.cpu, type: 'utilization', target: 0.5 },
+      ],
+    };
+    const d = run(policy, 8, { [METRIC.queueDepth]: 100 });
+    assert.equal(d.desired, 8);
+    assert.equal(d.limitedBy, 'MissingMetrics');
+  });
+
+  test('a missing metric still lets the others scale up', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 50,
+      behavior: free,
+      policies: [
+        { kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 },
+        { kind: 'target', metric: METRIC.cpu, type: 'utilization', target: 0.5 },
+      ],
+    };
+    const d = run(policy, 2, { [METRIC.queueDepth]: 900 });
+    assert.equal(d.desired, 9);
+    assert.ok(codes(d).includes('MissingMetrics'));
+  });
+
+  test('NaN, infinite and negative values are invalid and count as missing', () => {
+    const policy: ServicePolicy = { min: 1, max: 50, behavior: free, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 }] };
+    for (const bad of [Number.NaN, Infinity, -5]) {
+      const d = run(policy, 6, { [METRIC.queueDepth]: bad });
+      assert.equal(d.desired, 6);
+      assert.ok(codes(d).includes('InvalidMetric'));
+      assert.ok(codes(d).includes('MissingMetrics'));
+    }
+  });
+
+  test('a failed source blocks scale-down even when the policy has its metric', () => {
+    const policy: ServicePolicy = { min: 1, max: 50, behavior: free, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 }] };
+    const d = run(policy, 6, { [METRIC.queueDepth]: 100 }, { sourceFailed: true });
+    assert.equal(d.desired, 6);
+    assert.equal(d.limitedBy, 'MissingMetrics');
+  });
+});
+
+describe('activation and scale to zero', () => {
+  const base: ServicePolicy = { min: 0, max: 10, behavior: free, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 }] };
+
+  test('without an activation threshold the service never goes to zero', () => {
+    const d = run(base, 2, { [METRIC.queueDepth]: 0 });
+    assert.equal(d.desired, 1);
+    assert.equal(d.limitedBy, 'ActivationThreshold');
+  });
+
+  test('at zero it stays there until the metric passes the threshold', () => {
+    const policy: ServicePolicy = { ...base, activation: { metric: METRIC.queueDepth, threshold: 5 } };
+    const stay = run(policy, 0, { [METRIC.queueDepth]: 3 });
+    assert.equal(stay.desired, 0);
+    assert.equal(stay.limitedBy, 'ActivationThreshold');
+    const wake = run(policy, 0, { [METRIC.queueDepth]: 6 });
+    assert.equal(wake.desired, 1);
+    assert.ok(codes(wake).includes('ActivationThreshold'));
+  });
+
+  test('to zero only after the metric stayed below the threshold for the cooldown', () => {
+    const policy: ServicePolicy = { ...base, activation: { metric: METRIC.queueDepth, threshold: 5, cooldownSeconds: 60 } };
+    const busy = run(policy, 1, { [METRIC.queueDepth]: 50 });
+    const early = decide({ now: T0 + 30_000, current: 1, ready: 1, samples: samples({ [METRIC.queueDepth]: 0 }, T0 + 30_000), policy, history: busy.history });
+    assert.equal(early.desired, 1);
+    assert.equal(early.limitedBy, 'ActivationThreshold');
+    const late = decide({ now: T0 + 61_000, current: 1, ready: 1, samples: samples({ [METRIC.queueDepth]: 0 }, T0 + 61_000), policy, history: early.history });
+    assert.equal(late.desired, 0);
+    assert.ok(codes(late).includes('ActivationThreshold'));
+  });
+});
+
+describe('behaviour', () => {
+  const depth: ServicePolicy['policies'] = [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 100 }];
+
+  test('the HPA default scale-up limit: max(4 pods, 100%) per 15 s', () => {
+    const policy: ServicePolicy = { min: 1, max: 100, policies: depth };
+    const first = run(policy, 2, { [METRIC.queueDepth]: 5000 });
+    assert.equal(first.desired, 6);
+    assert.equal(first.limitedBy, 'ScaleUpLimit');
+    // 10 s later the period still starts at 2: no more room.
+    const second = decide({ now: T0 + 10_000, current: 6, ready: 6, samples: samples({ [METRIC.queueDepth]: 5000 }, T0 + 10_000), policy, history: first.history });
+    assert.equal(second.desired, 6);
+    assert.equal(second.limitedBy, 'ScaleUpLimit');
+    const third = decide({ now: T0 + 16_000, current: 6, ready: 6, samples: samples({ [METRIC.queueDepth]: 5000 }, T0 + 16_000), policy, history: second.history });
+    assert.equal(third.desired, 12);
+  });
+
+  test('select Min takes the policy allowing the least change', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 100,
+      policies: depth,
+      behavior: { scaleUp: { selectPolicy: 'Min', policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }, { type: 'Percent', value: 50, periodSeconds: 15 }] } },
+    };
+    assert.equal(run(policy, 10, { [METRIC.queueDepth]: 5000 }).desired, 14);
+    const max: ServicePolicy = { ...policy, behavior: { scaleUp: { ...policy.behavior!.scaleUp, selectPolicy: 'Max' } } };
+    assert.equal(run(max, 10, { [METRIC.queueDepth]: 5000 }).desired, 15);
+  });
+
+  test('scale-down rate limit per period (ScaleDownLimit)', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 100,
+      policies: depth,
+      behavior: { scaleDown: { stabilizationWindowSeconds: 0, policies: [{ type: 'Pods', value: 2, periodSeconds: 60 }] } },
+    };
+    const d = run(policy, 10, { [METRIC.queueDepth]: 100 });
+    assert.equal(d.desired, 8);
+    assert.equal(d.limitedBy, 'ScaleDownLimit');
+    const again = decide({ now: T0 + 30_000, current: 8, ready: 8, samples: samples({ [METRIC.queueDepth]: 100 }, T0 + 30_000), policy, history: d.history });
+    assert.equal(again.desired, 8);
+  });
+
+  test('scale-down stabilization keeps the highest recommendation of the window', () => {
+    const policy: ServicePolicy = { min: 1, max: 100, policies: depth };
+    const high = run(policy, 10, { [METRIC.queueDepth]: 1000 });
+    assert.equal(high.desired, 10);
+    const low = decide({ now: T0 + 60_000, current: 10, ready: 10, samples: samples({ [METRIC.queueDepth]: 200 }, T0 + 60_000), policy, history: high.history });
+    assert.equal(low.desired, 10);
+    assert.equal(low.limitedBy, 'ScaleDownStabilized');
+    const later = decide({ now: T0 + 301_000, current: 10, ready: 10, samples: samples({ [METRIC.queueDepth]: 200 }, T0 + 301_000), policy, history: low.history });
+    assert.equal(later.desired, 2);
+  });
+
+  test('scale-up stabilization keeps the lowest recommendation of the window', () => {
+    const policy: ServicePolicy = { min: 1, max: 100, policies: depth, behavior: { scaleUp: { stabilizationWindowSeconds: 60, policies: [] } } };
+    const low = run(policy, 2, { [METRIC.queueDepth]: 200 });
+    const high = decide({ now: T0 + 30_000, current: 2, ready: 2, samples: samples({ [METRIC.queueDepth]: 900 }, T0 + 30_000), policy, history: low.history });
+    assert.equal(high.desired, 2);
+    assert.equal(high.limitedBy, 'ScaleUpStabilized');
+  });
+
+  test('cooldowns hold a second change in the same direction', () => {
+    const policy: ServicePolicy = { min: 1, max: 100, policies: depth, behavior: { scaleUp: { policies: [], cooldownSeconds: 60 } } };
+    const first = run(policy, 2, { [METRIC.queueDepth]: 400 });
+    assert.equal(first.desired, 4);
+    const second = decide({ now: T0 + 30_000, current: 4, ready: 4, samples: samples({ [METRIC.queueDepth]: 900 }, T0 + 30_000), policy, history: first.history });
+    assert.equal(second.desired, 4);
+    assert.equal(second.limitedBy, 'Cooldown');
+  });
+
+  test('min and max bound the result (TooFewReplicas, TooManyReplicas)', () => {
+    const policy: ServicePolicy = { min: 3, max: 8, behavior: free, policies: depth };
+    assert.equal(run(policy, 4, { [METRIC.queueDepth]: 100 }).limitedBy, 'TooFewReplicas');
+    const d = run(policy, 4, { [METRIC.queueDepth]: 5000 });
+    assert.equal(d.desired, 8);
+    assert.equal(d.limitedBy, 'TooManyReplicas');
+  });
+
+  test('a schedule window raises the minimum (ScheduleWindow)', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, behavior: free, policies: depth, schedule: [{ cron: '0 11 * * 1-5', durationSeconds: 7200, min: 6 }] };
+    const d = run(policy, 2, { [METRIC.queueDepth]: 100 });
+    assert.equal(d.desired, 6);
+    assert.equal(d.limitedBy, 'TooFewReplicas');
+    assert.ok(codes(d).includes('ScheduleWindow'));
+    const after = run(policy, 2, { [METRIC.queueDepth]: 100 }, { now: T0 + 2 * 3_600_000 });
+    assert.equal(after.desired, 1);
+  });
+
+  test('fallback replicas after repeated source failures (FallbackReplicas)', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, policies: depth, fallback: { failureThreshold: 3, replicas: 7 } };
+    let history: History = emptyHistory();
+    let d: Decision | undefined;
+    for (let i = 0; i < 3; i++) {
+      d = decide({ now: T0 + i * 15_000, current: 2, ready: 2, samples: [], policy, history, sourceFailed: true });
+      history = d.history;
+      if (i < 2) assert.equal(d.desired, 2);
+    }
+    assert.equal(d!.desired, 7);
+    assert.equal(d!.limitedBy, 'FallbackReplicas');
+    const ok = decide({ now: T0 + 60_000, current: 7, ready: 7, samples: samples({ [METRIC.queueDepth]: 700 }, T0 + 60_000), policy, history });
+    assert.equal(ok.history.failures, 0);
+  });
+
+  test('panic scales up at once past the rate limit and blocks scale-down', () => {
+    const policy: ServicePolicy = { min: 1, max: 100, policies: depth, panic: { threshold: 2, windowSeconds: 6, stableWindowSeconds: 60 } };
+    const surge = run(policy, 2, { [METRIC.queueDepth]: 3000 });
+    assert.equal(surge.desired, 30);
+    assert.ok(codes(surge).includes('Panic'));
+    assert.ok(surge.history.panicSince !== undefined);
+    const calm = decide({
+      now: T0 + 20_000,
+      current: 30,
+      ready: 30,
+      samples: samples({ [METRIC.queueDepth]: 100 }, T0 + 20_000),
+      policy: { ...policy, behavior: { scaleDown: { stabilizationWindowSeconds: 0 } } },
+      history: surge.history,
+    });
+    assert.equal(calm.desired, 30);
+    assert.ok(codes(calm).includes('Panic'));
+    const over = decide({
+      now: T0 + 61_000,
+      current: 30,
+      ready: 30,
+      samples: samples({ [METRIC.queueDepth]: 100 }, T0 + 61_000),
+      policy: { ...policy, behavior: { scaleDown: { stabilizationWindowSeconds: 0 } } },
+      history: calm.history,
+    });
+    assert.equal(over.history.panicSince, undefined);
+    assert.equal(over.desired, 1);
+  });
+
+  test('an unconstrained change says ScalingActive; no change says DesiredWithinRange', () => {
+    const policy: ServicePolicy = { min: 1, max: 20, behavior: free, policies: depth };
+    assert.ok(codes(run(policy, 2, { [METRIC.queueDepth]: 400 })).includes('ScalingActive'));
+    assert.ok(codes(run(policy, 4, { [METRIC.queueDepth]: 400 })).includes('DesiredWithinRange'));
+  });
+});
+
+describe('SLO policy', () => {
+  const slo: ServicePolicy = {
+    min: 1,
+    max: 100,
+    behavior: free,
+    policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, startupSeconds: 30, scaleInHoldSeconds: 30 }],
+  };
+
+  /** Steady arrivals at `rate` for `seconds`, a decision every 5 s, replicas applied at once. */
+  function steady(policy: ServicePolicy, rate: number, seconds: number, start: number, backlog = 0): { d: Decision; current: number } {
+    let history = emptyHistory();
+    let current = start;
+    let d: Decision | undefined;
+    for (let t = 5; t <= seconds; t += 5) {
+      const now = T0 + t * 1000;
+      d = decide({
+        now,
+        current,
+        ready: current,
+        samples: samples({ [METRIC.arrivalsTotal]: rate * t, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: backlog }, now),
+        policy,
+        history,
+      });
+      history = d.history;
+      current = d.desired;
+    }
+    return { d: d!, current };
+  }
+
+  test('sizes for the wait target from the arrival rate (SloWaitTarget)', () => {
+    const { d } = steady(slo, 100, 60, 5);
+    // 100 jobs/s of 1 s on 10-slot replicas: a = 100 erlangs; Erlang C needs a little over 10 replicas.
+    assert.ok(d.desired >= 11 && d.desired <= 13, `desired ${d.desired}`);
+    assert.ok(codes(d).includes('SloWaitTarget') || codes(d).includes('SloHysteresis'));
+  });
+
+  test('a backlog asks for the replicas that drain it in time (SloBacklog)', () => {
+    const { d } = steady(slo, 10, 5, 2, 5000);
+    assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+    assert.ok(d.desired > 20, `desired ${d.desired}`);
+  });
+
+  test('scale-in waits for the margin and the hold time (SloHysteresis)', () => {
+    const policy: ServicePolicy = { ...slo, policies: [{ ...(slo.policies[0] as object), kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, scaleInHoldSeconds: 30 }] };
+    let history = emptyHistory();
+    const at = (t: number, total: number) =>
+      samples({ [METRIC.arrivalsTotal]: total, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: 0 }, T0 + t * 1000);
+    let d = decide({ now: T0 + 5000, current: 20, ready: 20, samples: at(5, 50), policy, history });
+    history = d.history;
+    d = decide({ now: T0 + 10_000, current: 20, ready: 20, samples: at(10, 100), policy, history });
+    assert.equal(d.desired, 20);
+    assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloHysteresis');
+    history = d.history;
+    let total = 100;
+    for (let t = 15; t <= 45; t += 5) {
+      total += 50;
+      d = decide({ now: T0 + t * 1000, current: 20, ready: 20, samples: at(t, total), policy, history });
+      history = d.history;
+    }
+    assert.ok(d.desired < 20, `desired ${d.desired}`);
+    assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloWaitTarget');
+  });
+
+  test('without service-time data it never scales in', () => {
+    const d = decide({ now: T0, current: 9, ready: 9, samples: samples({ [METRIC.arrivalsTotal]: 0, [METRIC.queueDepth]: 0 }), policy: slo, history: emptyHistory() });
+    assert.equal(d.desired, 9);
+    assert.ok(codes(d).includes('MissingMetrics'));
+  });
+
+  test('a batch that lands in one interval counts as backlog, not as a lasting rate', () => {
+    // 2 jobs/s sampled every 5 s for two minutes, then 20,000 at once.
+    const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 10 }));
+    series.push({ at: 125_000, value: 240 + 20_010 });
+    const r = estimateRate(series, 125_000, { kind: 'slo', waitSeconds: 120, attainment: 0.99, concurrency: 10 })!;
+    assert.ok(r.fast <= 2.5, `fast ${r.fast}`);
+    assert.ok(r.slow <= 2.5, `slow ${r.slow}`);
+  });
+
+  test('drain: new replicas count only from when they are ready', () => {
+    // 20,000 jobs of 0.6 s on 10-slot replicas within 120 s, start-up 30 s, 1 ready replica.
+    const n = replicasToDrain({ backlog: 20_000, lambda: 0, serviceTime: 0.6, concurrency: 10, waitSeconds: 120, startupSeconds: 30, ready: 1 });
+    // 1 replica serves 120 s; each new one 90 s: 1200 replica-s of work -> 1 + ceil(1080 / 90) = 13.
+    assert.equal(n, 13);
+  });
+});
