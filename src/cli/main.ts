@@ -16,6 +16,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   init: () => import('./commands/init.js'),
   schema: () => import('./commands/schema.js'),
   api: () => import('./commands/api.js'),
+  simulate: () => import('./commands/simulate.js'),
 };
 
 function usage(): string {

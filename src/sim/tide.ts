@@ -21,11 +21,10 @@ let core: DecideFn | undefined;
 /** Loads core `decide()` once; TIDE_SIM_CORE_UNAVAILABLE when it cannot be loaded. */
 export async function loadCore(): Promise<DecideFn> {
   if (core) return core;
-  // a variable specifier: the simulator must type-check and run while the core is being written
-  const specifier = '../core/decide.js';
+  // loaded lazily: the baselines and the CLI keep working even if the core fails to load
   let mod: { decide?: unknown };
   try {
-    mod = (await import(specifier)) as { decide?: unknown };
+    mod = await import('../core/decide.js');
   } catch (cause) {
     throw new TideError('TIDE_SIM_CORE_UNAVAILABLE', `The decision core (src/core/decide) cannot be loaded: ${(cause as Error).message}`, { cause });
   }

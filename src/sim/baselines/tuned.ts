@@ -46,16 +46,23 @@ export function tunedSearch(
   }
   let chosen: number;
   if (found < 0) {
-    // none meets the SLO: the grid value with the highest attainment
+    // none meets the SLO: the value with the highest attainment, from a sweep of every third
+    // grid point (full runs) and then the two grid neighbours of the best one
     let best = -1;
-    chosen = grid[0]!;
-    for (const x of grid) {
-      const a = run(x, false).attainment;
+    let bestIndex = 0;
+    const tryIndex = (i: number): void => {
+      if (i < 0 || i >= grid.length) return;
+      const a = run(grid[i]!, false).attainment;
       if (a > best) {
         best = a;
-        chosen = x;
+        bestIndex = i;
       }
-    }
+    };
+    for (let i = 0; i < grid.length; i += 3) tryIndex(i);
+    const around = bestIndex;
+    tryIndex(around - 1);
+    tryIndex(around + 1);
+    chosen = grid[bestIndex]!;
   } else if (found === 0) {
     chosen = grid[0]!;
   } else {
