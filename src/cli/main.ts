@@ -13,6 +13,7 @@ export interface Command {
 /** The explicit command registry: name -> lazy module. */
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   version: () => import('./commands/version.js'),
+  worker: () => import('./commands/worker.js'),
   init: () => import('./commands/init.js'),
   schema: () => import('./commands/schema.js'),
   api: () => import('./commands/api.js'),

@@ -1,0 +1,360 @@
+/**
+ * The worker: claims jobs from the PostgreSQL queue and runs their handlers, up to
+ * `concurrency` at a time in this process.
+ *
+ * Design note. One claim loop keeps the slots full: it claims as many jobs as there are free
+ * slots in one statement, and runs again when a slot frees (coalesced with setImmediate, so a
+ * burst of finishing jobs becomes one claim for all of them, not one claim each), on a
+ * NOTIFY, or on the poll timer. Finished jobs go into a small completion buffer flushed every
+ * few ms or N jobs in one statement; a job stays leased (and heartbeated) until its
+ * completion is flushed, so a crash before the flush only means the job runs again
+ * (at least once). Failures are written at once with the queue's backoff.
+ *
+ * States: running -> draining (stop(): no more claims; in-flight jobs get the grace period)
+ * -> stopped (what is still running is released back to ready at once, the buffer flushed,
+ * connections closed). A database outage is survived: claims and flushes back off and retry,
+ * and /health reports 503 meanwhile.
+ */
+import { TideError } from '../../errors.js';
+import { builtinHandlers } from '../handlers/index.js';
+import type { Handlers, JobContext } from '../handlers/types.js';
+import { type Completion, type Listener, type PostgresQueue, createPostgresQueue, describeError, newWorkerId } from '../queue/postgres.js';
+import type { ClaimedJob } from '../queue/types.js';
+import { type MetricsServer, startMetricsServer } from './metrics-server.js';
+
+export interface WorkerOptions {
+  connectionString: string;
+  schema?: string;
+  /** Queues to claim from; `*` is every queue. Default `['default']`. */
+  queues?: string[];
+  /** Jobs run at once in this process. Default 10. */
+  concurrency?: number;
+  /** User handlers, merged over the built-ins (hash, sleep). */
+  handlers?: Handlers;
+  /** Lease per claim; heartbeats renew it every third of it. Default 5000 ms. */
+  leaseMs?: number;
+  /** Polling fallback when no NOTIFY arrives. Default 1000 ms. */
+  pollMs?: number;
+  /** How often this worker returns expired leases (of dead workers) to ready. Default 1000 ms. */
+  sweepMs?: number;
+  /** Default drain grace for stop(). Default 30 s. */
+  graceMs?: number;
+  /** Completions per flush, and the longest a completion waits for its batch. Defaults 64, 2 ms. */
+  completionBatch?: number;
+  completionDelayMs?: number;
+  /** Retry backoff of failed jobs (queue defaults when absent). */
+  backoffBaseMs?: number;
+  /** Port for /health and /metrics (0 or absent: none). */
+  metricsPort?: number;
+  metricsHost?: string;
+  workerId?: string;
+  log?: (line: string) => void;
+  /** Use this queue engine instead of creating one (not closed by stop()). */
+  queue?: PostgresQueue;
+}
+
+export interface RunningWorker {
+  id: string;
+  /** Drains: stops claiming, waits up to `graceMs` for in-flight jobs, releases the rest. */
+  stop(graceMs?: number): Promise<void>;
+  /** Resolves when the worker has stopped. */
+  readonly stopped: Promise<void>;
+  /** Jobs finished (completed or failed) by this worker. */
+  readonly processed: number;
+  readonly running: number;
+  /** The metrics server's port, when one runs. */
+  readonly metricsPort: number | undefined;
+}
+
+interface Slot {
+  job: ClaimedJob;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const sleepFor = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/** Starts a worker in this process. */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const id = options.workerId ?? newWorkerId();
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new TideError('TIDE_USAGE', `concurrency must be a whole number >= 1, not ${concurrency}.`, { where: { field: 'concurrency' } });
+  }
+  const queues = options.queues && options.queues.length > 0 ? options.queues : ['default'];
+  const handlers: Handlers = Object.assign(Object.create(null) as Handlers, builtinHandlers, options.handlers);
+  const batchSize = options.completionBatch ?? 64;
+  const batchDelay = options.completionDelayMs ?? 2;
+  const sweepMs = options.sweepMs ?? 1000;
+  const graceDefault = options.graceMs ?? 30_000;
+
+  const queue =
+    options.queue ??
+    (await createPostgresQueue({
+      connectionString: options.connectionString,
+      ...(options.schema ? { schema: options.schema } : {}),
+      ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
+      poolSize: 4,
+    }));
+  const ownsQueue = !options.queue;
+  const heartbeatMs = Math.max(50, Math.floor(queue.leaseMs / 3));
+
+  const slots = new Map<string, Slot>();
+  /** Finished, waiting for the flush; still leased and heartbeated. */
+  let buffer: Completion[] = [];
+  let flushing: Promise<void> | undefined;
+  let flushTimer: NodeJS.Timeout | undefined;
+  const pendingFails = new Set<Promise<unknown>>();
+  let processed = 0;
+  let stopping = false;
+  let databaseUp = true;
+  const lifetime = new AbortController();
+  let metrics: MetricsServer | undefined;
+
+  // --- claiming
+  let claiming = false;
+  let again = false;
+  let fillScheduled = false;
+  let filling: Promise<void> = Promise.resolve();
+  function scheduleFill(): void {
+    if (fillScheduled || stopping) return;
+    fillScheduled = true;
+    setImmediate(() => {
+      fillScheduled = false;
+      if (claiming) {
+        again = true;
+        return;
+      }
+      filling = fill();
+    });
+  }
+  async function fill(): Promise<void> {
+    claiming = true;
+    try {
+      let failures = 0;
+      while (!stopping) {
+        again = false;
+        const free = concurrency - slots.size;
+        if (free <= 0) break;
+        let jobs: ClaimedJob[];
+        try {
+          jobs = await queue.claim(id, queues, free);
+          failures = 0;
+          setDatabase(true);
+        } catch (err) {
+          setDatabase(false, err);
+          // back off while the database is away; a NOTIFY or poll cannot help meanwhile
+          await sleepFor(Math.min(5000, 200 * 2 ** failures++), lifetime.signal);
+          continue;
+        }
+        for (const job of jobs) start(job);
+        if (jobs.length < free && !again) break;
+      }
+    } finally {
+      claiming = false;
+    }
+  }
+
+  function setDatabase(up: boolean, err?: unknown): void {
+    if (up !== databaseUp) log(up ? `worker ${id}: database reachable again` : `worker ${id}: database unavailable (${describeError(err)}); retrying`);
+    databaseUp = up;
+  }
+
+  // --- running
+  function start(job: ClaimedJob): void {
+    const abort = new AbortController();
+    const slot: Slot = { job, abort, done: Promise.resolve() };
+    slots.set(job.id, slot);
+    slot.done = run(slot);
+  }
+
+  async function run(slot: Slot): Promise<void> {
+    const { job } = slot;
+    const began = performance.now();
+    let result: unknown;
+    let error: unknown;
+    let ok = false;
+    try {
+      const handler = handlers[job.handler];
+      if (!handler) {
+        throw new TideError(
+          'TIDE_HANDLER_UNKNOWN',
+          `No handler "${job.handler}" in worker ${id} (it has: ${Object.keys(handlers).sort().join(', ')}).`,
+          { where: { field: 'handler' } },
+        );
+      }
+      const ctx: JobContext = { job, workerId: id, signal: slot.abort.signal, log };
+      result = await handler(job.payload, ctx);
+      ok = true;
+    } catch (err) {
+      error = err;
+    }
+    // released on drain while it ran: the job is no longer ours to finish
+    if (slots.get(job.id) !== slot) return;
+    const durationMs = performance.now() - began;
+    processed++;
+    if (ok) {
+      metrics?.jobDone(job.queue, 'completed', durationMs);
+      buffer.push({ id: job.id, result: result === undefined ? null : result, durationMs });
+      if (buffer.length >= batchSize) void flush();
+      else flushTimer ??= setTimeout(() => void flush(), batchDelay);
+    } else {
+      slots.delete(job.id);
+      metrics?.jobDone(job.queue, 'failed', durationMs);
+      const failing = queue
+        .fail(job.id, id, error)
+        .then((out) => {
+          const next = out?.state === 'dead' ? 'dead, no attempts left' : out ? `retry at ${new Date(out.runAt).toISOString()}` : 'lease lost';
+          log(`job ${job.id} (${job.queue}/${job.handler}) failed on attempt ${job.attempts}/${job.maxAttempts}: ${describeError(error)} -> ${next}`);
+        })
+        .catch((err) => log(`job ${job.id} failed, and recording the failure failed too (the lease will expire and it runs again): ${describeError(err)}`))
+        .finally(() => pendingFails.delete(failing));
+      pendingFails.add(failing);
+      scheduleFill();
+    }
+  }
+
+  // --- completion buffer
+  function flush(): Promise<void> {
+    if (flushTimer) clearTimeout(flushTimer), (flushTimer = undefined);
+    if (flushing) return flushing.then(() => (buffer.length > 0 ? flush() : undefined));
+    if (buffer.length === 0) return Promise.resolve();
+    const batch = buffer;
+    buffer = [];
+    flushing = (async () => {
+      try {
+        await queue.completeMany(id, batch);
+        setDatabase(true);
+        for (const c of batch) slots.delete(c.id);
+      } catch (err) {
+        setDatabase(false, err);
+        // keep them (leased, heartbeated) and try again shortly; never drop a completion
+        buffer = batch.concat(buffer);
+        if (!stopping) flushTimer ??= setTimeout(() => void flush(), 500);
+        throw err;
+      } finally {
+        flushing = undefined;
+      }
+      scheduleFill();
+    })().catch(() => undefined);
+    return flushing;
+  }
+
+  // --- lease upkeep
+  const heartbeat = setInterval(() => {
+    const ids = [...slots.keys()];
+    if (ids.length === 0) return;
+    queue.heartbeat(id, ids).then(
+      (renewed) => {
+        setDatabase(true);
+        if (renewed.length === ids.length) return;
+        const held = new Set(renewed);
+        for (const lost of ids) {
+          const slot = slots.get(lost);
+          // not renewed and not finished meanwhile: another worker may hold it now
+          if (slot && !held.has(lost) && !buffer.some((c) => c.id === lost)) log(`job ${lost}: lease lost (expired and taken over); its result will be ignored`);
+        }
+      },
+      (err) => setDatabase(false, err),
+    );
+  }, heartbeatMs);
+  const sweep = setInterval(() => {
+    queue.recoverExpired().then(
+      (n) => {
+        if (n > 0) {
+          log(`worker ${id}: returned ${n} job(s) with expired leases to the queue`);
+          scheduleFill();
+        }
+      },
+      () => undefined,
+    );
+  }, sweepMs);
+
+  let listener: Listener | undefined;
+  try {
+    listener = await queue.listen(scheduleFill, { pollMs: queue.pollMs });
+    if (options.metricsPort) {
+      metrics = await startMetricsServer({
+        port: options.metricsPort,
+        ...(options.metricsHost ? { host: options.metricsHost } : {}),
+        health: () => ({ ok: databaseUp, workerId: id, queues, concurrency, running: slots.size, processed }),
+      });
+    }
+  } catch (err) {
+    clearInterval(heartbeat);
+    clearInterval(sweep);
+    await listener?.close();
+    if (ownsQueue) await queue.close();
+    throw err;
+  }
+  scheduleFill();
+
+  // --- drain
+  let stopping$: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+
+  async function drain(graceMs: number): Promise<void> {
+    stopping = true;
+    clearInterval(sweep);
+    lifetime.abort();
+    await listener?.close();
+    // a claim in flight may still hand us jobs: they join the in-flight set below
+    await filling;
+    // wait for in-flight jobs, up to the grace period
+    const inFlight = () => Promise.all([...slots.values()].map((s) => s.done));
+    let graceTimer: NodeJS.Timeout | undefined;
+    await Promise.race([inFlight(), new Promise<void>((r) => (graceTimer = setTimeout(r, graceMs)))]);
+    clearTimeout(graceTimer);
+    // flush what finished (retrying a few times through a short outage)
+    for (let i = 0; i < 10 && buffer.length > 0; i++) {
+      await flush();
+      if (buffer.length > 0) await sleepFor(300);
+    }
+    for (const c of buffer) slots.delete(c.id); // unflushed: their leases expire and they run again
+    buffer = [];
+    if (flushTimer) clearTimeout(flushTimer);
+    // what still runs goes back to the queue at once
+    const remaining = [...slots.values()];
+    slots.clear();
+    if (remaining.length > 0) {
+      for (const s of remaining) s.abort.abort(new TideError('TIDE_INTERNAL', 'the worker is stopping: job released'));
+      try {
+        const released = await queue.release(
+          id,
+          remaining.map((s) => s.job.id),
+        );
+        log(`worker ${id}: released ${released.length} unfinished job(s) back to the queue`);
+      } catch (err) {
+        log(`worker ${id}: could not release ${remaining.length} job(s) (${describeError(err)}); they run again when their lease expires`);
+      }
+    }
+    await Promise.all(pendingFails);
+    clearInterval(heartbeat);
+    await metrics?.close();
+    if (ownsQueue) await queue.close();
+    resolveStopped();
+  }
+
+  return {
+    id,
+    stop: (graceMs = graceDefault) => (stopping$ ??= drain(graceMs)),
+    stopped,
+    get processed() {
+      return processed;
+    },
+    get running() {
+      return slots.size;
+    },
+    get metricsPort() {
+      return metrics?.port;
+    },
+  };
+}
