@@ -8,15 +8,17 @@ import { TideError } from '../errors.js';
 import { composeActuator } from './compose.js';
 import { ecsActuator } from './ecs.js';
 import { kubernetesActuator } from './kubernetes.js';
+import { localActuator } from './local.js';
 import type { Actuator, ActuatorContext, ActuatorDefinition } from './types.js';
 
 export const ACTUATORS: Readonly<Record<string, ActuatorDefinition>> = {
+  local: localActuator,
   compose: composeActuator,
   kubernetes: kubernetesActuator,
   ecs: ecsActuator,
 };
 
-export type ActuatorKind = 'compose' | 'kubernetes' | 'ecs';
+export type ActuatorKind = 'local' | 'compose' | 'kubernetes' | 'ecs';
 
 /** "a.b[2].c" from a zod issue path, under `prefix`. */
 function fieldPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {

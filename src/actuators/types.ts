@@ -43,10 +43,22 @@ export interface ScaleLogEntry {
 /** Where an actuator reports what it did. */
 export type ActuatorLog = (entry: ScaleLogEntry) => void;
 
+/**
+ * The part of the local supervisor (src/supervisor) the `local` actuator uses, stated here
+ * so actuators do not depend on the supervisor module. The Supervisor class fits it.
+ */
+export interface LocalSupervisor {
+  /** Resolves when new replicas are healthy (or failed) and removed ones have exited. */
+  scale(service: string, replicas: number, options?: { by?: string | null }): Promise<unknown>;
+  ps(): { services: ReadonlyArray<{ name: string; desired: number; healthy: number }> };
+}
+
 /** What every actuator may be given besides its config. */
 export interface ActuatorContext {
   /** Default: logs nothing (the controller's journal records decisions already). */
   log?: ActuatorLog;
+  /** The running supervisor, for the `local` actuator (only `tide up` has one). */
+  supervisor?: LocalSupervisor;
 }
 
 /**
