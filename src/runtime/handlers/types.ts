@@ -12,6 +12,10 @@ export interface JobContext {
   log(line: string): void;
 }
 
-export type JobHandler = (payload: unknown, ctx: JobContext) => unknown;
+/**
+ * Declared through a method so a handler may type its payload (`(p: { ms: number }) => ...`):
+ * method parameters are checked bivariantly, and payloads are validated by the handler anyway.
+ */
+export type JobHandler = { handle(payload: unknown, ctx: JobContext): unknown }['handle'];
 
 export type Handlers = Record<string, JobHandler>;
