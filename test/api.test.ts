@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import fc from 'fast-check';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 
@@ -127,6 +128,60 @@ describe('POST /v1/jobs', () => {
       assert.equal(err.code, 'TIDE_API_VALIDATION');
       assert.equal(err.where?.field, field, JSON.stringify(body).slice(0, 80));
     }
+  });
+
+  test('values PostgreSQL cannot store, or times out of range, are 400s naming the field', async () => {
+    const app = build();
+    const cases: Array<[string, string]> = [
+      ['{"handler":"hash","payload":{"note":"a\\u0000b"}}', 'payload'],
+      ['{"handler":"hash","payload":{"\\u0000":1}}', 'payload'],
+      ['{"jobs":[{"handler":"hash"},{"handler":"hash","payload":["\\ud800"]}]}', 'jobs[1].payload'],
+      ['{"handler":"hash","idempotency_key":"k\\u0000"}', 'idempotency_key'],
+      ['{"handler":"hash","run_at":1e20}', 'run_at'],
+      ['{"handler":"hash","run_at":"0000-01-01T00:00:00Z"}', 'run_at'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await post(app, body);
+      assert.equal(res.statusCode, 400, `${body}: ${res.body}`);
+      assert.deepEqual([errorOf(res).code, errorOf(res).where?.field], ['TIDE_API_VALIDATION', field], body);
+    }
+    // a paired surrogate (an emoji) is fine
+    assert.equal((await post(app, { handler: 'hash', payload: { mood: '\u{1F600}' } })).statusCode, 202);
+  });
+
+  test('arbitrary bodies never get a 5xx, and every error is coded (seeded property test)', async () => {
+    const app = build();
+    // 'binary' strings include NUL and unpaired surrogates, which PostgreSQL refuses
+    const json = fc.jsonValue({ stringUnit: 'binary' });
+    const field = fc.oneof(json, fc.string({ unit: 'binary' }), fc.integer(), fc.double(), fc.constantFrom('hash', 'sleep', 'default', '', '*'));
+    const job = fc.record(
+      {
+        queue: field,
+        handler: fc.oneof(fc.constantFrom('hash', 'sleep'), field),
+        payload: json,
+        priority: field,
+        delay_ms: field,
+        run_at: field,
+        max_attempts: field,
+        idempotency_key: fc.oneof(fc.string({ unit: 'binary' }), field),
+        extra: field,
+      },
+      { requiredKeys: [] },
+    );
+    const body = fc.oneof(
+      job.map((j) => JSON.stringify(j)),
+      fc.array(job, { maxLength: 4 }).map((jobs) => JSON.stringify({ jobs })),
+      json.map((v) => JSON.stringify(v) ?? ''),
+      fc.string({ unit: 'binary' }),
+    );
+    await fc.assert(
+      fc.asyncProperty(body, async (text) => {
+        const res = await post(app, text);
+        assert.ok(res.statusCode < 500, `${res.statusCode} for ${text.slice(0, 200)}: ${res.body}`);
+        if (res.statusCode >= 400) assert.match(errorOf(res).code, /^TIDE_[A-Z_]+$/);
+      }),
+      { seed: 20261122, numRuns: 300 },
+    );
   });
 
   test('malformed or empty JSON is a 400 TIDE_API_BAD_JSON, never a 500', async () => {
@@ -303,7 +358,9 @@ describe('health, metrics, pool, plugins', () => {
 
       for (const plugin of [bad, path.join(dir, 'missing.mjs')]) {
         const broken = build({ plugins: [plugin] });
-        await assert.rejects(broken.ready(), (err: unknown) => err instanceof TideError && err.code === 'TIDE_API_ROUTES_PLUGIN');
+        await assert.rejects(async () => {
+          await broken.ready();
+        }, (err: unknown) => err instanceof TideError && err.code === 'TIDE_API_ROUTES_PLUGIN');
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -59,6 +59,11 @@ export function fieldPath(error: AjvError): string {
   return out;
 }
 
+/** What a field with several accepted forms takes, for its error message. */
+const FORMS: Record<string, string> = {
+  run_at: 'an ISO 8601 date-time string or a time in ms since the epoch',
+};
+
 function validationMessage(error: AjvError, field: string): string {
   const name = field || 'the body';
   switch (error.keyword) {
@@ -70,6 +75,8 @@ function validationMessage(error: AjvError, field: string): string {
       return `${name} must be of type ${String(error.params.type)}.`;
     case 'format':
       return `${name} must be a ${String(error.params.format)} string.`;
+    case 'anyOf':
+      return `${name} must be ${FORMS[field.replace(/^.*\./, '')] ?? 'one of the accepted forms'}.`;
     case 'maxItems':
       return `${name} holds at most ${String(error.params.limit)} items (split the batch).`;
     default:
@@ -88,7 +95,9 @@ export function toTideError(err: unknown): TideError {
   if (Array.isArray(e.validation) && e.validation.length > 0) {
     // allErrors is off (a DoS guard), so ajv stops at the first error; an if/then wrapper
     // reports its own "must match then schema" after the real one, so skip that.
-    const first = e.validation.find((v) => v.keyword !== 'if') ?? e.validation[0]!;
+    // for an anyOf, ajv lists each branch's failure before its own summary: the summary names
+    // the field without blaming one particular form
+    const first = e.validation.find((v) => v.keyword === 'anyOf') ?? e.validation.find((v) => v.keyword !== 'if') ?? e.validation[0]!;
     const inner = fieldPath(first);
     const context = e.validationContext ?? 'body';
     const field = context === 'body' ? inner : inner ? `${context}.${inner}` : context;
@@ -110,6 +119,11 @@ export function toTideError(err: unknown): TideError {
   }
   if (e.statusCode === 413) {
     return new TideError('TIDE_API_BODY_TOO_LARGE', 'The body is larger than this API accepts; send smaller batches.', { where: { field: 'body' }, cause: err });
+  }
+  // a safety net under the checks in server.ts: PostgreSQL's class 22 (data exception: a value
+  // out of range, a character jsonb cannot store) is a value the client sent, not our bug
+  if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && 'severity' in e) {
+    return new TideError('TIDE_API_VALIDATION', `The database refused a value in the request: ${e.message ?? e.code}.`, { cause: err });
   }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     // another client error from Fastify (a malformed header, say): still a client mistake

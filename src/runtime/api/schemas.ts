@@ -7,6 +7,9 @@
 /** Largest batch one POST /v1/jobs accepts. */
 export const MAX_BATCH = 1000;
 
+/** The latest time a JS Date can hold, in ms since the epoch. */
+export const MAX_TIME_MS = 8.64e15;
+
 /** One job as a client sends it (snake_case on the wire). */
 export interface JobRequest {
   queue?: string;
@@ -35,7 +38,8 @@ export const jobSchema = {
     priority: { type: 'integer', minimum: -32768, maximum: 32767 },
     // a year: anything longer is a mistake in units, not a plan
     delay_ms: { type: 'integer', minimum: 0, maximum: 366 * 24 * 3600 * 1000 },
-    run_at: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', minimum: 0 }] },
+    // ms since the epoch up to the largest time a JS Date holds (PostgreSQL holds more)
+    run_at: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', minimum: 0, maximum: MAX_TIME_MS }] },
     max_attempts: { type: 'integer', minimum: 1, maximum: 1000 },
     idempotency_key: { type: 'string', minLength: 1, maxLength: 500 },
   },

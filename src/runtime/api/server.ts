@@ -25,7 +25,7 @@ import { TideError } from '../../errors.js';
 import type { EnqueueInput, Job, QueueEngine, QueueStats } from '../queue/types.js';
 import { DB_RETRY_AFTER_S, errorBody, toTideError } from './errors.js';
 import { instrumentApi } from './metrics.js';
-import { type EnqueueBody, type JobRequest, enqueueBodySchema, isBatch, jobIdParamsSchema } from './schemas.js';
+import { type EnqueueBody, type JobRequest, MAX_TIME_MS, enqueueBodySchema, isBatch, jobIdParamsSchema } from './schemas.js';
 
 /** The three numbers of a pg Pool the runbook asks for (a `pg.Pool` fits as it is). */
 export interface PoolCounts {
@@ -136,6 +136,31 @@ function statsView(s: QueueStats) {
   };
 }
 
+/** NUL, and a UTF-16 surrogate without its pair: valid JSON, but PostgreSQL cannot store them. */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Refuses strings PostgreSQL would reject (jsonb and text), with the field, instead of a
+ * database error. Walks with an explicit stack: a deeply nested payload must not overflow ours.
+ */
+function checkStorable(value: unknown, field: string): void {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (UNSTORABLE.test(v)) {
+        throw new TideError('TIDE_API_VALIDATION', `${field} holds a NUL character or an unpaired UTF-16 surrogate, which cannot be stored.`, {
+          where: { field },
+        });
+      }
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [key, item] of Object.entries(v)) stack.push(key, item);
+    }
+  }
+}
+
 /** Checks what the schema cannot (the configured handler and queue lists) and maps to the engine's input. */
 function toEnqueueInput(job: JobRequest, field: string, options: ApiOptions): EnqueueInput {
   const queue = job.queue ?? DEFAULT_QUEUE;
@@ -150,11 +175,17 @@ function toEnqueueInput(job: JobRequest, field: string, options: ApiOptions): En
       where: { field: `${field}queue` },
     });
   }
+  const runAt = job.run_at === undefined ? undefined : typeof job.run_at === 'number' ? job.run_at : Date.parse(job.run_at);
+  if (runAt !== undefined && !(runAt >= 0 && runAt <= MAX_TIME_MS)) {
+    throw new TideError('TIDE_API_VALIDATION', `run_at must be between 1970 and the year 275760, not ${String(job.run_at)}.`, { where: { field: `${field}run_at` } });
+  }
+  checkStorable(job.payload, `${field}payload`);
+  checkStorable(job.idempotency_key, `${field}idempotency_key`);
   const input: EnqueueInput = { queue, handler: job.handler };
   if (job.payload !== undefined) input.payload = job.payload;
   if (job.priority !== undefined) input.priority = job.priority;
   if (job.delay_ms !== undefined) input.delayMs = job.delay_ms;
-  if (job.run_at !== undefined) input.runAt = typeof job.run_at === 'number' ? job.run_at : Date.parse(job.run_at);
+  if (runAt !== undefined) input.runAt = runAt;
   if (job.max_attempts !== undefined) input.maxAttempts = job.max_attempts;
   if (job.idempotency_key !== undefined) input.idempotencyKey = job.idempotency_key;
   return input;
