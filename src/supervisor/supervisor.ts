@@ -41,7 +41,8 @@ export type ReplicaState = 'starting' | 'healthy' | 'draining' | 'stopped' | 'cr
 
 /** Where an api service's healthy replicas are registered: the load balancer's side. */
 export interface UpstreamPool {
-  addUpstream(id: string, url: string): unknown;
+  /** `healthy: true`: the supervisor has checked it, so it may take traffic at once. */
+  addUpstream(id: string, url: string, options?: { healthy?: boolean }): unknown;
   /** Stops new requests to the upstream; resolves when the ones in flight are done. */
   removeUpstream(id: string): Promise<unknown>;
 }
@@ -408,7 +409,7 @@ export class Supervisor extends EventEmitter {
   private becameHealthy(replica: Replica): void {
     const { pool } = replica.service.spec;
     if (pool && replica.port !== null) {
-      pool.addUpstream(replicaId(replica), `http://127.0.0.1:${replica.port}`);
+      pool.addUpstream(replicaId(replica), `http://127.0.0.1:${replica.port}`, { healthy: true });
       replica.inPool = true;
     }
     this.setState(replica, 'healthy');
