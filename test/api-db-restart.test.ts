@@ -63,11 +63,18 @@ test('a database restart: 503 with Retry-After while it is down, recovery by its
       assert.equal((res.json() as { error: { code: string } }).error.code, 'TIDE_DB_UNAVAILABLE');
       assert.ok(Number(res.headers['retry-after']) > 0, 'a 503 says when to come back');
     }
+    // /metrics still answers, with the request latencies, leaving out the queue series
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(metrics.statusCode, 200);
+    assert.match(metrics.body, /http_request_duration_seconds_count\{method="POST",route="\/v1\/jobs",status_code="503"\} 2/);
+    assert.doesNotMatch(metrics.body, /^tide_queue_ready/m);
     // a request that needs no database still answers while it is down
     assert.equal((await enqueue(app, { handler: 5 })).statusCode, 400);
 
     db = await startEmbeddedPostgres({ stateDir, port });
     await firstSuccess(async () => (await app.inject({ method: 'GET', url: '/health' })).statusCode);
+
+    assert.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /^tide_queue_ready\{queue="default"\} 25$/m);
 
     const after = await enqueue(app, { handler: 'hash', payload: 'after the restart' });
     assert.equal(after.statusCode, 202, after.body);

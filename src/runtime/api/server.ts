@@ -54,8 +54,6 @@ export interface ApiOptions {
   pool?: PoolCounts;
   /** User Fastify plugins, by module path (default export, or a named export `routes`). */
   plugins?: string[];
-  /** The queue metrics for /metrics; usually `registerQueueMetrics` from runtime/queue/metrics. */
-  queueMetrics?: (registry: import('prom-client').Registry, engine: QueueEngine) => void;
   /** Collect prom-client's process metrics (default true). */
   defaultMetrics?: boolean;
   /** Fastify's logger option (default off). */
@@ -261,8 +259,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     void reply.status(err.status).send(errorBody(err));
   });
 
-  const { registry } = instrumentApi(app, { defaultMetrics: options.defaultMetrics ?? true });
-  options.queueMetrics?.(registry, options.engine);
+  const metrics = instrumentApi(app, options.engine, { defaultMetrics: options.defaultMetrics ?? true });
 
   const keys = (options.apiKeys ?? []).filter((k) => k.length > 0);
   const isKey = keys.length > 0 ? keyMatcher(keys) : undefined;
@@ -353,8 +350,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     });
 
     api.get('/metrics', async (_request, reply) => {
-      const text = await registry.metrics();
-      return reply.header('content-type', registry.contentType).send(text);
+      const text = await metrics.render();
+      return reply.header('content-type', metrics.contentType).send(text);
     });
 
     const pool = options.pool;
