@@ -168,6 +168,19 @@ test('kubernetes (fake API server): the registry loads a kubeconfig file path', 
   }
 });
 
+test('kubernetes (fake API server): a server that does not answer is TIDE_ACTUATOR_FAILED after timeoutSeconds', async () => {
+  const s = await setup({ timeoutSeconds: 0.2 });
+  try {
+    s.fake.add('deployments', 'shop', 'worker', 1);
+    s.fake.hang = true;
+    await assert.rejects(s.actuator.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && /no answer within 0.2 s/.test(err.message));
+    s.fake.hang = false;
+    assert.deepEqual(await s.actuator.observe('worker'), { desired: 1, ready: 1 });
+  } finally {
+    await s.close();
+  }
+});
+
 test('kubernetes: a bad config is TIDE_ACTUATOR_CONFIG naming the field', () => {
   for (const [config, field] of [
     [{ kind: 'kubernetes', namespace: 'Not_A_Name' }, 'actuator.namespace'],

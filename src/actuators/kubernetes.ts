@@ -10,12 +10,27 @@
  * object changed under us) is answered by reading again and retrying, `conflictRetries`
  * times at most.
  *
+ * Every request carries an AbortSignal with `timeoutSeconds` (set by a middleware), so a
+ * hung API server stalls one control-loop round, not the loop.
+ *
+ * The decision's reasons go to the actuator log, not to an annotation on the workload:
+ * annotating needs `patch` on the Deployment itself, more RBAC than scaling needs.
+ *
  * observe() reads the workload itself: `desired` is its `spec.replicas` and `ready` its
  * `status.readyReplicas`. The scale subresource's `status.replicas` is not used for ready:
  * it counts every pod the controller created, including those still starting or failing
  * their readiness probe, and the decision core needs the replicas that take work.
  */
-import { AppsV1Api, ApiException, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  ApiException,
+  type ConfigurationOptions,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import { z } from 'zod';
 
 import type { Decision } from '../core/types.js';
@@ -39,6 +54,8 @@ export const kubernetesSchema = z.strictObject({
   names: z.record(z.string(), dnsName).default({}),
   /** Re-reads and retries after a 409 Conflict, at most this many times. */
   conflictRetries: z.number().int().min(0).max(10).default(3),
+  /** Time allowed for one API request; the client has no limit of its own. */
+  timeoutSeconds: z.number().positive().max(600).default(30),
 });
 
 export type KubernetesConfig = z.output<typeof kubernetesSchema>;
@@ -76,21 +93,38 @@ function statusMessage(body: unknown): string | undefined {
   return undefined;
 }
 
+/** Gives each request an abort signal that fires after `ms` (its timer does not hold the process open). */
+function timeoutMiddleware(ms: number): ObservableMiddleware {
+  return {
+    pre(context) {
+      context.setSignal(AbortSignal.timeout(ms));
+      return new Observable(Promise.resolve(context));
+    },
+    post(response) {
+      return new Observable(Promise.resolve(response));
+    },
+  };
+}
+
 export class KubernetesActuator implements Actuator {
   readonly #config: KubernetesConfig;
   readonly #log: ActuatorLog;
   readonly #api: AppsV1Api;
+  readonly #options: ConfigurationOptions;
+  readonly #patchOptions: ConfigurationOptions;
 
   constructor(config: KubernetesConfig, context: ActuatorContext = {}, deps: KubernetesDeps = {}) {
     this.#config = config;
     this.#log = context.log ?? (() => {});
     this.#api = (deps.kubeConfig ?? loadKubeConfig(config)).makeApiClient(AppsV1Api);
+    this.#options = { middleware: [timeoutMiddleware(config.timeoutSeconds * 1000)], middlewareMergeStrategy: 'append' };
+    this.#patchOptions = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.#options);
   }
 
   async observe(service: string): Promise<Observed> {
     const target = this.#target(service);
     const workload = await this.#call(target, 'read', () =>
-      this.#config.workload === 'Deployment' ? this.#api.readNamespacedDeployment(target) : this.#api.readNamespacedStatefulSet(target),
+      this.#config.workload === 'Deployment' ? this.#api.readNamespacedDeployment(target, this.#options) : this.#api.readNamespacedStatefulSet(target, this.#options),
     );
     return { desired: workload.spec?.replicas ?? 0, ready: workload.status?.readyReplicas ?? 0 };
   }
@@ -99,17 +133,16 @@ export class KubernetesActuator implements Actuator {
     assertReplicas(service, replicas);
     const target = this.#target(service);
     const patch = { ...target, body: { spec: { replicas } } };
-    const options = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     for (let attempt = 0; ; attempt++) {
       const current = await this.#call(target, 'read the scale of', () =>
-        this.#config.workload === 'Deployment' ? this.#api.readNamespacedDeploymentScale(target) : this.#api.readNamespacedStatefulSetScale(target),
+        this.#config.workload === 'Deployment' ? this.#api.readNamespacedDeploymentScale(target, this.#options) : this.#api.readNamespacedStatefulSetScale(target, this.#options),
       );
       const from = current.spec?.replicas;
       if (from === replicas) return;
       try {
         await (this.#config.workload === 'Deployment'
-          ? this.#api.patchNamespacedDeploymentScale(patch, options)
-          : this.#api.patchNamespacedStatefulSetScale(patch, options));
+          ? this.#api.patchNamespacedDeploymentScale(patch, this.#patchOptions)
+          : this.#api.patchNamespacedStatefulSetScale(patch, this.#patchOptions));
       } catch (err) {
         // The object changed between our read and our write: read it again, a bounded number of times.
         if (err instanceof ApiException && err.code === 409 && attempt < this.#config.conflictRetries) continue;
@@ -144,7 +177,8 @@ export class KubernetesActuator implements Actuator {
       const code = status === 404 ? 'TIDE_ACTUATOR_NOT_FOUND' : 'TIDE_ACTUATOR_FAILED';
       return new TideError(code, `Kubernetes: cannot ${verb} ${what}: ${message}`, { cause: err, details: { status, workload: what } });
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const timedOut = err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
+    const message = timedOut ? `no answer within ${this.#config.timeoutSeconds} s` : err instanceof Error ? err.message : String(err);
     return new TideError('TIDE_ACTUATOR_FAILED', `Kubernetes: cannot ${verb} ${what}: ${message}`, { cause: err, details: { workload: what } });
   }
 }

@@ -10,7 +10,8 @@
  *
  * Errors are `Status` objects (kind Status, apiVersion v1, status Failure, reason, code).
  * Every write bumps the object's resourceVersion. `readyReplicas` is omitted when 0, as the
- * API server does (omitempty). Hooks: `conflictNext` and `failNext` inject 409s and 500s.
+ * API server does (omitempty). Hooks: `conflictNext` and `failNext` inject 409s and 500s,
+ * `hang` leaves requests unanswered.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,6 +39,8 @@ export class FakeKubernetes {
   readonly requests: RecordedRequest[] = [];
   conflictNext = 0;
   failNext = 0;
+  /** Accept requests and never answer them. */
+  hang = false;
   readonly #server: Server;
 
   constructor() {
@@ -74,6 +77,7 @@ export class FakeKubernetes {
     }
     const url = new URL(req.url ?? '/', 'http://fake');
     this.requests.push({ method: req.method ?? '', path: url.pathname, contentType: req.headers['content-type'], authorization: req.headers.authorization, body });
+    if (this.hang) return;
 
     const m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/(deployments|statefulsets)\/([^/]+)(\/scale)?$/.exec(url.pathname);
     if (!m) return this.#status(res, 404, 'NotFound', 'the server could not find the requested resource');
