@@ -169,6 +169,18 @@ const NOT_SENT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 
 
 const MAX_BUCKETS = 10_000;
 
+/** The exchange a response belongs to, for the shared listeners below. */
+const kExchange = Symbol('exchange');
+type ExchangeResponse = ServerResponse & { [kExchange]?: { clientClosed(): void; resumeResponse: (() => void) | null } };
+
+function abortOnClose(this: ExchangeResponse): void {
+  this[kExchange]?.clientClosed();
+}
+
+function resumeOnDrain(this: ExchangeResponse): void {
+  this[kExchange]?.resumeResponse?.();
+}
+
 function errorCode(err: unknown): string {
   return (err as { code?: unknown } | null)?.code?.toString() ?? '';
 }
@@ -255,30 +267,46 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     res.end(body);
   }
 
-  /** Request headers for the upstream: hop-by-hop removed, X-Forwarded-* added. */
-  function forwardHeaders(req: IncomingMessage): string[] {
+  /**
+   * Request headers for the upstream (hop-by-hop removed, X-Forwarded-* added), and whether
+   * the request has a body. One pass over `rawHeaders`: reading `req.headers` would make node
+   * build a header object per request.
+   */
+  function forwardHeaders(req: IncomingMessage): { headers: string[]; hasBody: boolean } {
     const raw = req.rawHeaders;
     const out: string[] = [];
     let forwardedFor: string | undefined;
-    // Headers the client's Connection header names are hop-by-hop too (RFC 9110 7.6.1).
-    const connection = req.headers.connection;
-    const named = connection && connection !== 'keep-alive' && connection !== 'close'
-      ? new Set(connection.toLowerCase().split(',').map((s) => s.trim()))
-      : null;
+    let connection: string | undefined;
+    let hasBody = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
+      const value = raw[i + 1]!;
       const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+      if (HOP_BY_HOP.has(lower)) {
+        if (lower === 'connection') connection = value.toLowerCase();
+        else if (lower === 'transfer-encoding') hasBody = true;
+        continue;
+      }
       if (lower === 'x-forwarded-for') {
-        forwardedFor = forwardedFor === undefined ? raw[i + 1]! : `${forwardedFor}, ${raw[i + 1]!}`;
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
         continue;
       }
       if (lower === 'x-forwarded-proto') continue;
-      out.push(name, raw[i + 1]!);
+      if (lower === 'content-length' && value !== '0') hasBody = true;
+      out.push(name, value);
     }
     const client = req.socket.remoteAddress ?? '';
     out.push('x-forwarded-for', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'x-forwarded-proto', 'http');
-    return out;
+    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
+      // Headers the Connection header names are hop-by-hop too (RFC 9110 7.6.1). Rare: a second pass.
+      const named = new Set(connection.split(',').map((token) => token.trim()));
+      const kept: string[] = [];
+      for (let i = 0; i < out.length; i += 2) {
+        if (!named.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+      }
+      return { headers: kept, hasBody };
+    }
+    return { headers: out, hasBody };
   }
 
   function responseHeaders(raw: Buffer[]): string[] {
@@ -289,6 +317,92 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       out.push(name, raw[i + 1]!.toString('latin1'));
     }
     return out;
+  }
+
+  /**
+   * One attempt at forwarding a request, as an undici dispatch handler. A class (not closures)
+   * because one is made per request: methods live on the prototype, and the 'close'/'drain'
+   * listeners are shared functions that find their exchange on the response.
+   */
+  class Exchange implements Dispatcher.DispatchHandler {
+    abortRequest: ((err?: Error) => void) | null = null;
+    resumeResponse: (() => void) | null = null;
+    started = false;
+    done = false;
+
+    constructor(
+      readonly req: IncomingMessage,
+      readonly res: ServerResponse,
+      readonly headers: string[],
+      readonly hasBody: boolean,
+      readonly tried: Upstream[] | null,
+      readonly u: Upstream,
+    ) {}
+
+    onConnect(abort: (err?: Error) => void): void {
+      this.abortRequest = abort;
+    }
+
+    onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+      if (statusCode < 200) return true; // 1xx: the final answer follows
+      this.started = true;
+      this.resumeResponse = resume;
+      this.res.writeHead(statusCode, responseHeaders(rawHeaders));
+      return true;
+    }
+
+    onData(chunk: Buffer): boolean {
+      if (this.res.write(chunk)) return true;
+      // Our client is slower than the upstream: pause the upstream socket until it drains.
+      this.res.once('drain', resumeOnDrain);
+      return false;
+    }
+
+    onComplete(): void {
+      this.finish();
+      this.res.end();
+    }
+
+    onError(err: Error): void {
+      this.finish();
+      const { req, res, u, tried } = this;
+      const code = errorCode(err);
+      const broken = CONNECTION_ERRORS.has(code);
+      if (broken && !closing) {
+        u.failures++;
+        markDown(u, `${code}: ${err.message}`);
+      }
+      if (this.started || res.destroyed || res.writableEnded) {
+        res.destroy();
+        return;
+      }
+      const replayable = !this.hasBody || !req.readableDidRead;
+      const safe = IDEMPOTENT.has(req.method ?? 'GET') || NOT_SENT_ERRORS.has(code);
+      const attempt = tried === null ? 0 : tried.length;
+      if (broken && replayable && safe && attempt < retries && !closing) {
+        totals.retries++;
+        proxy(req, res, this.headers, this.hasBody, tried === null ? [u] : [...tried, u]);
+        return;
+      }
+      totals.failures++;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+        sendError(res, 'TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
+      } else {
+        sendError(res, 'TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} failed: ${code || err.message}.`);
+      }
+    }
+
+    /** The client went away before the response finished: stop the upstream request too. */
+    clientClosed(): void {
+      if (!this.done && this.abortRequest) this.abortRequest(new Error('client closed the connection'));
+    }
+
+    finish(): void {
+      this.done = true;
+      this.res.off('close', abortOnClose);
+      this.res.off('drain', resumeOnDrain);
+      settle(this.u);
+    }
   }
 
   function proxy(req: IncomingMessage, res: ServerResponse, headers: string[], hasBody: boolean, tried: Upstream[] | null): void {
@@ -306,77 +420,12 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     u.inFlight++;
     u.requests++;
     totals.requests++;
-    const method = req.method ?? 'GET';
-    let abort: ((err?: Error) => void) | null = null;
-    let started = false;
-    let done = false;
-    let resume: (() => void) | null = null;
-
-    const onClose = () => {
-      // The client went away before the response finished: stop the upstream request too.
-      if (!done && abort) abort(new Error('client closed the connection'));
-    };
-    const onDrain = () => resume?.();
-    res.on('close', onClose);
-
-    const finish = () => {
-      done = true;
-      res.off('close', onClose);
-      res.off('drain', onDrain);
-      settle(u);
-    };
-
-    const handler: Dispatcher.DispatchHandler = {
-      onConnect(abortRequest) {
-        abort = abortRequest;
-      },
-      onHeaders(statusCode, rawHeaders, resumeResponse) {
-        if (statusCode < 200) return true; // 1xx: the final answer follows
-        started = true;
-        resume = resumeResponse;
-        res.on('drain', onDrain);
-        res.writeHead(statusCode, responseHeaders(rawHeaders));
-        return true;
-      },
-      onData(chunk) {
-        // false pauses the upstream socket until our client drains (backpressure).
-        return res.write(chunk);
-      },
-      onComplete() {
-        finish();
-        res.end();
-      },
-      onError(err) {
-        finish();
-        const code = errorCode(err);
-        const broken = CONNECTION_ERRORS.has(code);
-        if (broken && !closing) {
-          u.failures++;
-          markDown(u, `${code}: ${err.message}`);
-        }
-        if (started || res.destroyed || res.writableEnded) {
-          res.destroy();
-          return;
-        }
-        const replayable = !hasBody || !req.readableDidRead;
-        const safe = IDEMPOTENT.has(method) || NOT_SENT_ERRORS.has(code);
-        const attempt = tried === null ? 0 : tried.length;
-        if (broken && replayable && safe && attempt < retries && !closing) {
-          totals.retries++;
-          proxy(req, res, headers, hasBody, tried === null ? [u] : [...tried, u]);
-          return;
-        }
-        totals.failures++;
-        if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-          sendError(res, 'TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
-        } else {
-          sendError(res, 'TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} failed: ${code || err.message}.`);
-        }
-      },
-    };
+    const exchange = new Exchange(req, res, headers, hasBody, tried, u);
+    (res as ExchangeResponse)[kExchange] = exchange;
+    res.on('close', abortOnClose);
     u.pool.dispatch(
-      { origin: u.url, path: req.url ?? '/', method: method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, headersTimeout: upstreamTimeoutMs },
-      handler,
+      { origin: u.url, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, headersTimeout: upstreamTimeoutMs },
+      exchange,
     );
   }
 
@@ -419,9 +468,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       return;
     }
     if (rateLimited(req, res)) return;
-    const length = req.headers['content-length'];
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-    proxy(req, res, forwardHeaders(req), hasBody, null);
+    const { headers, hasBody } = forwardHeaders(req);
+    proxy(req, res, headers, hasBody, null);
   }
 
   // --- health checks
