@@ -102,6 +102,19 @@ test('ecs (fake ECS endpoint): with retries on, the SDK rides over one 5xx', asy
   }
 });
 
+test('ecs (fake ECS endpoint): an endpoint that does not answer is TIDE_ACTUATOR_FAILED after timeoutSeconds', async () => {
+  const s = await setup({ timeoutSeconds: 0.2 });
+  try {
+    s.fake.add('prod', 'worker', 1);
+    s.fake.hang = true;
+    await assert.rejects(s.actuator.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && /DescribeServices/.test(err.message));
+    s.fake.hang = false;
+    assert.deepEqual(await s.actuator.observe('worker'), { desired: 1, ready: 1 });
+  } finally {
+    await s.close();
+  }
+});
+
 test('ecs: a bad config is TIDE_ACTUATOR_CONFIG naming the field', () => {
   for (const [config, field] of [
     [{ kind: 'ecs' }, 'actuator.cluster'],

@@ -35,6 +35,8 @@ export const ecsSchema = z.strictObject({
   endpoint: z.url().optional(),
   /** Attempts per call, the SDK's retries included. */
   maxAttempts: z.number().int().min(1).max(10).default(3),
+  /** Time allowed for one attempt; the SDK has no limit by default. */
+  timeoutSeconds: z.number().positive().max(600).default(30),
 });
 
 export type EcsConfig = z.output<typeof ecsSchema>;
@@ -57,6 +59,8 @@ export class EcsActuator implements Actuator {
     this.#log = context.log ?? (() => {});
     this.#client = new ECSClient({
       maxAttempts: config.maxAttempts,
+      // Without throwOnRequestTimeout the SDK only warns when requestTimeout passes.
+      requestHandler: { connectionTimeout: config.timeoutSeconds * 1000, requestTimeout: config.timeoutSeconds * 1000, throwOnRequestTimeout: true },
       ...(config.region ? { region: config.region } : {}),
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       ...(deps.credentials ? { credentials: deps.credentials } : {}),

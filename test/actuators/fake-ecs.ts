@@ -32,6 +32,8 @@ export class FakeEcs {
   readonly clusters = new Map<string, Map<string, FakeEcsService>>();
   readonly requests: RecordedEcsRequest[] = [];
   failNext = 0;
+  /** Accept requests and never answer them. */
+  hang = false;
   readonly #server: Server;
   readonly #region: string;
 
@@ -94,6 +96,7 @@ export class FakeEcs {
       return this.#error(res, 400, 'SerializationException', 'the body is not JSON');
     }
     this.requests.push({ target, body, authorization });
+    if (this.hang) return;
     if (req.method !== 'POST' || req.url !== '/') return this.#error(res, 404, 'UnknownOperationException', `${req.method ?? ''} ${req.url ?? ''}`);
     if (req.headers['content-type'] !== 'application/x-amz-json-1.1') return this.#error(res, 400, 'SerializationException', `content type ${String(req.headers['content-type'])}`);
     if (!/^AWS4-HMAC-SHA256 Credential=[^/]+\/\d{8}\/[a-z0-9-]+\/ecs\/aws4_request, SignedHeaders=.*x-amz-target.*, Signature=[0-9a-f]{64}$/.test(authorization)) {
