@@ -6,6 +6,9 @@
  */
 import { Agent, request } from 'undici';
 
+import { type SourceLabel, sourceError } from './guard.js';
+import type { SourceContext } from './types.js';
+
 export interface HttpAnswer {
   status: number;
   text: string;
@@ -52,4 +55,12 @@ export function httpClient(timeoutMs: number): HttpClient {
       if (a) await a.destroy();
     },
   };
+}
+
+/** Bearer header from the environment, or a TIDE_SOURCE_CONFIG naming the variable. */
+export function bearerHeader(label: SourceLabel, envName: string | undefined, ctx: SourceContext): Record<string, string> {
+  if (!envName) return {};
+  const token = (ctx.env ?? process.env)[envName];
+  if (!token) throw sourceError(label, 'TIDE_SOURCE_CONFIG', `bearer_token_env names ${envName}, which is not set`);
+  return { authorization: `Bearer ${token}` };
 }

@@ -8,8 +8,8 @@
  */
 import { z } from 'zod';
 
-import { type SourceLabel, closedError, commonFields, finiteNumber, guardedRead, labelOf, sourceError } from './guard.js';
-import { httpClient } from './http.js';
+import { closedError, commonFields, finiteNumber, guardedRead, labelOf, sourceError } from './guard.js';
+import { bearerHeader, httpClient } from './http.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
 export const prometheusConfig = z.strictObject({
@@ -26,14 +26,6 @@ export type PrometheusConfig = z.infer<typeof prometheusConfig>;
 /** The value of a `[timestamp, "value"]` pair, or undefined when it is not one. */
 function pairValue(pair: unknown): unknown {
   return Array.isArray(pair) && pair.length === 2 ? pair[1] : undefined;
-}
-
-/** Bearer header from the environment, or a TIDE_SOURCE_CONFIG naming the variable. */
-export function bearerHeader(label: SourceLabel, envName: string | undefined, ctx: SourceContext): Record<string, string> {
-  if (!envName) return {};
-  const token = (ctx.env ?? process.env)[envName];
-  if (!token) throw sourceError(label, 'TIDE_SOURCE_CONFIG', `bearer_token_env names ${envName}, which is not set`);
-  return { authorization: `Bearer ${token}` };
 }
 
 export function createPrometheusSource(config: PrometheusConfig, ctx: SourceContext): MetricSource {
