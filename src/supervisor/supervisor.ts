@@ -207,15 +207,8 @@ export class Supervisor extends EventEmitter {
    * SIGKILL after the grace) and resolves when they have exited.
    */
   scale(name: string, replicas: number, options: { by?: string | null } = {}): Promise<ServiceStatus> {
+    this.checkScale(name, replicas);
     const service = this.service(name);
-    const { min = 0, max = Number.MAX_SAFE_INTEGER } = service.spec;
-    if (!Number.isInteger(replicas) || replicas < min || replicas > max) {
-      throw new TideError(
-        'TIDE_SUPERVISOR_SCALE_INVALID',
-        `${name} takes a whole number of replicas from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, not ${replicas}.`,
-        { where: { field: `services.${name}.replicas` } },
-      );
-    }
     if (options.by !== null) {
       service.scaledAt = this.now();
       service.scaledBy = options.by ?? 'manual';
@@ -233,6 +226,18 @@ export class Supervisor extends EventEmitter {
       await Promise.all([...add.map((r) => this.settled(r)), ...remove.map((r) => this.stopReplica(r))]);
       return this.serviceStatus(service);
     });
+  }
+
+  /** @throws TIDE_SUPERVISOR_UNKNOWN_SERVICE, or TIDE_SUPERVISOR_SCALE_INVALID outside min..max. */
+  checkScale(name: string, replicas: number): void {
+    const { min = 0, max = Number.MAX_SAFE_INTEGER } = this.service(name).spec;
+    if (!Number.isInteger(replicas) || replicas < min || replicas > max) {
+      throw new TideError(
+        'TIDE_SUPERVISOR_SCALE_INVALID',
+        `${name} takes a whole number of replicas from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, not ${replicas}.`,
+        { where: { field: `services.${name}.replicas` } },
+      );
+    }
   }
 
   /**

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { ControlClient, connectControl, readControlState, removeControlState, writeControlState } from '../src/supervisor/client.js';
+import { isLoopback, startControl, tokenMatches } from '../src/supervisor/control.js';
+import { type LogLine, type PsResult, type ServiceSpec, Supervisor } from '../src/supervisor/supervisor.js';
+
+const worker = new URL('./fixtures/supervisor-worker.mjs', import.meta.url).pathname;
+
+function jobs(): ServiceSpec {
+  return { name: 'jobs', kind: 'command', command: { file: process.execPath, args: [worker] }, replicas: 1, max: 3, stopGraceMs: 5_000 };
+}
+
+test('loopback detection and the constant-time token check', () => {
+  assert.deepEqual(['127.0.0.1', '127.0.0.2', '::1', 'localhost', '[::1]'].map(isLoopback), [true, true, true, true, true]);
+  assert.deepEqual(['0.0.0.0', '::', '10.0.0.5', '192.168.1.2'].map(isLoopback), [false, false, false, false]);
+  assert.equal(tokenMatches('s3cret-token-abcdef', 's3cret-token-abcdef'), true);
+  assert.equal(tokenMatches('s3cret', 's3cret-token-abcdef'), false);
+});
+
+test('control API on loopback: ps, scale (all or nothing), restart, logs with follow, down', { timeout: 60_000 }, async () => {
+  const sup = new Supervisor({ services: [jobs()] });
+  let downCalled = false;
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'tide-control-'));
+  const control = await startControl({ target: sup, port: 0, onDown: () => (downCalled = true), info: () => ({ project: 'demo' }) });
+  try {
+    await sup.start();
+    await writeControlState(stateDir, { url: control.url, pid: process.pid, startedAt: Date.now() });
+    assert.equal((await stat(path.join(stateDir, 'control.json'))).mode & 0o777, 0o600);
+    const client = await connectControl({ stateDir });
+
+    const ps = await client.request<PsResult & { project: string }>('GET', '/v1/ps');
+    assert.equal(ps.project, 'demo');
+    assert.deepEqual(ps.services.map((s) => [s.name, s.desired, s.state, s.pausedUntil]), [['jobs', 1, 'running', null]]);
+
+    const scaled = await client.request<{ services: Array<{ desired: number; scaledBy: string }> }>('POST', '/v1/scale', { replicas: { jobs: 3 } });
+    assert.deepEqual(scaled.services.map((s) => [s.desired, s.scaledBy]), [[3, 'manual']]);
+    assert.equal((await client.request<PsResult>('GET', '/v1/ps')).replicas.length, 3);
+
+    await assert.rejects(client.request('POST', '/v1/scale', { replicas: { jobs: 1, nope: 2 } }), { code: 'TIDE_SUPERVISOR_UNKNOWN_SERVICE' });
+    await assert.rejects(client.request('POST', '/v1/scale', { replicas: { jobs: 9 } }), { code: 'TIDE_SUPERVISOR_SCALE_INVALID' });
+    await assert.rejects(client.request('POST', '/v1/scale', { replicas: 3 }), { code: 'TIDE_CONTROL_BAD_REQUEST' });
+    assert.equal((await client.request<PsResult>('GET', '/v1/ps')).replicas.length, 3, 'a refused scale changed nothing');
+
+    const before = new Set(sup.ps().replicas.map((r) => r.pid));
+    await client.request('POST', '/v1/restart', { service: 'jobs' });
+    assert.ok(sup.ps().replicas.every((r) => !before.has(r.pid)));
+
+    const tail: LogLine[] = [];
+    await client.logs({ service: 'jobs', tail: 5 }, (l) => tail.push(l));
+    assert.equal(tail.length, 5);
+    assert.ok(tail.every((l) => l.service === 'jobs'));
+
+    // follow: lines printed after the call arrive on the open stream
+    const abort = new AbortController();
+    const followed: LogLine[] = [];
+    const following = client.logs({ service: 'jobs', tail: 0, follow: true }, (l) => {
+      followed.push(l);
+      if (followed.length === 3) abort.abort();
+    }, abort.signal);
+    await following;
+    assert.equal(followed.length, 3);
+
+    await client.request('POST', '/v1/down');
+    assert.equal(downCalled, true);
+  } finally {
+    await control.close();
+    await sup.shutdown();
+    await removeControlState(stateDir);
+    assert.equal(await readControlState(stateDir), undefined);
+    await rm(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('control API bound to 0.0.0.0 (non-loopback) refuses a tokenless call from 127.0.0.1 with 401', { timeout: 30_000 }, async () => {
+  const sup = new Supervisor({ services: [jobs()] });
+  await assert.rejects(startControl({ target: sup, host: '0.0.0.0', port: 0, onDown: () => undefined }), { code: 'TIDE_CONTROL_TOKEN_REQUIRED' });
+  const token = 'a-control-token-for-tests';
+  const control = await startControl({ target: sup, host: '0.0.0.0', port: 0, token, onDown: () => undefined });
+  try {
+    const res = await fetch(`${control.url}/v1/ps`);
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'TIDE_CONTROL_UNAUTHORIZED');
+    await assert.rejects(new ControlClient(control.url, 'wrong-token').request('GET', '/v1/ps'), { code: 'TIDE_CONTROL_UNAUTHORIZED' });
+    const ps = await new ControlClient(control.url, token).request<PsResult>('GET', '/v1/ps');
+    assert.deepEqual(ps.services.map((s) => s.name), ['jobs']);
+  } finally {
+    await control.close();
+    await sup.shutdown();
+  }
+});
+
+test('a client finds no tide up: TIDE_SUPERVISOR_NOT_RUNNING', async () => {
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'tide-control-'));
+  try {
+    await assert.rejects(connectControl({ stateDir }), { code: 'TIDE_SUPERVISOR_NOT_RUNNING' });
+    await writeControlState(stateDir, { url: 'http://127.0.0.1:9', pid: 1, startedAt: 0 });
+    const client = await connectControl({ stateDir });
+    await assert.rejects(client.request('GET', '/v1/ps'), { code: 'TIDE_SUPERVISOR_NOT_RUNNING' });
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+  }
+});
