@@ -60,6 +60,9 @@ async function upstream(id: string): Promise<Upstream> {
     }
     if (req.url?.startsWith('/hold')) {
       u.held.push(res);
+      res.on('close', () => {
+        if (!res.writableFinished) events.emit('abandoned');
+      });
       events.emit('held', u.held.length);
       return;
     }
@@ -465,6 +468,27 @@ test('per-client rate limit: 429 with Retry-After past the burst, refilled with 
     assert.equal((await get(client, '/work')).status, 200);
     assert.equal((await get(client, '/work')).status, 429);
     assert.equal(lb.stats().totals.rate_limited, 2);
+  } finally {
+    await close();
+    await a.close();
+  }
+});
+
+test('a client that hangs up cancels its upstream request', async () => {
+  const a = await upstream('a');
+  const { lb, close } = await balancer();
+  try {
+    lb.addUpstream('a', a.url, { healthy: true });
+    const req = request(`${lb.url}/hold`, { agent: false });
+    req.on('error', () => {});
+    req.end();
+    await holding(a, 1);
+    assert.equal(lb.stats().totals.in_flight, 1);
+    const abandoned = once(a.events, 'abandoned');
+    req.destroy();
+    await abandoned;
+    assert.equal(lb.stats().totals.in_flight, 0);
+    assert.equal(lb.upstreams()[0]?.healthy, true);
   } finally {
     await close();
     await a.close();
