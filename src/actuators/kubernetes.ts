@@ -22,8 +22,8 @@
  * their readiness probe, and the decision core needs the replicas that take work.
  */
 import {
-  AppsV1Api,
   ApiException,
+  AppsV1Api,
   type ConfigurationOptions,
   KubeConfig,
   Observable,

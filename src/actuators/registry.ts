@@ -11,14 +11,20 @@ import { kubernetesActuator } from './kubernetes.js';
 import { localActuator } from './local.js';
 import type { Actuator, ActuatorContext, ActuatorDefinition } from './types.js';
 
-export const ACTUATORS: Readonly<Record<string, ActuatorDefinition>> = {
+/** Every actuator kind, by the `kind` a config names. */
+export const ACTUATORS = {
   local: localActuator,
   compose: composeActuator,
   kubernetes: kubernetesActuator,
   ecs: ecsActuator,
-};
+} as const satisfies Record<string, ActuatorDefinition>;
 
-export type ActuatorKind = 'local' | 'compose' | 'kubernetes' | 'ecs';
+export type ActuatorKind = keyof typeof ACTUATORS;
+
+/** True when `kind` names a registered actuator. */
+export function isActuatorKind(kind: unknown): kind is ActuatorKind {
+  return typeof kind === 'string' && Object.hasOwn(ACTUATORS, kind);
+}
 
 /** "a.b[2].c" from a zod issue path, under `prefix`. */
 function fieldPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {
@@ -44,12 +50,12 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
     throw new TideError('TIDE_ACTUATOR_CONFIG', `An actuator config is an object with a "kind" (${Object.keys(ACTUATORS).join(', ')}).`, { where: where(prefix) });
   }
   const { kind, ...fields } = raw as Record<string, unknown>;
-  const definition = typeof kind === 'string' && Object.hasOwn(ACTUATORS, kind) ? ACTUATORS[kind] : undefined;
-  if (!definition) {
+  if (!isActuatorKind(kind)) {
     throw new TideError('TIDE_ACTUATOR_CONFIG', `Unknown actuator kind ${JSON.stringify(kind)}; the kinds are ${Object.keys(ACTUATORS).join(', ')}.`, {
       where: where(fieldPath(prefix, ['kind'])),
     });
   }
+  const definition: ActuatorDefinition = ACTUATORS[kind];
   const parsed = definition.schema.safeParse(fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
