@@ -261,6 +261,18 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   const metrics = instrumentApi(app, options.engine, { defaultMetrics: options.defaultMetrics ?? true });
 
+  // Once close() starts, a response still in flight goes out with `Connection: close`: the
+  // server closes idle keep-alive sockets only when close begins, so without this a socket
+  // that turns idle afterwards would hold the shutdown for the whole keep-alive timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
+
   const keys = (options.apiKeys ?? []).filter((k) => k.length > 0);
   const isKey = keys.length > 0 ? keyMatcher(keys) : undefined;
   if (isKey) {
