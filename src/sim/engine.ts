@@ -123,104 +123,151 @@ const STAT_BUCKET_SECONDS = 5;
 
 /** Runs one policy over one scenario's jobs. Deterministic: the same inputs give the same result. */
 export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, options: RunOptions = {}): RunResult {
-  const { arrivals, service } = jobs;
-  const n = arrivals.length;
-  const end = jobs.traceSeconds;
-  const conc = scenario.concurrency;
-  const startup = scenario.startupSeconds;
-  const waitSlo = scenario.slo.waitSeconds;
-  const minR = scenario.minReplicas;
-  const maxR = scenario.maxReplicas;
-  const allowedMisses = options.abortWhenSloMissed ? Math.floor((1 - scenario.slo.attainment) * n + 1e-9) : Number.POSITIVE_INFINITY;
-  const interval = policy.intervalSeconds;
+  return new Run(scenario, jobs, policy, options).run();
+}
 
-  const waits = new Float64Array(n);
+/**
+ * One run's state. A class rather than closures inside simulate(): its methods are created once,
+ * so V8's optimised code carries over from run to run (searches do hundreds of short runs).
+ */
+class Run {
+  private readonly arrivals: Float64Array;
+  private readonly service: Float64Array;
+  private readonly n: number;
+  private readonly end: number;
+  private readonly conc: number;
+  private readonly startup: number;
+  private readonly waitSlo: number;
+  private readonly minR: number;
+  private readonly maxR: number;
+  private readonly allowedMisses: number;
+  private readonly interval: number;
+  private readonly waits: Float64Array;
 
-  // --- replica pool (ids reused after exit; never more alive than max + draining ones)
-  let cap = Math.max(16, maxR * 2);
-  let rState = new Int8Array(cap);
-  let rBusy = new Int32Array(cap);
-  let rRequested = new Float64Array(cap);
-  let rReadyAt = new Float64Array(cap);
-  let starting = 0;
-  let ready = 0;
-  let draining = 0;
-  let freeSlots = 0; // free slots on ready (not draining) replicas
-  let nextReady = Number.POSITIVE_INFINITY;
-  let replicaSeconds = 0;
+  // replica pool (ids reused after exit)
+  private cap: number;
+  private rState: Int8Array;
+  private rBusy: Int32Array;
+  private rRequested: Float64Array;
+  private rReadyAt: Float64Array;
+  private starting = 0;
+  private ready = 0;
+  private draining = 0;
+  /** Free slots on ready (not draining) replicas. */
+  private freeSlots = 0;
+  private nextReady = Number.POSITIVE_INFINITY;
+  private replicaSeconds = 0;
 
-  // --- busy-slot heap
-  let hCap = Math.max(64, (maxR + 8) * conc * 2);
-  let hTime = new Float64Array(hCap);
-  let hRep = new Int32Array(hCap);
-  let hJob = new Int32Array(hCap);
-  let hSize = 0;
+  // busy-slot heap: (end time, replica, job)
+  private hCap: number;
+  private hTime: Float64Array;
+  private hRep: Int32Array;
+  private hJob: Int32Array;
+  private hSize = 0;
 
-  // --- counters and integrals
-  let head = 0; // oldest waiting job
-  let arrived = 0; // jobs arrived so far
-  let completions = 0;
-  let inFlight = 0;
-  let misses = 0;
-  let lastT = 0;
-  let busyArea = 0;
-  let slotArea = 0;
-  const statCount = new Float64Array(STAT_BUCKETS);
-  const statSum = new Float64Array(STAT_BUCKETS);
-  const statSq = new Float64Array(STAT_BUCKETS);
-  let statEpoch = 0; // index of the 5 s bucket last written
+  // counters and integrals
+  /** Oldest waiting job. */
+  private head = 0;
+  /** Jobs arrived so far. */
+  private arrived = 0;
+  private completions = 0;
+  private inFlight = 0;
+  private misses = 0;
+  private lastT = 0;
+  private busyArea = 0;
+  private slotArea = 0;
+  private readonly statCount = new Float64Array(STAT_BUCKETS);
+  private readonly statSum = new Float64Array(STAT_BUCKETS);
+  private readonly statSq = new Float64Array(STAT_BUCKETS);
+  /** Index of the 5 s bucket last written. */
+  private statEpoch = 0;
 
-  // --- desired count and its history
-  let desired = Math.min(maxR, Math.max(minR, options.initialReplicas ?? scenario.initialReplicas));
-  const desiredT: number[] = [0];
-  const desiredV: number[] = [desired];
-  let scaleEvents = 0;
-  let flaps = 0;
-  let lastDir = 0;
-  let lastChange = Number.NEGATIVE_INFINITY;
+  // the desired count and its history
+  private desired: number;
+  private readonly desiredT: number[] = [0];
+  private readonly desiredV: number[];
+  private scaleEvents = 0;
+  private flaps = 0;
+  private lastDir = 0;
+  private lastChange = Number.NEGATIVE_INFINITY;
 
-  // --- paid replicas over time, for the series
-  const wantSeries = options.seriesBucketSeconds !== undefined && options.seriesBucketSeconds > 0;
-  const paidT: number[] = [];
-  const paidV: number[] = [];
+  // paid replicas over time, for the series
+  private readonly wantSeries: boolean;
+  private readonly paidT: number[] = [];
+  private readonly paidV: number[] = [];
 
-  function grow(): void {
-    cap *= 2;
-    const s = new Int8Array(cap);
-    s.set(rState);
-    rState = s;
-    const b = new Int32Array(cap);
-    b.set(rBusy);
-    rBusy = b;
-    const q = new Float64Array(cap);
-    q.set(rRequested);
-    rRequested = q;
-    const r = new Float64Array(cap);
-    r.set(rReadyAt);
-    rReadyAt = r;
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly jobs: Jobs,
+    private readonly policy: SimPolicy,
+    private readonly options: RunOptions,
+  ) {
+    this.arrivals = jobs.arrivals;
+    this.service = jobs.service;
+    this.n = jobs.arrivals.length;
+    this.end = jobs.traceSeconds;
+    this.conc = scenario.concurrency;
+    this.startup = scenario.startupSeconds;
+    this.waitSlo = scenario.slo.waitSeconds;
+    this.minR = scenario.minReplicas;
+    this.maxR = scenario.maxReplicas;
+    this.allowedMisses = options.abortWhenSloMissed ? Math.floor((1 - scenario.slo.attainment) * this.n + 1e-9) : Number.POSITIVE_INFINITY;
+    this.interval = policy.intervalSeconds;
+    this.waits = new Float64Array(this.n);
+    this.cap = Math.max(16, this.maxR * 2);
+    this.rState = new Int8Array(this.cap);
+    this.rBusy = new Int32Array(this.cap);
+    this.rRequested = new Float64Array(this.cap);
+    this.rReadyAt = new Float64Array(this.cap);
+    this.hCap = Math.max(64, (this.maxR + 8) * this.conc * 2);
+    this.hTime = new Float64Array(this.hCap);
+    this.hRep = new Int32Array(this.hCap);
+    this.hJob = new Int32Array(this.hCap);
+    this.desired = Math.min(this.maxR, Math.max(this.minR, options.initialReplicas ?? scenario.initialReplicas));
+    this.desiredV = [this.desired];
+    this.wantSeries = options.seriesBucketSeconds !== undefined && options.seriesBucketSeconds > 0;
   }
 
-  function allocReplica(): number {
-    for (let i = 0; i < cap; i++) if (rState[i] === 0) return i;
-    const id = cap;
-    grow();
+  private grow(): void {
+    this.cap *= 2;
+    const s = new Int8Array(this.cap);
+    s.set(this.rState);
+    this.rState = s;
+    const b = new Int32Array(this.cap);
+    b.set(this.rBusy);
+    this.rBusy = b;
+    const q = new Float64Array(this.cap);
+    q.set(this.rRequested);
+    this.rRequested = q;
+    const r = new Float64Array(this.cap);
+    r.set(this.rReadyAt);
+    this.rReadyAt = r;
+  }
+
+  private allocReplica(): number {
+    for (let i = 0; i < this.cap; i++) if (this.rState[i] === 0) return i;
+    const id = this.cap;
+    this.grow();
     return id;
   }
 
-  function heapPush(time: number, rep: number, job: number): void {
-    if (hSize === hCap) {
-      hCap *= 2;
-      const a = new Float64Array(hCap);
-      a.set(hTime);
-      hTime = a;
-      const b = new Int32Array(hCap);
-      b.set(hRep);
-      hRep = b;
-      const c = new Int32Array(hCap);
-      c.set(hJob);
-      hJob = c;
+  private heapPush(time: number, rep: number, job: number): void {
+    if (this.hSize === this.hCap) {
+      this.hCap *= 2;
+      const a = new Float64Array(this.hCap);
+      a.set(this.hTime);
+      this.hTime = a;
+      const b = new Int32Array(this.hCap);
+      b.set(this.hRep);
+      this.hRep = b;
+      const c = new Int32Array(this.hCap);
+      c.set(this.hJob);
+      this.hJob = c;
     }
-    let i = hSize++;
+    const hTime = this.hTime;
+    const hRep = this.hRep;
+    const hJob = this.hJob;
+    let i = this.hSize++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (hTime[p]! <= time) break;
@@ -235,16 +282,19 @@ export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, opti
   }
 
   /** Replaces the heap's top with a new entry (or removes it when rep < 0) and restores order. */
-  function heapReplaceTop(time: number, rep: number, job: number): void {
+  private heapReplaceTop(time: number, rep: number, job: number): void {
+    const hTime = this.hTime;
+    const hRep = this.hRep;
+    const hJob = this.hJob;
     if (rep < 0) {
-      hSize--;
-      if (hSize === 0) return;
-      time = hTime[hSize]!;
-      rep = hRep[hSize]!;
-      job = hJob[hSize]!;
+      this.hSize--;
+      if (this.hSize === 0) return;
+      time = hTime[this.hSize]!;
+      rep = hRep[this.hSize]!;
+      job = hJob[this.hSize]!;
     }
     let i = 0;
-    const size = hSize;
+    const size = this.hSize;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= size) break;
@@ -261,285 +311,303 @@ export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, opti
     hJob[i] = job;
   }
 
-  function recordPaid(t: number): void {
-    if (!wantSeries) return;
-    paidT.push(t);
-    paidV.push(starting + ready + draining);
+  private recordPaid(t: number): void {
+    if (!this.wantSeries) return;
+    this.paidT.push(t);
+    this.paidV.push(this.starting + this.ready + this.draining);
   }
 
-  function exitReplica(id: number, t: number): void {
-    replicaSeconds += t - rRequested[id]!;
-    rState[id] = 0;
+  private exitReplica(id: number, t: number): void {
+    this.replicaSeconds += t - this.rRequested[id]!;
+    this.rState[id] = 0;
   }
 
-  function recomputeNextReady(): void {
-    nextReady = Number.POSITIVE_INFINITY;
-    if (starting === 0) return;
-    for (let i = 0; i < cap; i++) if (rState[i] === STARTING && rReadyAt[i]! < nextReady) nextReady = rReadyAt[i]!;
+  private recomputeNextReady(): void {
+    this.nextReady = Number.POSITIVE_INFINITY;
+    if (this.starting === 0) return;
+    for (let i = 0; i < this.cap; i++) if (this.rState[i] === STARTING && this.rReadyAt[i]! < this.nextReady) this.nextReady = this.rReadyAt[i]!;
   }
 
   /** Starts the oldest waiting job on replica `id` at time t and records its wait. */
-  function startJob(id: number, t: number): void {
-    const j = head++;
-    const w = t - arrivals[j]!;
-    waits[j] = w;
-    if (w > waitSlo) misses++;
-    rBusy[id]!++;
-    inFlight++;
-    heapPush(t + service[j]!, id, j);
+  private startJob(id: number, t: number): void {
+    const j = this.head++;
+    const w = t - this.arrivals[j]!;
+    this.waits[j] = w;
+    if (w > this.waitSlo) this.misses++;
+    this.rBusy[id]!++;
+    this.inFlight++;
+    this.heapPush(t + this.service[j]!, id, j);
   }
 
-  function makeReady(id: number, t: number): void {
-    rState[id] = READY;
-    starting--;
-    ready++;
-    let free = conc;
-    while (free > 0 && head < arrived) {
-      startJob(id, t);
+  private makeReady(id: number, t: number): void {
+    this.rState[id] = READY;
+    this.starting--;
+    this.ready++;
+    let free = this.conc;
+    while (free > 0 && this.head < this.arrived) {
+      this.startJob(id, t);
       free--;
     }
-    freeSlots += free;
+    this.freeSlots += free;
   }
 
-  function scaleTo(target: number, t: number): void {
-    let current = starting + ready;
+  private scaleTo(target: number, t: number): void {
+    let current = this.starting + this.ready;
     if (target > current) {
       for (; current < target; current++) {
-        const id = allocReplica();
-        rState[id] = STARTING;
-        rBusy[id] = 0;
-        rRequested[id] = t;
-        rReadyAt[id] = t + startup;
-        starting++;
-        if (startup <= 0) makeReady(id, t);
-        else if (t + startup < nextReady) nextReady = t + startup;
+        const id = this.allocReplica();
+        this.rState[id] = STARTING;
+        this.rBusy[id] = 0;
+        this.rRequested[id] = t;
+        this.rReadyAt[id] = t + this.startup;
+        this.starting++;
+        if (this.startup <= 0) this.makeReady(id, t);
+        else if (t + this.startup < this.nextReady) this.nextReady = t + this.startup;
       }
     } else if (target < current) {
       let remove = current - target;
       // cancel replicas still starting, newest first
-      while (remove > 0 && starting > 0) {
+      while (remove > 0 && this.starting > 0) {
         let pick = -1;
-        for (let i = 0; i < cap; i++) if (rState[i] === STARTING && (pick < 0 || rRequested[i]! >= rRequested[pick]!)) pick = i;
-        starting--;
-        exitReplica(pick, t);
+        for (let i = 0; i < this.cap; i++) if (this.rState[i] === STARTING && (pick < 0 || this.rRequested[i]! >= this.rRequested[pick]!)) pick = i;
+        this.starting--;
+        this.exitReplica(pick, t);
         remove--;
       }
-      recomputeNextReady();
+      this.recomputeNextReady();
       // then drain the ready replicas with the fewest jobs in flight
-      while (remove > 0 && ready > 0) {
+      while (remove > 0 && this.ready > 0) {
         let pick = -1;
-        for (let i = 0; i < cap; i++) if (rState[i] === READY && (pick < 0 || rBusy[i]! < rBusy[pick]!)) pick = i;
-        ready--;
-        freeSlots -= conc - rBusy[pick]!;
-        if (rBusy[pick] === 0) exitReplica(pick, t);
+        for (let i = 0; i < this.cap; i++) if (this.rState[i] === READY && (pick < 0 || this.rBusy[i]! < this.rBusy[pick]!)) pick = i;
+        this.ready--;
+        this.freeSlots -= this.conc - this.rBusy[pick]!;
+        if (this.rBusy[pick] === 0) this.exitReplica(pick, t);
         else {
-          rState[pick] = DRAINING;
-          draining++;
+          this.rState[pick] = DRAINING;
+          this.draining++;
         }
         remove--;
       }
     }
-    recordPaid(t);
+    this.recordPaid(t);
   }
 
-  function setDesired(next: number, t: number): void {
-    if (next === desired) return;
-    const dir = next > desired ? 1 : -1;
-    if (lastDir === -dir && t - lastChange < FLAP_SECONDS) flaps++;
-    lastDir = dir;
-    lastChange = t;
-    scaleEvents++;
-    desired = next;
-    desiredT.push(t);
-    desiredV.push(next);
-    scaleTo(next, t);
+  private setDesired(next: number, t: number): void {
+    if (next === this.desired) return;
+    const dir = next > this.desired ? 1 : -1;
+    if (this.lastDir === -dir && t - this.lastChange < FLAP_SECONDS) this.flaps++;
+    this.lastDir = dir;
+    this.lastChange = t;
+    this.scaleEvents++;
+    this.desired = next;
+    this.desiredT.push(t);
+    this.desiredV.push(next);
+    this.scaleTo(next, t);
   }
 
-  // --- t = 0: the initial replicas are ready
-  for (let k = 0; k < desired; k++) {
-    const id = allocReplica();
-    rState[id] = READY;
-    rBusy[id] = 0;
-    rRequested[id] = 0;
-    ready++;
-    freeSlots += conc;
-  }
-  recordPaid(0);
-
-  const obs: Observation = {
-    now: 0,
-    desired,
-    ready,
-    starting: 0,
-    draining: 0,
-    queueDepth: 0,
-    oldestAgeSeconds: 0,
-    arrivalsTotal: 0,
-    completionsTotal: 0,
-    inFlight: 0,
-    utilization: 0,
-    busySlotSecondsTotal: 0,
-    slotSecondsTotal: 0,
-    serviceTimeMeanSeconds: Number.NaN,
-    serviceTimeScv: Number.NaN,
-    concurrency: conc,
-  };
-
-  let nextTick = interval > 0 ? interval : Number.POSITIVE_INFINITY;
-  let aborted = false;
-  const INF = Number.POSITIVE_INFINITY;
-
-  for (;;) {
-    const ta = arrived < n ? arrivals[arrived]! : INF;
-    const tc = hSize > 0 ? hTime[0]! : INF;
-    let t = ta < tc ? ta : tc;
-    if (nextReady < t) t = nextReady;
-    if (nextTick < t) t = nextTick;
-    if (t >= end) break;
-    if (t > lastT) {
-      const dt = t - lastT;
-      busyArea += inFlight * dt;
-      slotArea += (ready + draining) * conc * dt;
-      lastT = t;
+  private complete(t: number): void {
+    const id = this.hRep[0]!;
+    const j = this.hJob[0]!;
+    this.completions++;
+    const s = this.service[j]!;
+    const epoch = Math.floor(t / STAT_BUCKET_SECONDS);
+    if (epoch !== this.statEpoch) {
+      // clear the buckets skipped since the last write (they hold data older than the window)
+      const from = Math.max(this.statEpoch + 1, epoch - STAT_BUCKETS + 1);
+      for (let e = from; e <= epoch; e++) {
+        const b = e % STAT_BUCKETS;
+        this.statCount[b] = 0;
+        this.statSum[b] = 0;
+        this.statSq[b] = 0;
+      }
+      this.statEpoch = epoch;
     }
-    if (tc <= t) {
-      // completion
-      const id = hRep[0]!;
-      const j = hJob[0]!;
-      completions++;
-      const s = service[j]!;
-      const epoch = Math.floor(t / STAT_BUCKET_SECONDS);
-      if (epoch !== statEpoch) {
-        // clear the buckets skipped since the last write (they hold data older than the window)
-        const from = Math.max(statEpoch + 1, epoch - STAT_BUCKETS + 1);
-        for (let e = from; e <= epoch; e++) {
-          const b = e % STAT_BUCKETS;
-          statCount[b] = 0;
-          statSum[b] = 0;
-          statSq[b] = 0;
-        }
-        statEpoch = epoch;
-      }
-      const b = epoch % STAT_BUCKETS;
-      statCount[b]!++;
-      statSum[b]! += s;
-      statSq[b]! += s * s;
-      if (rState[id] === READY && head < arrived) {
-        // the freed slot takes the oldest waiting job
-        const nj = head++;
-        const w = t - arrivals[nj]!;
-        waits[nj] = w;
-        if (w > waitSlo) misses++;
-        heapReplaceTop(t + service[nj]!, id, nj);
-      } else {
-        heapReplaceTop(0, -1, 0);
-        rBusy[id]!--;
-        inFlight--;
-        if (rState[id] === READY) freeSlots++;
-        else if (rState[id] === DRAINING && rBusy[id] === 0) {
-          draining--;
-          exitReplica(id, t);
-          recordPaid(t);
-        }
-      }
-    } else if (nextReady <= t) {
-      for (let i = 0; i < cap; i++) if (rState[i] === STARTING && rReadyAt[i]! <= t) makeReady(i, t);
-      recomputeNextReady();
-    } else if (ta <= t) {
-      arrived++;
-      if (freeSlots > 0) {
-        // least-loaded ready replica: work spreads as it does over workers polling one queue
-        let pick = -1;
-        for (let i = 0; i < cap; i++) if (rState[i] === READY && rBusy[i]! < conc && (pick < 0 || rBusy[i]! < rBusy[pick]!)) pick = i;
-        freeSlots--;
-        startJob(pick, t);
-      }
+    const b = epoch % STAT_BUCKETS;
+    this.statCount[b]!++;
+    this.statSum[b]! += s;
+    this.statSq[b]! += s * s;
+    const state = this.rState[id];
+    if (state === READY && this.head < this.arrived) {
+      // the freed slot takes the oldest waiting job
+      const nj = this.head++;
+      const w = t - this.arrivals[nj]!;
+      this.waits[nj] = w;
+      if (w > this.waitSlo) this.misses++;
+      this.heapReplaceTop(t + this.service[nj]!, id, nj);
     } else {
-      // policy tick
-      let cnt = 0;
-      let sum = 0;
-      let sq = 0;
-      const epoch = Math.floor(t / STAT_BUCKET_SECONDS);
-      for (let k = 0; k < STAT_BUCKETS; k++) {
-        const e = epoch - k;
-        if (e < 0 || e > statEpoch || statEpoch - e >= STAT_BUCKETS) continue;
-        const bb = e % STAT_BUCKETS;
-        cnt += statCount[bb]!;
-        sum += statSum[bb]!;
-        sq += statSq[bb]!;
+      this.heapReplaceTop(0, -1, 0);
+      this.rBusy[id]!--;
+      this.inFlight--;
+      if (state === READY) this.freeSlots++;
+      else if (state === DRAINING && this.rBusy[id] === 0) {
+        this.draining--;
+        this.exitReplica(id, t);
+        this.recordPaid(t);
       }
-      if (cnt > 0) {
-        const mean = sum / cnt;
-        obs.serviceTimeMeanSeconds = mean;
-        obs.serviceTimeScv = cnt > 1 ? Math.max(0, (sq / cnt - mean * mean) / (mean * mean)) : 0;
-      }
-      // else: keep the last known values, as a gauge would
-      obs.now = t;
-      obs.desired = desired;
-      obs.ready = ready;
-      obs.starting = starting;
-      obs.draining = draining;
-      obs.queueDepth = arrived - head;
-      obs.oldestAgeSeconds = arrived > head ? t - arrivals[head]! : 0;
-      obs.arrivalsTotal = arrived;
-      obs.completionsTotal = completions;
-      obs.inFlight = inFlight;
-      const slots = (ready + draining) * conc;
-      obs.utilization = slots > 0 ? inFlight / slots : 0;
-      obs.busySlotSecondsTotal = busyArea;
-      obs.slotSecondsTotal = slotArea;
-      const want = policy.decide(obs);
-      const next = Math.min(maxR, Math.max(minR, Number.isFinite(want) ? Math.round(want) : desired));
-      setDesired(next, t);
-      nextTick += interval;
-    }
-    if (misses > allowedMisses) {
-      aborted = true;
-      lastT = t;
-      break;
     }
   }
 
-  const stopAt = aborted ? lastT : end;
-  // jobs still waiting at the end: misses with their wait so far
-  for (let j = head; j < arrived; j++) {
-    waits[j] = stopAt - arrivals[j]!;
-    misses++;
+  private arrive(t: number): void {
+    this.arrived++;
+    if (this.freeSlots > 0) {
+      // least-loaded ready replica: work spreads as it does over workers polling one queue
+      let pick = -1;
+      const rState = this.rState;
+      const rBusy = this.rBusy;
+      for (let i = 0; i < this.cap; i++) if (rState[i] === READY && rBusy[i]! < this.conc && (pick < 0 || rBusy[i]! < rBusy[pick]!)) pick = i;
+      this.freeSlots--;
+      this.startJob(pick, t);
+    }
   }
-  if (aborted) for (let j = arrived; j < n; j++) waits[j] = 0;
-  // replicas are paid until the end
-  for (let i = 0; i < cap; i++) if (rState[i] !== 0) replicaSeconds += stopAt - rRequested[i]!;
 
-  const result: RunResult = {
-    policy: policy.name,
-    jobs: n,
-    attainment: n > 0 ? (n - misses) / n : 1,
-    waitP50: Number.NaN,
-    waitP95: Number.NaN,
-    waitP99: Number.NaN,
-    waitMax: Number.NaN,
-    replicaSeconds,
-    lowerBoundSeconds: jobs.lowerBoundSeconds,
-    efficiency: replicaSeconds > 0 ? jobs.lowerBoundSeconds / replicaSeconds : 0,
-    scaleEvents,
-    flaps,
-    traceSeconds: end,
-    aborted,
-    desiredAt: { t: desiredT, replicas: desiredV },
-  };
-  if (!options.skipPercentiles && !aborted) {
-    const [p50, p95, p99, max] = percentiles(waits, [0.5, 0.95, 0.99, 1]);
-    result.waitP50 = p50!;
-    result.waitP95 = p95!;
-    result.waitP99 = p99!;
-    result.waitMax = max!;
+  private tick(t: number, obs: Observation): void {
+    let cnt = 0;
+    let sum = 0;
+    let sq = 0;
+    const epoch = Math.floor(t / STAT_BUCKET_SECONDS);
+    for (let k = 0; k < STAT_BUCKETS; k++) {
+      const e = epoch - k;
+      if (e < 0 || e > this.statEpoch || this.statEpoch - e >= STAT_BUCKETS) continue;
+      const bb = e % STAT_BUCKETS;
+      cnt += this.statCount[bb]!;
+      sum += this.statSum[bb]!;
+      sq += this.statSq[bb]!;
+    }
+    if (cnt > 0) {
+      const mean = sum / cnt;
+      obs.serviceTimeMeanSeconds = mean;
+      obs.serviceTimeScv = cnt > 1 ? Math.max(0, (sq / cnt - mean * mean) / (mean * mean)) : 0;
+    }
+    // else: keep the last known values, as a gauge would
+    obs.now = t;
+    obs.desired = this.desired;
+    obs.ready = this.ready;
+    obs.starting = this.starting;
+    obs.draining = this.draining;
+    obs.queueDepth = this.arrived - this.head;
+    obs.oldestAgeSeconds = this.arrived > this.head ? t - this.arrivals[this.head]! : 0;
+    obs.arrivalsTotal = this.arrived;
+    obs.completionsTotal = this.completions;
+    obs.inFlight = this.inFlight;
+    const slots = (this.ready + this.draining) * this.conc;
+    obs.utilization = slots > 0 ? this.inFlight / slots : 0;
+    obs.busySlotSecondsTotal = this.busyArea;
+    obs.slotSecondsTotal = this.slotArea;
+    const want = this.policy.decide(obs);
+    const next = Math.min(this.maxR, Math.max(this.minR, Number.isFinite(want) ? Math.round(want) : this.desired));
+    this.setDesired(next, t);
   }
-  if (wantSeries && !aborted) {
-    paidT.push(end);
-    paidV.push(paidV[paidV.length - 1] ?? 0);
-    result.series = buildSeries(arrivals, waits, end, options.seriesBucketSeconds!, paidT, paidV);
+
+  run(): RunResult {
+    // t = 0: the initial replicas are ready
+    for (let k = 0; k < this.desired; k++) {
+      const id = this.allocReplica();
+      this.rState[id] = READY;
+      this.rBusy[id] = 0;
+      this.rRequested[id] = 0;
+      this.ready++;
+      this.freeSlots += this.conc;
+    }
+    this.recordPaid(0);
+
+    const obs: Observation = {
+      now: 0,
+      desired: this.desired,
+      ready: this.ready,
+      starting: 0,
+      draining: 0,
+      queueDepth: 0,
+      oldestAgeSeconds: 0,
+      arrivalsTotal: 0,
+      completionsTotal: 0,
+      inFlight: 0,
+      utilization: 0,
+      busySlotSecondsTotal: 0,
+      slotSecondsTotal: 0,
+      serviceTimeMeanSeconds: Number.NaN,
+      serviceTimeScv: Number.NaN,
+      concurrency: this.conc,
+    };
+
+    const INF = Number.POSITIVE_INFINITY;
+    const arrivals = this.arrivals;
+    const n = this.n;
+    const end = this.end;
+    let nextTick = this.interval > 0 ? this.interval : INF;
+    let aborted = false;
+    for (;;) {
+      const ta = this.arrived < n ? arrivals[this.arrived]! : INF;
+      const tc = this.hSize > 0 ? this.hTime[0]! : INF;
+      let t = ta < tc ? ta : tc;
+      if (this.nextReady < t) t = this.nextReady;
+      if (nextTick < t) t = nextTick;
+      if (t >= end) break;
+      if (t > this.lastT) {
+        const dt = t - this.lastT;
+        this.busyArea += this.inFlight * dt;
+        this.slotArea += (this.ready + this.draining) * this.conc * dt;
+        this.lastT = t;
+      }
+      if (tc <= t) this.complete(t);
+      else if (this.nextReady <= t) {
+        for (let i = 0; i < this.cap; i++) if (this.rState[i] === STARTING && this.rReadyAt[i]! <= t) this.makeReady(i, t);
+        this.recomputeNextReady();
+      } else if (ta <= t) this.arrive(t);
+      else {
+        this.tick(t, obs);
+        nextTick += this.interval;
+      }
+      if (this.misses > this.allowedMisses) {
+        aborted = true;
+        break;
+      }
+    }
+    return this.finish(aborted);
   }
-  return result;
+
+  private finish(aborted: boolean): RunResult {
+    const stopAt = aborted ? this.lastT : this.end;
+    const { arrivals, waits, n } = this;
+    // jobs still waiting at the end: misses with their wait so far
+    for (let j = this.head; j < this.arrived; j++) {
+      waits[j] = stopAt - arrivals[j]!;
+      this.misses++;
+    }
+    if (aborted) for (let j = this.arrived; j < n; j++) waits[j] = 0;
+    // replicas are paid until the end
+    for (let i = 0; i < this.cap; i++) if (this.rState[i] !== 0) this.replicaSeconds += stopAt - this.rRequested[i]!;
+
+    const result: RunResult = {
+      policy: this.policy.name,
+      jobs: n,
+      attainment: n > 0 ? (n - this.misses) / n : 1,
+      waitP50: Number.NaN,
+      waitP95: Number.NaN,
+      waitP99: Number.NaN,
+      waitMax: Number.NaN,
+      replicaSeconds: this.replicaSeconds,
+      lowerBoundSeconds: this.jobs.lowerBoundSeconds,
+      efficiency: this.replicaSeconds > 0 ? this.jobs.lowerBoundSeconds / this.replicaSeconds : 0,
+      scaleEvents: this.scaleEvents,
+      flaps: this.flaps,
+      traceSeconds: this.end,
+      aborted,
+      desiredAt: { t: this.desiredT, replicas: this.desiredV },
+    };
+    if (!this.options.skipPercentiles && !aborted) {
+      const [p50, p95, p99, max] = percentiles(waits, [0.5, 0.95, 0.99, 1]);
+      result.waitP50 = p50!;
+      result.waitP95 = p95!;
+      result.waitP99 = p99!;
+      result.waitMax = max!;
+    }
+    if (this.wantSeries && !aborted) {
+      this.paidT.push(this.end);
+      this.paidV.push(this.paidV[this.paidV.length - 1] ?? 0);
+      result.series = buildSeries(arrivals, waits, this.end, this.options.seriesBucketSeconds!, this.paidT, this.paidV);
+    }
+    return result;
+  }
 }
 
 /**

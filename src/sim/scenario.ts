@@ -96,14 +96,18 @@ export function parseScenario(text: string, file: string): Scenario {
   const raw: unknown = doc.toJS();
   const parsed = scenarioSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    // unrecognized_keys carries the offending keys apart from the path
+    const issues = parsed.error.issues;
+    // a typo shows as an unknown key plus a missing one: report the unknown key, suggest the other
+    const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!;
     const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
     const fieldPath = [...issue.path, ...keys.slice(0, 1)];
     const field = fieldPath.map(String).join('.') || undefined;
+    const sameLevel = (i: (typeof issues)[number]): boolean =>
+      i.code === 'invalid_type' && i.path.length === issue.path.length + 1 && issue.path.every((p, k) => i.path[k] === p);
+    const missing = issue.code === 'unrecognized_keys' ? issues.find(sameLevel) : undefined;
     const message =
       issue.code === 'unrecognized_keys'
-        ? `Unknown field "${field}" (a typo?).`
+        ? `Unknown field "${field}"${missing ? ` (did you mean "${missing.path.map(String).join('.')}"?)` : ''}.`
         : `Field ${field ?? '(top level)'}: ${issue.message}.`;
     throw invalid(file, message, { line: lineOf(doc, lines, fieldPath), field });
   }

@@ -68,9 +68,14 @@ export function corePolicy(name: string, policy: ServicePolicy, decide: DecideFn
   };
 }
 
-/** The SLO policy a scenario asks for: its bounds and its promise, nothing tuned. */
+/**
+ * The SLO policy a scenario asks for: its bounds and its promise, nothing tuned. A scenario that
+ * allows zero replicas gets the activation every queue scaler uses (any waiting job wakes the
+ * service; KEDA's default threshold 0), since the core only scales to and from zero with one.
+ */
 export function tideServicePolicy(scenario: Scenario): ServicePolicy {
   return {
+    ...(scenario.minReplicas === 0 ? { activation: { metric: METRIC.queueDepth, threshold: 0 } } : {}),
     min: scenario.minReplicas,
     max: scenario.maxReplicas,
     policies: [
