@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 
 import { decide } from '../src/core/decide.js';
-import { type DecideInput, type History, METRIC, type Policy, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
+import { type DecideInput, type History, METRIC, type Policy, type Sample, type ServicePolicy, type StepsPolicy, emptyHistory } from '../src/core/types.js';
 
 const SEED = 20260105;
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
@@ -26,8 +26,8 @@ const policyArb: fc.Arbitrary<Policy> = fc.oneof(
   fc.record({
     kind: fc.constant('steps' as const),
     metric: fc.constant(METRIC.queueDepth),
-    up: fc.constant([{ above: 1000, add: 5 }]),
-    down: fc.constant([{ below: 100, remove: 2 }]),
+    up: fc.constant<StepsPolicy['up']>([{ above: 1000, add: 5 }]),
+    down: fc.constant<StepsPolicy['down']>([{ below: 100, remove: 2 }]),
   }),
   fc.record({
     kind: fc.constant('slo' as const),

@@ -25,7 +25,7 @@ export const SLO_DEFAULTS = {
   upShare: 0.5,
   margin: 0.25,
   scaleInHoldSeconds: 60,
-  fastWindowSeconds: 20,
+  fastWindowSeconds: 10,
   slowWindowSeconds: 120,
   /** The start-up projection may add at most this multiple of the current rate. */
   maxProjection: 1,
@@ -33,21 +33,55 @@ export const SLO_DEFAULTS = {
 
 interface SloState {
   belowSince?: number;
+  /** Smoothed service-time mean and scv, and the completions counter they were last updated at. */
+  service?: { mean: number; scv: number; completions: number };
+}
+
+function num(o: object, key: string): number | undefined {
+  const v = (o as Record<string, unknown>)[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
 function readState(state: unknown): SloState {
-  if (state && typeof state === 'object' && 'belowSince' in state && typeof state.belowSince === 'number') {
-    return { belowSince: state.belowSince };
+  if (!state || typeof state !== 'object') return {};
+  const out: SloState = {};
+  const belowSince = num(state, 'belowSince');
+  if (belowSince !== undefined) out.belowSince = belowSince;
+  const service = (state as Record<string, unknown>).service;
+  if (service && typeof service === 'object') {
+    const mean = num(service, 'mean');
+    const scv = num(service, 'scv');
+    const completions = num(service, 'completions');
+    if (mean !== undefined && scv !== undefined && completions !== undefined) out.service = { mean, scv, completions };
   }
-  return {};
+  return out;
+}
+
+/** Completions over which a new service-time reading gets about two thirds of the weight. */
+const SERVICE_SMOOTHING_JOBS = 200;
+
+/**
+ * Smooths the service-time reading by the number of jobs completed since the last update, so a
+ * window holding few jobs (just after load drops) cannot swing the estimate far.
+ */
+function smoothService(prev: SloState['service'], mean: number, scv: number, completions: number | undefined): NonNullable<SloState['service']> {
+  if (!prev || completions === undefined || completions < prev.completions) return { mean, scv, completions: completions ?? 0 };
+  const w = 1 - Math.exp(-(completions - prev.completions) / SERVICE_SMOOTHING_JOBS);
+  return { mean: prev.mean + w * (mean - prev.mean), scv: prev.scv + w * (scv - prev.scv), completions };
 }
 
 /** Arrival-rate estimates, jobs/s. */
 export interface RateEstimate {
+  /** The lower of the two newest sub-window rates. */
   fast: number;
+  /** The median sub-window rate over the slow window. */
   slow: number;
-  /** max(fast, slow) plus the start-up projection. */
+  /** What the policy plans for on the way up: the level now plus the trend over the start-up delay. */
   planned: number;
+  /** What a smaller count must still serve: `planned` plus two standard deviations of Poisson noise. */
+  cautious: number;
+  /** True when the newest sub-windows stand clear above the slow level (a step up). */
+  rising: boolean;
 }
 
 function median(xs: number[]): number {
@@ -57,9 +91,15 @@ function median(xs: number[]): number {
 }
 
 /**
- * Fast: the lower of the two most recent sub-windows, so a lump that arrived in one interval
- * (a batch) counts as backlog, not as a rate that will last. Slow: the median of sub-window
- * rates over the slow window, for the same reason. Sub-windows are at least one sampling period.
+ * Arrival rates from the counter, read as sub-window rates (10 s by default, at least one
+ * sampling period) over the slow window.
+ *
+ * - A step up: the two newest sub-windows both stand more than three Poisson deviations above
+ *   the median; then the lower of them is the level (the fast estimate wins on the way up).
+ * - Otherwise: a least-squares line through the sub-window rates, each first clipped to the
+ *   median plus four deviations, so a lump that arrived in one interval (a batch) counts as
+ *   backlog and not as a rate that will last. The level is the line's value now, never below
+ *   the median, and the projection adds the line's slope over the start-up delay.
  */
 export function estimateRate(series: Series, now: number, p: SloPolicy): RateEstimate | undefined {
   const period = samplingPeriod(series);
@@ -67,24 +107,50 @@ export function estimateRate(series: Series, now: number, p: SloPolicy): RateEst
   const fastMs = (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
   const slowMs = Math.max(fastMs, (p.slowWindowSeconds ?? SLO_DEFAULTS.slowWindowSeconds) * 1000);
   const sub = Math.max(fastMs / 2, period);
-  const r1 = rateOver(series, now - sub, now);
-  if (r1 === undefined) return undefined;
-  const r2 = rateOver(series, now - 2 * sub, now - sub) ?? r1;
-  const fast = Math.min(r1, r2);
-  const rates: number[] = [];
+  const rates: number[] = []; // newest first
   for (let end = now; end > now - slowMs + 1; end -= sub) {
     const r = rateOver(series, end - sub, end);
     if (r === undefined) break;
     rates.push(r);
   }
-  const slow = rates.length > 0 ? median(rates) : fast;
-  const base = Math.max(fast, slow);
-  // Trend between the centres of the two windows, projected over the start-up delay.
+  const r0 = rates[0];
+  if (r0 === undefined) return undefined;
+  const r1 = rates[1] ?? r0;
+  const fast = Math.min(r0, r1);
+  const slow = median(rates);
+  const subSeconds = sub / 1000;
+  // Poisson deviation of one sub-window's rate at the slow level (at least one job's worth).
+  const dev = Math.sqrt(Math.max(slow, 1 / subSeconds) / subSeconds);
   const startup = p.startupSeconds ?? 0;
-  const span = Math.max(1, (slowMs / 2 - sub) / 1000);
-  const slope = Math.max(0, (fast - slow) / span);
-  const planned = base + Math.min(slope * startup, SLO_DEFAULTS.maxProjection * base);
-  return { fast, slow, planned };
+  const rising = rates.length >= 3 && fast > slow + 3 * dev;
+  // A drop: both newest sub-windows clearly below the median. Scale-up decisions then follow
+  // the newer rate (the median lags by half the window); scale-in still waits for the median.
+  const falling = rates.length >= 3 && Math.max(r0, r1) < slow - 3 * dev;
+  let level: number;
+  let slope = 0;
+  if (rising) {
+    level = fast;
+  } else if (falling) {
+    level = Math.max(r0, r1);
+  } else {
+    const clipped = rates.map((r) => Math.min(r, slow + 4 * dev));
+    const n = clipped.length;
+    // x: seconds before now of each sub-window's centre (0.5 sub for the newest).
+    const xs = clipped.map((_, i) => -(i + 0.5) * subSeconds);
+    const mx = xs.reduce((a, b) => a + b, 0) / n;
+    const my = clipped.reduce((a, b) => a + b, 0) / n;
+    let sxx = 0;
+    let sxy = 0;
+    for (let i = 0; i < n; i++) {
+      sxx += (xs[i]! - mx) ** 2;
+      sxy += (xs[i]! - mx) * (clipped[i]! - my);
+    }
+    slope = n >= 4 && sxx > 0 ? sxy / sxx : 0;
+    level = Math.max(slow, my - slope * mx);
+  }
+  const planned = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
+  const cautious = Math.max(planned, slow) + 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (2 * subSeconds));
+  return { fast, slow, planned, cautious, rising };
 }
 
 /** Replicas to serve `backlog` plus arrivals at `lambda` within the horizon, new ones counted once ready. */
@@ -112,18 +178,26 @@ export function replicasToDrain(input: {
 /** The SLO policy's proposal for one round. */
 export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Proposal {
   const series = ctx.counters[METRIC.arrivalsTotal] ?? [];
-  const serviceTime = ctx.view.values.get(METRIC.serviceTimeMean);
+  const serviceReading = ctx.view.values.get(METRIC.serviceTimeMean);
   const backlog = ctx.view.values.get(METRIC.queueDepth);
   const missing: string[] = [];
   if (!ctx.view.values.has(METRIC.arrivalsTotal)) missing.push(METRIC.arrivalsTotal);
-  if (serviceTime === undefined) missing.push(METRIC.serviceTimeMean);
+  if (serviceReading === undefined) missing.push(METRIC.serviceTimeMean);
   if (backlog === undefined) missing.push(METRIC.queueDepth);
-  if (missing.length > 0 || serviceTime === undefined || backlog === undefined) return { missing, reasons: [] };
+  if (missing.length > 0 || serviceReading === undefined || backlog === undefined) return { missing, reasons: [] };
+  const prevState = readState(ctx.state);
+  const service = smoothService(
+    prevState.service,
+    serviceReading,
+    ctx.view.values.get(METRIC.serviceTimeScv) ?? 1,
+    ctx.view.values.get(METRIC.completionsTotal),
+  );
+  const serviceTime = service.mean;
+  const scv = service.scv;
   const rate = estimateRate(series, ctx.now, p);
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
-  const scv = ctx.view.values.get(METRIC.serviceTimeScv) ?? 1;
   const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
   const c = Math.max(1, p.concurrency);
   const startup = p.startupSeconds ?? 0;
@@ -131,7 +205,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
   const model = { lambda, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
-  const forDrain = replicasToDrain({
+  const drainInput = {
     backlog,
     lambda,
     serviceTime,
@@ -139,24 +213,27 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     waitSeconds: p.waitSeconds,
     startupSeconds: startup,
     ready: Math.min(ctx.ready, ctx.current),
-  });
+  };
+  const forDrain = replicasToDrain(drainInput);
   const needed = Math.max(forWait, forDrain);
   const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
-  const state = readState(ctx.state);
+  const state = prevState;
 
-  if (needed >= ctx.current || warming) {
+  if (needed >= ctx.current || rate === undefined) {
     const replicas = Math.max(needed, warming ? ctx.current : 0);
     const code = forDrain > forWait ? 'SloBacklog' : 'SloWaitTarget';
     const message =
       code === 'SloBacklog'
         ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts}).`
         : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts}).`;
-    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: {} };
+    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service } };
   }
 
-  // Scale-in: the smaller count must meet a stricter share (the margin) and keep qualifying.
+  // Scale-in: the smaller count must serve the cautious rate (two deviations of noise above the
+  // plan) at a stricter share (the margin), and keep qualifying for the hold time.
   const margin = p.margin ?? SLO_DEFAULTS.margin;
-  const smaller = Math.max(forDrain, replicasForWait(model, allowedLate * margin, c, cap));
+  const cautious = { ...model, lambda: rate.cautious };
+  const smaller = Math.max(replicasToDrain({ ...drainInput, lambda: rate.cautious }), replicasForWait(cautious, allowedLate * margin, c, cap));
   if (smaller >= ctx.current) {
     return {
       replicas: ctx.current,
@@ -169,7 +246,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin, so it keeps ${ctx.current} (${facts}).`,
         },
       ],
-      state: {},
+      state: { service },
     };
   }
   const since = state.belowSince ?? ctx.now;
@@ -186,7 +263,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           message: `${label}: ${smaller} replicas would meet the target with margin; holding ${ctx.current} until that has held for ${hold / 1000} s (${facts}).`,
         },
       ],
-      state: { belowSince: since },
+      state: { belowSince: since, service },
     };
   }
   return {
@@ -200,7 +277,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
         message: `${label}: ${smaller} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * margin)} (${facts}).`,
       },
     ],
-    state: { belowSince: since },
+    state: { belowSince: since, service },
   };
 }
 

@@ -127,7 +127,7 @@ export interface SloPolicy {
   margin?: number;
   /** Seconds the smaller count must keep qualifying before the policy proposes it. Default 60. */
   scaleInHoldSeconds?: number;
-  /** Fast arrival-rate window, seconds (default 20). The fast estimate wins on the way up. */
+  /** Fast arrival-rate window, seconds (default 10). The fast estimate wins on the way up. */
   fastWindowSeconds?: number;
   /** Slow arrival-rate window, seconds (default 120). */
   slowWindowSeconds?: number;
