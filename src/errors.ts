@@ -44,6 +44,7 @@ export const ERRORS = {
   TIDE_API_NOT_FOUND: { status: 404, exit: 1, summary: 'No API route matches this method and path.' },
   TIDE_API_ROUTES_PLUGIN: { status: 500, exit: 2, summary: 'A user routes plugin (`--routes`) could not be loaded or did not export a Fastify plugin.' },
   TIDE_API_LISTEN: { status: 500, exit: 1, summary: 'The API cannot listen on the host and port (in use, or not permitted).' },
+  TIDE_API_SHUTTING_DOWN: { status: 503, exit: 1, summary: 'This API replica is shutting down; retry (the load balancer sends the request to another one).' },
 
   // --- worker
   TIDE_HANDLER_UNKNOWN: { status: 500, exit: 1, summary: 'A claimed job names a handler this worker does not have; the job fails (and retries elsewhere).' },

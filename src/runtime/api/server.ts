@@ -244,6 +244,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // we answer requests that arrive during close ourselves, with a coded body (below)
+    return503OnClosing: false,
     // reject unknown fields instead of stripping them, and never coerce "5" into 5
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
@@ -251,7 +253,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.setErrorHandler((err, request, reply) => {
     const typed = toTideError(err);
     if (typed.code === 'TIDE_INTERNAL') request.log.error({ err }, 'unexpected error in the API');
-    if (typed.code === 'TIDE_DB_UNAVAILABLE') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
+    if (typed.code === 'TIDE_DB_UNAVAILABLE' || typed.code === 'TIDE_API_SHUTTING_DOWN') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
     void reply.status(typed.status).send(errorBody(typed));
   });
   app.setNotFoundHandler((request, reply) => {
@@ -271,6 +273,10 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.addHook('onSend', async (_request, reply, payload) => {
     if (closing) void reply.header('connection', 'close');
     return payload;
+  });
+  // a request that arrives on a kept-alive connection during close: shed it, coded
+  app.addHook('onRequest', async () => {
+    if (closing) throw new TideError('TIDE_API_SHUTTING_DOWN', 'This replica is shutting down; retry the request.');
   });
 
   const keys = (options.apiKeys ?? []).filter((k) => k.length > 0);
