@@ -6,15 +6,16 @@
  * slots in one statement, and runs again when a slot frees (coalesced with setImmediate, so a
  * burst of finishing jobs becomes one claim for all of them, not one claim each), on a
  * NOTIFY, or on the poll timer. Finished jobs go into a small completion buffer flushed every
- * few ms or N jobs in one statement; a job stays leased (and heartbeated) until its
- * completion is flushed, so a crash before the flush only means the job runs again
- * (at least once). Failures are written at once with the queue's backoff.
+ * few ms or N jobs in one statement. A finished job frees its slot at once (the next claim
+ * overlaps the flush) but stays leased and heartbeated until its completion is written, so a
+ * crash before the flush only means the job runs again (at least once). Failures are written at once with the queue's backoff.
  *
  * States: running -> draining (stop(): no more claims; in-flight jobs get the grace period)
  * -> stopped (what is still running is released back to ready at once, the buffer flushed,
  * connections closed). A database outage is survived: claims and flushes back off and retry,
  * and /health reports 503 meanwhile.
  */
+import { isConnectionError } from '../../db/errors.js';
 import { TideError } from '../../errors.js';
 import { builtinHandlers } from '../handlers/index.js';
 import type { Handlers, JobContext } from '../handlers/types.js';
@@ -109,6 +110,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const slots = new Map<string, Slot>();
   /** Finished, waiting for the flush; still leased and heartbeated. */
   let buffer: Completion[] = [];
+  /** The batch being written right now (still leased: heartbeats include it). */
+  let flushingIds: string[] = [];
   let flushing: Promise<void> | undefined;
   let flushTimer: NodeJS.Timeout | undefined;
   const pendingFails = new Set<Promise<unknown>>();
@@ -141,7 +144,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       let failures = 0;
       while (!stopping) {
         again = false;
-        const free = concurrency - slots.size;
+        // backpressure: finished jobs waiting to be written count against the slots beyond
+        // one batch, so a slow database cannot make the buffer (and its leases) grow unbounded
+        const free = concurrency - slots.size - Math.max(0, buffer.length + flushingIds.length - concurrency);
         if (free <= 0) break;
         let jobs: ClaimedJob[];
         try {
@@ -149,7 +154,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           failures = 0;
           setDatabase(true);
         } catch (err) {
-          setDatabase(false, err);
+          databaseError('claiming jobs', err);
           // back off while the database is away; a NOTIFY or poll cannot help meanwhile
           await sleepFor(Math.min(5000, 200 * 2 ** failures++), lifetime.signal);
           continue;
@@ -165,6 +170,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   function setDatabase(up: boolean, err?: unknown): void {
     if (up !== databaseUp) log(up ? `worker ${id}: database reachable again` : `worker ${id}: database unavailable (${describeError(err)}); retrying`);
     databaseUp = up;
+  }
+
+  /** An outage flips health; anything else (a deadlock, say) is logged and retried. */
+  function databaseError(what: string, err: unknown): void {
+    if (isConnectionError(err)) setDatabase(false, err);
+    else log(`worker ${id}: ${what} failed (${describeError(err)}); retrying`);
   }
 
   // --- running
@@ -200,13 +211,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (slots.get(job.id) !== slot) return;
     const durationMs = performance.now() - began;
     processed++;
+    // the slot frees now (the next claim overlaps the flush); the job stays leased and
+    // heartbeated in the buffer until its completion is written
+    slots.delete(job.id);
     if (ok) {
       metrics?.jobDone(job.queue, 'completed', durationMs);
       buffer.push({ id: job.id, result: result === undefined ? null : result, durationMs });
       if (buffer.length >= batchSize) void flush();
       else flushTimer ??= setTimeout(() => void flush(), batchDelay);
+      scheduleFill();
     } else {
-      slots.delete(job.id);
       metrics?.jobDone(job.queue, 'failed', durationMs);
       const failing = queue
         .fail(job.id, id, error)
@@ -226,30 +240,34 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (flushTimer) clearTimeout(flushTimer), (flushTimer = undefined);
     if (flushing) return flushing.then(() => (buffer.length > 0 ? flush() : undefined));
     if (buffer.length === 0) return Promise.resolve();
-    const batch = buffer;
-    buffer = [];
+    const batch = buffer.slice(0, batchSize);
+    buffer = buffer.slice(batchSize);
+    flushingIds = batch.map((c) => c.id);
     flushing = (async () => {
       try {
         await queue.completeMany(id, batch);
         setDatabase(true);
-        for (const c of batch) slots.delete(c.id);
       } catch (err) {
-        setDatabase(false, err);
+        databaseError('recording completions', err);
         // keep them (leased, heartbeated) and try again shortly; never drop a completion
         buffer = batch.concat(buffer);
         if (!stopping) flushTimer ??= setTimeout(() => void flush(), 500);
-        throw err;
+        return;
       } finally {
         flushing = undefined;
+        flushingIds = [];
       }
+      // more finished meanwhile: write them now; and slots held back by backpressure are free
+      if (buffer.length >= batchSize) void flush();
+      else if (buffer.length > 0) flushTimer ??= setTimeout(() => void flush(), batchDelay);
       scheduleFill();
-    })().catch(() => undefined);
+    })();
     return flushing;
   }
 
   // --- lease upkeep
   const heartbeat = setInterval(() => {
-    const ids = [...slots.keys()];
+    const ids = [...slots.keys(), ...buffer.map((c) => c.id), ...flushingIds];
     if (ids.length === 0) return;
     queue.heartbeat(id, ids).then(
       (renewed) => {
@@ -259,10 +277,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         for (const lost of ids) {
           const slot = slots.get(lost);
           // not renewed and not finished meanwhile: another worker may hold it now
-          if (slot && !held.has(lost) && !buffer.some((c) => c.id === lost)) log(`job ${lost}: lease lost (expired and taken over); its result will be ignored`);
+          if (slot && !held.has(lost)) log(`job ${lost}: lease lost (expired and taken over); its result will be ignored`);
         }
       },
-      (err) => setDatabase(false, err),
+      (err) => databaseError('renewing leases', err),
     );
   }, heartbeatMs);
   const sweep = setInterval(() => {
@@ -314,11 +332,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await Promise.race([inFlight(), new Promise<void>((r) => (graceTimer = setTimeout(r, graceMs)))]);
     clearTimeout(graceTimer);
     // flush what finished (retrying a few times through a short outage)
-    for (let i = 0; i < 10 && buffer.length > 0; i++) {
+    for (let failures = 0; failures < 10 && (buffer.length > 0 || flushing); ) {
+      const before = buffer.length;
       await flush();
-      if (buffer.length > 0) await sleepFor(300);
+      if (buffer.length >= before && buffer.length > 0) failures++, await sleepFor(300);
     }
-    for (const c of buffer) slots.delete(c.id); // unflushed: their leases expire and they run again
+    // still unflushed (database away): their leases expire and they run again elsewhere
+    if (buffer.length > 0) log(`worker ${id}: could not record ${buffer.length} completion(s); those jobs will run again`);
     buffer = [];
     if (flushTimer) clearTimeout(flushTimer);
     // what still runs goes back to the queue at once

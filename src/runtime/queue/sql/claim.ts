@@ -20,7 +20,7 @@ export async function claimJobs(
   const all = queues.includes('*');
   const text = `
 WITH picked AS (
-  SELECT c.id FROM unnest(coalesce($2::text[], (SELECT coalesce(array_agg(queue), '{}') FROM ${q}.queue_stats))) AS qn(name)
+  SELECT c.id FROM unnest(coalesce($2::text[], (SELECT coalesce(array_agg(DISTINCT queue), '{}') FROM ${q}.queue_stats))) AS qn(name)
   CROSS JOIN LATERAL (
     SELECT j.id, j.priority, j.run_at FROM ${q}.jobs j
     WHERE j.state = 'ready' AND j.queue = qn.name AND j.run_at <= now()

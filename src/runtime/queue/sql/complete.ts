@@ -4,7 +4,7 @@
  * complete it over the new holder. The completion and failure counters and the service-time
  * histogram move in the same statement, so metrics never disagree with the rows.
  */
-import { type Queryable, type SqlContext, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, pickShard, statementName } from './context.js';
 
 export interface Completion {
   id: string;
@@ -29,12 +29,16 @@ WITH input AS (
   SELECT queue, count(*) AS n, sum(secs) AS s, array_agg(width_bucket(secs, $3::float8[]) + 1) AS bs
   FROM done GROUP BY queue
 ), st AS (
-  UPDATE ${q}.queue_stats s
-  SET completions = s.completions + a.n, completed = s.completed + a.n,
-      st_sum = s.st_sum + a.s, st_count = s.st_count + a.n,
-      st_buckets = ARRAY(SELECT s.st_buckets[k] + (SELECT count(*) FROM unnest(a.bs) b WHERE b = k)
-                         FROM generate_subscripts(s.st_buckets, 1) k ORDER BY k)
-  FROM agg a WHERE s.queue = a.queue
+  ${bumpStats(
+    ctx,
+    `SELECT queue, n AS completions, n AS completed, s AS st_sum, n AS st_count,
+            ARRAY(SELECT count(*) FILTER (WHERE b = k) FROM generate_series(1, ${ctx.buckets.length + 1}) k
+                  LEFT JOIN unnest(bs) b ON true GROUP BY k ORDER BY k) AS st_buckets
+     FROM agg`,
+    ['completions', 'completed', 'st_sum', 'st_count'],
+    '$4',
+    true,
+  )}
   RETURNING 1
 )
 SELECT id::text AS id FROM done WHERE (SELECT count(*) FROM st) >= 0`;
@@ -45,6 +49,7 @@ SELECT id::text AS id FROM done WHERE (SELECT count(*) FROM st) >= 0`;
       workerId,
       JSON.stringify(items.map((c) => ({ id: c.id, result: c.result ?? null, ms: c.durationMs ?? null }))),
       ctx.buckets,
+      pickShard(),
     ],
   });
   return rows.map((r) => r.id);

@@ -31,3 +31,29 @@ export function statementName(ctx: SqlContext, op: string): string {
 
 /** ms epoch of a timestamptz column, as float8 (pg returns numeric as a string). */
 export const ms = (column: string): string => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
+/** Counter rows per queue (see migration 0002); a statement picks one at random. */
+export const STATS_SHARDS = 16;
+
+export function pickShard(): number {
+  return Math.floor(Math.random() * STATS_SHARDS);
+}
+
+/**
+ * SQL that adds per-queue increments to this statement's shard row of queue_stats, creating
+ * it when missing. `source` selects `queue` and the named increment columns; with
+ * `histogram`, it also selects `st_buckets` (per-bucket increments, same length).
+ */
+export function bumpStats(ctx: SqlContext, source: string, columns: string[], shardParam: string, histogram = false): string {
+  const zeros = `array_fill(0::bigint, ARRAY[${ctx.buckets.length + 1}])`;
+  const set = columns.map((c) => `${c} = s.${c} + excluded.${c}`);
+  if (histogram) {
+    set.push(
+      'st_buckets = ARRAY(SELECT a + b FROM unnest(s.st_buckets, excluded.st_buckets) WITH ORDINALITY AS t(a, b, k) ORDER BY k)',
+    );
+  }
+  return `INSERT INTO ${ctx.q}.queue_stats AS s (queue, shard, st_buckets, ${columns.join(', ')})
+  SELECT src.queue, ${shardParam}::smallint, ${histogram ? 'src.st_buckets' : zeros}, ${columns.map((c) => `src.${c}`).join(', ')}
+  FROM (${source}) src
+  ON CONFLICT (queue, shard) DO UPDATE SET ${set.join(', ')}`;
+}

@@ -5,7 +5,7 @@
  * also waits out a concurrent insert of the same key), the arrivals counters move in the same
  * statement, and one NOTIFY goes out per queue with runnable jobs (not one per job).
  */
-import { type Queryable, type SqlContext, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, pickShard, statementName } from './context.js';
 
 export interface EnqueueRow {
   i: number;
@@ -44,9 +44,7 @@ WITH input AS MATERIALIZED (
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, queue, run_at
 ), counted AS (
-  INSERT INTO ${q}.queue_stats AS s (queue, arrivals, st_buckets)
-  SELECT queue, count(*), array_fill(0::bigint, ARRAY[$2::int]) FROM ins GROUP BY queue
-  ON CONFLICT (queue) DO UPDATE SET arrivals = s.arrivals + excluded.arrivals
+  ${bumpStats(ctx, 'SELECT queue, count(*) AS arrivals FROM ins GROUP BY queue', ['arrivals'], '$2')}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($3, w.queue) FROM (SELECT DISTINCT queue FROM ins WHERE run_at <= now()) w
@@ -58,7 +56,7 @@ ORDER BY input.i`;
   const result = await db.query<EnqueueOutcome>({
     name: statementName(ctx, 'enqueue'),
     text,
-    values: [JSON.stringify(rows), ctx.buckets.length + 1, ctx.channel],
+    values: [JSON.stringify(rows), pickShard(), ctx.channel],
   });
   return result.rows;
 }

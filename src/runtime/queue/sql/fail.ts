@@ -5,7 +5,7 @@
  * fail a job. The failure (and dead) counters move in the same statement.
  */
 import type { JobState } from '../types.js';
-import { type Queryable, type SqlContext, ms, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, ms, pickShard, statementName } from './context.js';
 
 export interface FailOutcome {
   state: Extract<JobState, 'ready' | 'dead'>;
@@ -30,15 +30,14 @@ WITH f AS (
   WHERE j.id = $1 AND j.locked_by = $2 AND j.state = 'active'
   RETURNING j.queue, j.state, j.run_at
 ), st AS (
-  UPDATE ${q}.queue_stats s SET failures = s.failures + 1, dead = s.dead + (f.state = 'dead')::int
-  FROM f WHERE s.queue = f.queue
+  ${bumpStats(ctx, `SELECT queue, 1 AS failures, (state = 'dead')::int AS dead FROM f`, ['failures', 'dead'], '$7')}
   RETURNING 1
 )
 SELECT state, ${ms('run_at')} AS "runAt" FROM f WHERE (SELECT count(*) FROM st) >= 0`;
   const { rows } = await db.query<FailOutcome>({
     name: statementName(ctx, 'fail'),
     text,
-    values: [args.id, args.workerId, args.error, args.baseMs, args.maxMs, args.jitter],
+    values: [args.id, args.workerId, args.error, args.baseMs, args.maxMs, args.jitter, pickShard()],
   });
   return rows[0];
 }

@@ -3,7 +3,7 @@
  * the dead gauge moved in the same statement).
  */
 import type { Job, JobState } from '../types.js';
-import { type Queryable, type SqlContext, ms, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, ms, pickShard, statementName } from './context.js';
 
 interface JobRow {
   id: string;
@@ -89,13 +89,13 @@ WITH old AS (
   FROM old WHERE j.id = old.id
   RETURNING j.*
 ), st AS (
-  UPDATE ${q}.queue_stats s SET dead = s.dead - 1 FROM old WHERE s.queue = old.queue AND old.state = 'dead'
+  ${bumpStats(ctx, `SELECT queue, -1 AS dead FROM old WHERE state = 'dead'`, ['dead'], '$3')}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($2, queue) FROM upd
 )
 SELECT ${COLUMNS('upd')} FROM upd WHERE (SELECT count(*) FROM st) >= 0 AND (SELECT count(*) FROM woke) >= 0`,
-    values: [id, ctx.channel],
+    values: [id, ctx.channel, pickShard()],
   });
   return rows[0] && toJob(rows[0]);
 }

@@ -4,15 +4,25 @@
  * whose lease ran out (their worker died or hung) to ready, or to dead when that was their
  * last attempt, counting each as a failure.
  */
-import { type Queryable, type SqlContext, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, pickShard, statementName } from './context.js';
 
-/** Returns the ids whose lease was renewed (the others are no longer this worker's). */
+/**
+ * Returns the ids whose lease was renewed. Rows locked by a concurrent statement of this
+ * worker (its completion or failure being written) are skipped, not waited for: waiting
+ * could deadlock with that statement, and the row is leaving the active state anyway.
+ */
 export async function heartbeatJobs(db: Queryable, ctx: SqlContext, workerId: string, ids: string[], leaseMs: number): Promise<string[]> {
+  const { q } = ctx;
   const { rows } = await db.query<{ id: string }>({
     name: statementName(ctx, 'heartbeat'),
-    text: `UPDATE ${ctx.q}.jobs SET lease_until = now() + $3::float8 * interval '1 millisecond'
-           WHERE id = ANY($2::bigint[]) AND locked_by = $1 AND state = 'active'
-           RETURNING id::text AS id`,
+    text: `
+WITH mine AS (
+  SELECT id FROM ${q}.jobs WHERE id = ANY($2::bigint[]) AND locked_by = $1 AND state = 'active'
+  ORDER BY id FOR UPDATE SKIP LOCKED
+)
+UPDATE ${q}.jobs j SET lease_until = now() + $3::float8 * interval '1 millisecond'
+FROM mine WHERE j.id = mine.id
+RETURNING j.id::text AS id`,
     values: [workerId, ids, leaseMs],
   });
   return rows.map((r) => r.id);
@@ -55,15 +65,13 @@ WITH expired AS (
   FROM expired e WHERE j.id = e.id
   RETURNING j.queue, j.state
 ), st AS (
-  UPDATE ${q}.queue_stats s SET failures = s.failures + c.n, dead = s.dead + c.d
-  FROM (SELECT queue, count(*) AS n, count(*) FILTER (WHERE state = 'dead') AS d FROM r GROUP BY queue) c
-  WHERE s.queue = c.queue
+  ${bumpStats(ctx, `SELECT queue, count(*) AS failures, count(*) FILTER (WHERE state = 'dead') AS dead FROM r GROUP BY queue`, ['failures', 'dead'], '$3')}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($2, w.queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'ready') w
 )
 SELECT count(*)::text AS n FROM r WHERE (SELECT count(*) FROM st) >= 0 AND (SELECT count(*) FROM woke) >= 0`,
-    values: [limit, ctx.channel],
+    values: [limit, ctx.channel, pickShard()],
   });
   return Number(rows[0]?.n ?? 0);
 }

@@ -3,7 +3,7 @@
  * move the retained-count gauges with them. Batches keep each transaction short, so a large
  * purge never holds locks the claim path needs.
  */
-import { type Queryable, type SqlContext, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, pickShard, statementName } from './context.js';
 
 export async function purgeFinishedBatch(db: Queryable, ctx: SqlContext, olderThanMs: number, batch: number): Promise<number> {
   const { q } = ctx;
@@ -17,14 +17,17 @@ WITH gone AS (
     ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   RETURNING queue, state
 ), st AS (
-  UPDATE ${q}.queue_stats s SET completed = s.completed - c.c, dead = s.dead - c.d
-  FROM (SELECT queue, count(*) FILTER (WHERE state = 'completed') AS c, count(*) FILTER (WHERE state = 'dead') AS d
-        FROM gone GROUP BY queue) c
-  WHERE s.queue = c.queue
+  ${bumpStats(
+    ctx,
+    `SELECT queue, -count(*) FILTER (WHERE state = 'completed') AS completed, -count(*) FILTER (WHERE state = 'dead') AS dead
+     FROM gone GROUP BY queue`,
+    ['completed', 'dead'],
+    '$3',
+  )}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone)::text AS n, (SELECT count(*) FROM st) AS touched`,
-    values: [olderThanMs, batch],
+    values: [olderThanMs, batch, pickShard()],
   });
   return Number(rows[0]?.n ?? 0);
 }

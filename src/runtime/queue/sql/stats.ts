@@ -1,6 +1,6 @@
 /**
  * Queue metrics in one statement: the counters, retained-count gauges and histogram come
- * from the small per-queue table; ready, delayed, failed-awaiting-retry and the oldest ready
+ * from the small per-queue table (summed over its shards); ready, delayed, failed-awaiting-retry and the oldest ready
  * job come from the partial ready index of each queue (cost grows with the backlog, not with
  * the finished history), and active from the partial active index (bounded by the workers'
  * total concurrency).
@@ -30,9 +30,19 @@ export async function queueStats(db: Queryable, ctx: SqlContext, queue?: string)
   const { rows } = await db.query<StatsRow>({
     name: statementName(ctx, 'stats'),
     text: `
-SELECT s.queue, s.arrivals, s.completions, s.failures, s.completed, s.dead, s.st_buckets, s.st_sum, s.st_count,
-       r.ready, r.delayed, r.failed, r.oldest_age, a.active
-FROM ${q}.queue_stats s
+WITH shards AS (
+  SELECT * FROM ${q}.queue_stats WHERE $1::text IS NULL OR queue = $1
+), s AS (
+  SELECT queue, sum(arrivals)::text AS arrivals, sum(completions)::text AS completions, sum(failures)::text AS failures,
+         sum(completed)::text AS completed, sum(dead)::text AS dead, sum(st_sum)::float8 AS st_sum, sum(st_count)::text AS st_count
+  FROM shards GROUP BY queue
+), h AS (
+  SELECT queue, array_agg(n::text ORDER BY k) AS st_buckets
+  FROM (SELECT sh.queue, u.k, sum(u.b) AS n FROM shards sh, unnest(sh.st_buckets) WITH ORDINALITY AS u(b, k) GROUP BY sh.queue, u.k) x
+  GROUP BY queue
+)
+SELECT s.*, h.st_buckets, r.ready, r.delayed, r.failed, r.oldest_age, a.active
+FROM s JOIN h USING (queue)
 CROSS JOIN LATERAL (
   SELECT count(*) FILTER (WHERE run_at <= now()) AS ready,
          count(*) FILTER (WHERE run_at > now() AND attempts = 0) AS delayed,
@@ -41,7 +51,6 @@ CROSS JOIN LATERAL (
   FROM ${q}.jobs WHERE state = 'ready' AND queue = s.queue
 ) r
 CROSS JOIN LATERAL (SELECT count(*) AS active FROM ${q}.jobs WHERE state = 'active' AND queue = s.queue) a
-WHERE $1::text IS NULL OR s.queue = $1
 ORDER BY s.queue`,
     values: [queue ?? null],
   });
@@ -73,7 +82,7 @@ ORDER BY s.queue`,
 export async function queueNames(db: Queryable, ctx: SqlContext): Promise<string[]> {
   const { rows } = await db.query<{ queue: string }>({
     name: statementName(ctx, 'queues'),
-    text: `SELECT queue FROM ${ctx.q}.queue_stats ORDER BY queue`,
+    text: `SELECT DISTINCT queue FROM ${ctx.q}.queue_stats ORDER BY queue`,
   });
   return rows.map((r) => r.queue);
 }

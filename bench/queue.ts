@@ -1,0 +1,321 @@
+/**
+ * Queue benchmark: Tidescale's PostgreSQL queue against graphile-worker 0.17 (defaults), same
+ * database, same run. Measures bulk enqueue rate, drain rate with 1 and 2 worker processes at
+ * concurrency 16 (no-op jobs), enqueue-to-start latency at no load, and how long a SIGKILLed
+ * worker's jobs take to complete elsewhere (Tidescale, default lease).
+ *
+ *   npm run bench:queue -- [--json] [--jobs 20000]
+ *
+ * Last line (with --json): {"tide":{...},"graphile":{...},"ratio":{"drain":N,"enqueue":N},"crash_recovery_s":N}
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { Logger, type Runner, makeWorkerUtils, run, runMigrations } from 'graphile-worker';
+import pg from 'pg';
+
+import { resolveDatabase } from '../src/db/connect.js';
+import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
+import { startWorker } from '../src/runtime/worker/worker.js';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    jobs: { type: 'string', default: '20000' },
+    child: { type: 'string' },
+    schema: { type: 'string' },
+    url: { type: 'string' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const CONCURRENCY = Number(args.concurrency);
+const silent = new Logger(() => () => undefined);
+const self = fileURLToPath(import.meta.url);
+
+type Message = { type: 'ready' } | { type: 'go' } | { type: 'stop' };
+
+// ---------------------------------------------------------------- child: one worker process
+async function child(kind: string, url: string, schema: string): Promise<void> {
+  const send = (m: Message) => process.send!(m);
+  const stopHandlers: Array<() => Promise<void>> = [];
+  process.on('message', (m: Message) => {
+    if (m.type === 'go') void go();
+    if (m.type === 'stop') void Promise.all(stopHandlers.map((s) => s())).then(() => process.exit(0));
+  });
+  async function go(): Promise<void> {
+    if (kind === 'tide') {
+      const worker = await startWorker({
+        connectionString: url,
+        schema,
+        queues: ['bench'],
+        concurrency: CONCURRENCY,
+        handlers: {
+          noop: () => null,
+          // hangs on its first attempt: the crash test kills the worker holding it
+          hang: (_p, ctx) => (ctx.job.attempts === 1 ? new Promise(() => undefined) : null),
+        },
+        log: () => undefined,
+      });
+      stopHandlers.push(() => worker.stop(0));
+    } else {
+      const runner: Runner = await run({ connectionString: url, schema, concurrency: CONCURRENCY, logger: silent, noHandleSignals: true, taskList: { noop: async () => undefined } });
+      stopHandlers.push(() => runner.stop());
+    }
+  }
+  send({ type: 'ready' });
+}
+
+// ---------------------------------------------------------------- parent
+interface Spawned {
+  proc: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<void>;
+}
+
+function spawnChild(kind: 'tide' | 'graphile', url: string, schema: string): Spawned {
+  const proc = fork(self, ['--child', kind, '--schema', schema, '--url', url, '--concurrency', String(CONCURRENCY)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = new Promise<void>((resolve) => proc.on('message', (m: Message) => m.type === 'ready' && resolve()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  return { proc, ready, exited };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+interface SystemUnderTest {
+  name: 'tide' | 'graphile';
+  schema: string;
+  /** Enqueue `n` no-op jobs in chunks; returns jobs per second. */
+  enqueue(n: number): Promise<number>;
+  /** True when every enqueued job has finished. */
+  drained(): Promise<boolean>;
+  latency(samples: number): Promise<{ mean_ms: number; p95_ms: number }>;
+  close(): Promise<void>;
+}
+
+const CHUNK = 1000;
+const chunks = (n: number) => Array.from({ length: Math.ceil(n / CHUNK) }, (_, i) => Math.min(CHUNK, n - i * CHUNK));
+
+function summarise(latencies: number[]): { mean_ms: number; p95_ms: number } {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    mean_ms: round(sorted.reduce((a, b) => a + b, 0) / sorted.length, 2),
+    p95_ms: round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]!, 2),
+  };
+}
+
+async function tideSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> {
+  const schema = `bench_tide_${randomBytes(4).toString('hex')}`;
+  const queue = await createPostgresQueue({ connectionString: url, schema, poolSize: 2 });
+  let expected = 0;
+  return {
+    name: 'tide',
+    schema,
+    async enqueue(n) {
+      const t0 = performance.now();
+      for (const size of chunks(n)) await queue.enqueueMany(Array.from({ length: size }, () => ({ queue: 'bench', handler: 'noop', payload: {} })));
+      expected += n;
+      return n / ((performance.now() - t0) / 1000);
+    },
+    async drained() {
+      const { rows } = await pool.query<{ n: string }>(`SELECT completions::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`);
+      return Number(rows[0]?.n ?? 0) >= expected;
+    },
+    async latency(samples) {
+      const latencies: number[] = [];
+      let resolveStart: (() => void) | undefined;
+      const worker = await startWorker({
+        connectionString: url,
+        schema,
+        queues: ['latency'],
+        concurrency: 1,
+        handlers: {
+          ping: (p) => {
+            latencies.push(Date.now() - (p as { t: number }).t);
+            resolveStart?.();
+            return null;
+          },
+        },
+        log: () => undefined,
+      });
+      for (let i = 0; i < samples; i++) {
+        const started = new Promise<void>((r) => (resolveStart = r));
+        await queue.enqueue({ queue: 'latency', handler: 'ping', payload: { t: Date.now() } });
+        await started;
+        await sleep(10);
+      }
+      await worker.stop();
+      return summarise(latencies);
+    },
+    close: () => queue.close(),
+  };
+}
+
+async function graphileSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> {
+  const schema = `bench_gw_${randomBytes(4).toString('hex')}`;
+  await runMigrations({ connectionString: url, schema, logger: silent });
+  const utils = await makeWorkerUtils({ connectionString: url, schema, logger: silent });
+  return {
+    name: 'graphile',
+    schema,
+    async enqueue(n) {
+      const t0 = performance.now();
+      for (const size of chunks(n)) await utils.addJobs(Array.from({ length: size }, () => ({ identifier: 'noop', payload: {} })));
+      return n / ((performance.now() - t0) / 1000);
+    },
+    async drained() {
+      // graphile-worker deletes a job when it completes
+      const { rows } = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}"._private_jobs`);
+      return Number(rows[0]!.n) === 0;
+    },
+    async latency(samples) {
+      const latencies: number[] = [];
+      let resolveStart: (() => void) | undefined;
+      const runner = await run({
+        connectionString: url,
+        schema,
+        concurrency: 1,
+        logger: silent,
+        noHandleSignals: true,
+        taskList: {
+          ping: async (p) => {
+            latencies.push(Date.now() - (p as { t: number }).t);
+            resolveStart?.();
+          },
+        },
+      });
+      for (let i = 0; i < samples; i++) {
+        const started = new Promise<void>((r) => (resolveStart = r));
+        await utils.addJob('ping', { t: Date.now() });
+        await started;
+        await sleep(10);
+      }
+      await runner.stop();
+      return summarise(latencies);
+    },
+    close: async () => {
+      await utils.release();
+    },
+  };
+}
+
+/** Drain rate with `processes` worker processes: children start first, then all go at once. */
+async function drain(system: SystemUnderTest, url: string, jobs: number, processes: number): Promise<{ enqueue: number; drain: number }> {
+  const enqueueRate = await system.enqueue(jobs);
+  const children = Array.from({ length: processes }, () => spawnChild(system.name, url, system.schema));
+  try {
+    await Promise.all(children.map((c) => c.ready));
+    const t0 = performance.now();
+    for (const c of children) c.proc.send({ type: 'go' } satisfies Message);
+    await waitFor(() => system.drained(), 120_000, `${system.name} drain`);
+    const rate = jobs / ((performance.now() - t0) / 1000);
+    log(`  ${system.name}: enqueue ${Math.round(enqueueRate)} jobs/s; drain with ${processes} process(es) x${CONCURRENCY}: ${Math.round(rate)} jobs/s`);
+    return { enqueue: enqueueRate, drain: rate };
+  } finally {
+    for (const c of children) c.proc.send({ type: 'stop' } satisfies Message);
+    await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(10_000)]);
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+  }
+}
+
+/** Seconds from SIGKILL of a worker holding jobs until those jobs completed on another worker. */
+async function crashRecovery(url: string, pool: pg.Pool): Promise<number> {
+  const schema = `bench_crash_${randomBytes(4).toString('hex')}`;
+  const queue = await createPostgresQueue({ connectionString: url, schema, poolSize: 1 });
+  const stat = async (column: 'completions') =>
+    Number((await pool.query<{ n: string }>(`SELECT ${column}::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`)).rows[0]?.n ?? 0);
+  const active = async () => Number((await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}".jobs WHERE state = 'active'`)).rows[0]!.n);
+  const victim = spawnChild('tide', url, schema);
+  const rescuer = spawnChild('tide', url, schema);
+  try {
+    await victim.ready;
+    victim.proc.send({ type: 'go' } satisfies Message);
+    await queue.enqueueMany(Array.from({ length: 4 }, () => ({ queue: 'bench', handler: 'hang' })));
+    await waitFor(async () => (await active()) === 4, 30_000, 'the victim to claim the jobs');
+    await rescuer.ready;
+    rescuer.proc.send({ type: 'go' } satisfies Message);
+    victim.proc.kill('SIGKILL');
+    const t0 = performance.now();
+    await waitFor(async () => (await stat('completions')) === 4, 60_000, 'recovery');
+    return (performance.now() - t0) / 1000;
+  } finally {
+    victim.proc.kill('SIGKILL');
+    rescuer.proc.send({ type: 'stop' } satisfies Message);
+    await Promise.race([rescuer.exited, sleep(10_000)]);
+    if (rescuer.proc.exitCode === null) rescuer.proc.kill('SIGKILL');
+    await queue.close();
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  }
+}
+
+async function parent(): Promise<void> {
+  const jobs = Number(args.jobs);
+  const database = await resolveDatabase({ log });
+  const url = database.url;
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const systems: SystemUnderTest[] = [];
+  try {
+    const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+    log(`queue benchmark: ${jobs} no-op jobs, concurrency ${CONCURRENCY}, PostgreSQL ${rows[0]!.v}${database.embedded ? ' (embedded)' : ''}`);
+    const tide = await tideSystem(url, pool);
+    const graphile = await graphileSystem(url, pool);
+    systems.push(tide, graphile);
+    const results: Record<'tide' | 'graphile', Record<string, number>> = { tide: {}, graphile: {} };
+    for (const processes of [1, 2]) {
+      // alternate which system goes first so neither always runs on a warmer database
+      const order = processes === 1 ? [tide, graphile] : [graphile, tide];
+      for (const system of order) {
+        const r = await drain(system, url, jobs, processes);
+        results[system.name][`drain_${processes}p_jobs_s`] = Math.round(r.drain);
+        results[system.name][`enqueue_${processes}_jobs_s`] = Math.round(r.enqueue);
+      }
+    }
+    for (const system of systems) {
+      const lat = await system.latency(40);
+      results[system.name].latency_mean_ms = lat.mean_ms;
+      results[system.name].latency_p95_ms = lat.p95_ms;
+      log(`  ${system.name}: enqueue-to-start latency at no load: mean ${lat.mean_ms} ms, p95 ${lat.p95_ms} ms`);
+    }
+    for (const name of ['tide', 'graphile'] as const) {
+      const r = results[name];
+      r.enqueue_jobs_s = Math.round((r.enqueue_1_jobs_s! + r.enqueue_2_jobs_s!) / 2);
+      delete r.enqueue_1_jobs_s;
+      delete r.enqueue_2_jobs_s;
+    }
+    const crash = await crashRecovery(url, pool);
+    log(`  tide: a SIGKILLed worker's jobs completed elsewhere after ${round(crash, 2)} s (default lease 5 s); graphile-worker 0.17: 4 hours (its fixed lock timeout)`);
+    const drainRatio = Math.min(results.tide.drain_1p_jobs_s! / results.graphile.drain_1p_jobs_s!, results.tide.drain_2p_jobs_s! / results.graphile.drain_2p_jobs_s!);
+    const summary = {
+      tide: results.tide,
+      graphile: results.graphile,
+      ratio: { drain: round(drainRatio, 2), enqueue: round(results.tide.enqueue_jobs_s! / results.graphile.enqueue_jobs_s!, 2) },
+      crash_recovery_s: round(crash, 2),
+    };
+    log(`ratio (tide / graphile): drain ${summary.ratio.drain} (the lower of 1 and 2 processes), enqueue ${summary.ratio.enqueue}`);
+    if (args.json) log(JSON.stringify(summary));
+  } finally {
+    for (const s of systems) {
+      await s.close().catch(() => undefined);
+      await pool.query(`DROP SCHEMA IF EXISTS "${s.schema}" CASCADE`).catch(() => undefined);
+    }
+    await pool.end();
+    await database.stop();
+  }
+}
+
+if (args.child) await child(args.child, args.url!, args.schema!);
+else await parent();
