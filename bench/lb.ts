@@ -7,7 +7,7 @@
  * like the API's (without the database), so they do not share an event loop with the
  * balancer, which runs in this process (otherwise idle while wrk runs).
  *
- *   npm run bench:lb -- [--json] [--duration 5] [--rounds 2] [--connections 64] [--threads 2] [--replicas 2]
+ *   npm run bench:lb -- [--json] [--duration 5] [--rounds 3] [--connections 64] [--threads 2] [--replicas 2]
  *
  * Method: each round measures the three targets one after another (1 s warm-up, then
  * `duration` seconds), rotating their order; the figure kept per target is its best round.
@@ -37,7 +37,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     threads: { type: 'string', default: '2' },
     replicas: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const duration = Number(values.duration);
