@@ -193,6 +193,12 @@ describe('POST /v1/jobs', () => {
     }
   });
 
+  test('a body that is not JSON by its content type is a 415 TIDE_API_MEDIA_TYPE', async () => {
+    const res = await build().inject({ method: 'POST', url: '/v1/jobs', headers: { 'content-type': 'application/xml' }, payload: '<job/>' });
+    assert.equal(res.statusCode, 415);
+    assert.deepEqual([errorOf(res).code, errorOf(res).where?.field], ['TIDE_API_MEDIA_TYPE', 'content-type']);
+  });
+
   test('a body over the limit is a 413 TIDE_API_BODY_TOO_LARGE', async () => {
     const app = build({ bodyLimit: 1024 });
     const res = await post(app, { handler: 'hash', payload: 'x'.repeat(2000) });
