@@ -329,6 +329,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     resumeResponse: (() => void) | null = null;
     started = false;
     done = false;
+    clientGone = false;
 
     constructor(
       readonly req: IncomingMessage,
@@ -341,6 +342,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     onConnect(abort: (err?: Error) => void): void {
       this.abortRequest = abort;
+      // The client left while the request waited for a connection: do not send it at all.
+      if (this.clientGone) abort(new Error('client closed the connection'));
     }
 
     onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -394,6 +397,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     /** The client went away before the response finished: stop the upstream request too. */
     clientClosed(): void {
+      this.clientGone = true;
       if (!this.done && this.abortRequest) this.abortRequest(new Error('client closed the connection'));
     }
 
