@@ -18,6 +18,13 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   schema: () => import('./commands/schema.js'),
   api: () => import('./commands/api.js'),
   simulate: () => import('./commands/simulate.js'),
+  up: () => import('./commands/up.js'),
+  scale: () => import('./commands/scale.js'),
+  ps: () => import('./commands/ps.js'),
+  logs: () => import('./commands/logs.js'),
+  restart: () => import('./commands/restart.js'),
+  down: () => import('./commands/down.js'),
+  demo: () => import('./commands/demo.js'),
 };
 
 function usage(): string {

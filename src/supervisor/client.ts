@@ -133,3 +133,32 @@ function errorFrom(status: number, body: unknown): TideError {
   const code = error?.code && error.code in ERRORS ? (error.code as ErrorCode) : 'TIDE_INTERNAL';
   return new TideError(code, error?.message ?? `The control API answered ${status}.`, error?.where ? { where: error.where } : {});
 }
+
+/** The flags every client command takes. */
+export const CLIENT_FLAGS = {
+  config: { type: 'string', short: 'c', default: 'tide.yaml' },
+  'state-dir': { type: 'string' },
+  url: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+export const CLIENT_HELP = `  -c, --config <file>   the project's tide.yaml (default tide.yaml): finds its state_dir and control token
+  --state-dir <dir>     where \`tide up\` wrote control.json (default: the config's state_dir, else .tide)
+  --url <url>           the control API URL, instead of reading control.json
+  --json                machine-readable output
+  (TIDE_CONTROL_TOKEN: the bearer token when the control API listens beyond loopback)`;
+
+/** The client for the flags above: state directory and token from the config when it exists. */
+export async function clientFromFlags(flags: { config?: string | undefined; 'state-dir'?: string | undefined; url?: string | undefined }): Promise<ControlClient> {
+  let stateDir = flags['state-dir'];
+  let token: string | undefined;
+  const configPath = flags.config ?? 'tide.yaml';
+  if (existsSync(configPath)) {
+    const { loadConfig } = await import('../config/load.js');
+    const config = await loadConfig(configPath);
+    stateDir ??= path.resolve(path.dirname(configPath), config.stateDir);
+    token = config.control.token;
+  }
+  return connectControl({ stateDir: stateDir ?? '.tide', url: flags.url, token: process.env.TIDE_CONTROL_TOKEN ?? token });
+}

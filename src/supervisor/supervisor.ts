@@ -57,6 +57,8 @@ export interface ServiceSpec {
   env?: Record<string, string>;
   /** Give each replica a free loopback port (PORT env, `{port}`). True for api services. */
   listens?: boolean;
+  /** Replica n listens on basePort + n - 1 instead of a free port the OS picks. */
+  basePort?: number;
   /** Poll this path on the replica's port until 200 before calling it healthy. */
   healthPath?: string;
   replicas: number;
@@ -344,7 +346,7 @@ export class Supervisor extends EventEmitter {
 
   private async spawnReplica(replica: Replica): Promise<void> {
     const { spec } = replica.service;
-    replica.port = spec.listens ? await freePort() : null;
+    replica.port = !spec.listens ? null : spec.basePort ? spec.basePort + replica.index - 1 : await freePort();
     if (this.stopping || replica.state === 'stopped') return;
     const port = replica.port === null ? '' : String(replica.port);
     const env: NodeJS.ProcessEnv = {

@@ -1,0 +1,34 @@
+/** `tide scale worker=5 api=3`: set replica counts on the running `tide up`. */
+import { TideError } from '../../errors.js';
+import { parse } from '../args.js';
+import type { Command } from '../main.js';
+
+const HELP = `usage: tide scale <service>=<replicas>... [options]
+
+Sets the replica count of services of the running \`tide up\` (within each service's
+min..max) and returns when the change is done: new replicas healthy, removed ones drained
+(api replicas leave the balancer first; workers finish or release their jobs).`;
+
+export const command: Command = {
+  summary: 'set replica counts: tide scale worker=5 api=3',
+  async run(argv) {
+    const { CLIENT_FLAGS, CLIENT_HELP, clientFromFlags } = await import('../../supervisor/client.js');
+    const { values, positionals } = parse(argv, CLIENT_FLAGS);
+    if (values.help) {
+      process.stdout.write(`${HELP}\n\noptions:\n${CLIENT_HELP}\n`);
+      return 0;
+    }
+    if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one service=replicas, as in `tide scale worker=5`.');
+    const replicas: Record<string, number> = {};
+    for (const arg of positionals) {
+      const match = /^([^=\s]+)=(\d+)$/.exec(arg);
+      if (!match) throw new TideError('TIDE_USAGE', `"${arg}" is not service=replicas (a whole number), as in worker=5.`, { where: { arg } });
+      replicas[match[1]!] = Number(match[2]);
+    }
+    const client = await clientFromFlags(values);
+    const result = await client.request<{ services: Array<{ name: string; desired: number; healthy: number; state: string }> }>('POST', '/v1/scale', { replicas });
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else for (const s of result.services) process.stdout.write(`${s.name}: ${s.healthy}/${s.desired} healthy (${s.state})\n`);
+    return 0;
+  },
+};

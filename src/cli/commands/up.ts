@@ -1,0 +1,128 @@
+/**
+ * `tide up`: run the project's services on this machine, in the foreground (Ctrl-C drains and
+ * stops everything) or detached (`-d`: the same command re-spawned in the background, output
+ * to <state_dir>/up.log).
+ */
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { parse } from '../args.js';
+import type { Command } from '../main.js';
+
+const HELP = `usage: tide up [options]
+
+Starts the database (embedded unless DATABASE_URL or database.url), runs the migrations,
+starts the load balancer and every service's replicas, and serves the control API that
+\`tide ps/scale/logs/restart/down\` talk to. Replica output is prefixed with its name.
+Ctrl-C (or SIGTERM, or \`tide down\`) drains and stops everything.
+
+options:
+  -c, --config <file>   the project file (default tide.yaml)
+  -d, --detach          run in the background; output goes to <state_dir>/up.log
+  --no-color            plain replica prefixes (also NO_COLOR)`;
+
+const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
+
+export const command: Command = {
+  summary: 'run the services on this machine (database, balancer, replicas, control API)',
+  async run(argv) {
+    const { values } = parse(
+      argv,
+      {
+        config: { type: 'string', short: 'c', default: 'tide.yaml' },
+        detach: { type: 'boolean', short: 'd', default: false },
+        'no-color': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      false,
+    );
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
+    const { loadConfig } = await import('../../config/load.js');
+    const config = await loadConfig(values.config);
+    const configDir = path.dirname(path.resolve(values.config));
+    const stateDir = path.resolve(configDir, config.stateDir);
+    if (values.detach) return detach(argv.filter((a) => a !== '-d' && a !== '--detach'), stateDir);
+
+    const { startSystem } = await import('../../supervisor/system.js');
+    const log = (line: string) => process.stderr.write(`tide | ${line}\n`);
+    const colour = !values['no-color'] && !process.env.NO_COLOR && process.stdout.isTTY;
+    const names = Object.keys(config.services);
+    const width = Math.max(...names.map((n) => n.length)) + 3;
+    let stopSystem: ((reason: string) => Promise<void>) | undefined;
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      // a second Ctrl-C means now: the supervisor's exit hook SIGKILLs what is left
+      if (signals > 1 || !stopSystem) process.exit(130);
+      void stopSystem(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      log(`starting ${config.project} from ${values.config}`);
+      const system = await startSystem(config, {
+        configDir,
+        log,
+        onLog: (l) => {
+          const id = `${l.service}.${l.index}`.padEnd(width);
+          const code = COLOURS[(names.indexOf(l.service) * 3 + l.index - 1) % COLOURS.length];
+          const prefix = colour ? `\u001b[${code}m${id}|\u001b[0m` : `${id}|`;
+          process.stdout.write(`${prefix} ${l.stream === 'tide' ? `[tide] ${l.line}` : l.line}\n`);
+        },
+      });
+      stopSystem = system.stop;
+      const ps = system.supervisor.ps();
+      log(
+        `up: ${ps.services.map((s) => `${s.name} ${s.healthy}/${s.desired}${s.state === 'running' ? '' : ` ${s.state}`}`).join(', ')}` +
+          `${system.balancer ? `; balancer ${system.balancer.url}` : ''}; control ${system.control.url}; Ctrl-C stops`,
+      );
+      if (signals > 0) void system.stop('signal while starting');
+      await system.stopped;
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};
+
+/** Re-spawns `tide up` in the background and returns once its control API answers. */
+async function detach(argv: string[], stateDir: string): Promise<number> {
+  const [{ readControlState, connectControl }, { TideError }] = await Promise.all([import('../../supervisor/client.js'), import('../../errors.js')]);
+  await mkdir(stateDir, { recursive: true });
+  const logFile = path.join(stateDir, 'up.log');
+  const out = openSync(logFile, 'a');
+  const bin = fileURLToPath(new URL('../../../bin/tide.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, 'up', '--no-color', ...argv], { detached: true, stdio: ['ignore', out, out], env: process.env });
+  child.unref();
+  let exited: number | null = null;
+  child.once('exit', (code) => (exited = code ?? 1));
+  for (let waited = 0; waited < 120_000; waited += 200) {
+    if (exited !== null) break;
+    const state = await readControlState(stateDir);
+    if (state && state.pid === child.pid) {
+      try {
+        const client = await connectControl({ stateDir });
+        await client.request('GET', '/v1/ps');
+        process.stdout.write(
+          `tide up runs in the background (pid ${state.pid}); control ${state.url}${state.balancer ? `, balancer ${state.balancer}` : ''}\n` +
+            `output: ${logFile}; \`tide ps\` shows it, \`tide down\` stops it\n`,
+        );
+        return 0;
+      } catch {
+        // not answering yet
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+  if (exited === null && child.pid) process.kill(child.pid, 'SIGTERM');
+  throw new TideError('TIDE_SUPERVISOR_NOT_RUNNING', `The background \`tide up\` ${exited === null ? 'did not answer within 2 minutes' : `exited (code ${exited})`}; the end of ${logFile}:\n${tail}`);
+}

@@ -1,0 +1,206 @@
+/**
+ * The whole local system behind `tide up` and `tide demo`: the database, its migrations, the
+ * load balancer, the replicas under the supervisor, and the control API.
+ *
+ * Design note: the order matters both ways. Start: database -> migrations (once, here, so
+ * replicas never race to migrate) -> balancer -> control API (so `tide ps` answers while
+ * replicas start) -> replicas. Stop: replicas drain (api replicas leave the balancer first,
+ * workers finish or release their jobs) -> balancer -> control API -> the embedded database,
+ * and only if this process started it. Stop is idempotent and bounded: past the longest stop
+ * grace plus a margin, what is left is killed.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { TideConfig } from '../config/schema.js';
+import { TideError } from '../errors.js';
+import type { Balancer } from './balancer.js';
+import type { BackoffTimings } from './backoff.js';
+import { connectControl, readControlState, removeControlState, writeControlState } from './client.js';
+import { type ControlServer, startControl } from './control.js';
+import { type LogLine, type ServiceSpec, Supervisor } from './supervisor.js';
+
+const TIDE_BIN = fileURLToPath(new URL('../../bin/tide.js', import.meta.url));
+
+export interface SystemOptions {
+  /** Relative paths in the config (state_dir, handlers) resolve from here. */
+  configDir: string;
+  /** Progress lines (database, balancer, control). */
+  log: (line: string) => void;
+  /** Every replica's output line, from the first one on. */
+  onLog?: (line: LogLine) => void;
+  /** Extra environment for every replica (the demo's settings). */
+  env?: Record<string, string>;
+  backoff?: Partial<BackoffTimings>;
+  /** Write `<state_dir>/control.json` (not for the demo's private runs). Default true. */
+  writeState?: boolean;
+  /** Extra arguments for `tide api` / `tide worker` replicas. */
+  apiArgs?: string[];
+  workerArgs?: string[];
+}
+
+export interface RunningSystem {
+  supervisor: Supervisor;
+  balancer: Balancer | undefined;
+  control: ControlServer;
+  databaseUrl: string;
+  embedded: boolean;
+  schema: string;
+  stateDir: string;
+  /** Stops everything (idempotent); resolves when it has. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves once stop() has finished (after `tide down`, say). */
+  stopped: Promise<void>;
+}
+
+/** Starts the system for a config. On failure, whatever had started is stopped again. */
+export async function startSystem(config: TideConfig, options: SystemOptions): Promise<RunningSystem> {
+  const { log } = options;
+  const stateDir = path.resolve(options.configDir, config.stateDir);
+  const writeState = options.writeState ?? true;
+  if (writeState) await refuseSecondUp(stateDir);
+
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const unwind = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const { resolveDatabase } = await import('../db/connect.js');
+    const database = await resolveDatabase({
+      stateDir,
+      ...(config.database.url ? { url: config.database.url, source: 'database.url' } : {}),
+      log,
+    });
+    cleanups.push(() => database.stop());
+    const schema = config.database.schema;
+    const { createPostgresQueue } = await import('../runtime/queue/postgres.js');
+    const queue = await createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 });
+    await queue.close();
+
+    const apis = Object.values(config.services).filter((s) => s.kind === 'api');
+    let balancer: Balancer | undefined;
+    if (apis.length > 0) {
+      const { createBalancer } = await import('./balancer.js');
+      const b = config.balancer;
+      balancer = await createBalancer({
+        host: b.host,
+        port: b.port,
+        healthPath: apis[0]!.healthPath,
+        healthCheck: b.healthCheck,
+        retries: b.retries,
+        ...(b.rateLimit ? { rateLimit: { ratePerSecond: b.rateLimit.ratePerSecond, burst: b.rateLimit.burst } } : {}),
+        log: (line) => log(`balancer: ${line}`),
+      });
+      cleanups.push(() => balancer!.close());
+    }
+
+    // request logs of every health check would drown the replicas' output; LOG_LEVEL=info brings them back
+    const baseEnv = { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', DATABASE_URL: database.url, TIDE_SCHEMA: schema, ...options.env };
+    const specs = Object.values(config.services).map((s): ServiceSpec => {
+      const common = {
+        name: s.name,
+        replicas: s.replicas,
+        min: s.min,
+        max: s.max,
+        stopGraceMs: s.stopGraceSeconds * 1000,
+        ...(s.port ? { basePort: s.port } : {}),
+      };
+      const env = { ...baseEnv, ...s.env };
+      if (s.kind === 'api') {
+        return {
+          ...common,
+          kind: 'api',
+          // per-client rate limits belong to the balancer, which sees the clients; behind it
+          // every request would come from 127.0.0.1 and share one bucket
+          command: { file: process.execPath, args: [TIDE_BIN, 'api', '--port', '{port}', '--host', '127.0.0.1', '--schema', schema, '--rate-limit', '0', ...(options.apiArgs ?? [])] },
+          env,
+          listens: true,
+          healthPath: s.healthPath,
+          ...(balancer ? { pool: balancer } : {}),
+        };
+      }
+      if (s.kind === 'worker') {
+        // the worker's own grace ends before the supervisor's SIGKILL, so it can release its jobs
+        const grace = Math.max(0, s.stopGraceSeconds - Math.min(2, s.stopGraceSeconds * 0.2));
+        return {
+          ...common,
+          kind: 'worker',
+          command: {
+            file: process.execPath,
+            args: [
+              TIDE_BIN, 'worker', '--schema', schema, '--concurrency', String(s.concurrency ?? 10), '--grace', String(grace), '--metrics-port', '{port}',
+              ...(s.handlers ? ['--handlers', path.resolve(options.configDir, s.handlers)] : []),
+              ...(s.queues ? ['--queues', s.queues.join(',')] : []),
+              ...(options.workerArgs ?? []),
+            ],
+          },
+          env: { ...env, WORKER_CONCURRENCY: String(s.concurrency ?? 10) },
+          listens: true,
+          healthPath: '/health',
+        };
+      }
+      return { ...common, kind: 'command', command: { shell: s.command ?? 'false' }, env, listens: true };
+    });
+
+    const supervisor = new Supervisor({ services: specs, ...(options.backoff ? { backoff: options.backoff } : {}) });
+    if (options.onLog) supervisor.on('log', options.onLog);
+    cleanups.push(() => supervisor.shutdown());
+
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+    let stopping: Promise<void> | undefined;
+    const maxGraceMs = Math.max(0, ...specs.map((s) => s.stopGraceMs ?? 30_000));
+    const stop = (reason?: string): Promise<void> => {
+      stopping ??= (async () => {
+        log(`stopping${reason ? ` (${reason})` : ''}: draining the replicas`);
+        const bounded = new Promise<void>((resolve) => setTimeout(resolve, maxGraceMs + 10_000).unref());
+        await Promise.race([supervisor.shutdown(), bounded]);
+        cleanups.length = 0;
+        await balancer?.close().catch(() => undefined);
+        await control.close().catch(() => undefined);
+        if (writeState) await removeControlState(stateDir).catch(() => undefined);
+        if (database.embedded) log('stopping the embedded database');
+        await database.stop().catch((err: unknown) => log(`the database did not stop cleanly: ${String(err)}`));
+        log('stopped');
+        resolveStopped();
+      })();
+      return stopping;
+    };
+
+    const token = config.control.token ?? process.env.TIDE_CONTROL_TOKEN;
+    const control = await startControl({
+      target: supervisor,
+      host: config.control.host,
+      port: config.control.port,
+      token,
+      onDown: () => void stop('tide down'),
+      info: () => ({ project: config.project, pid: process.pid, balancer: balancer?.url ?? null, database: { embedded: database.embedded, schema } }),
+    });
+    cleanups.push(() => control.close());
+    if (writeState) {
+      await writeControlState(stateDir, { url: control.url, pid: process.pid, startedAt: Date.now(), project: config.project, ...(balancer ? { balancer: balancer.url } : {}) });
+      cleanups.push(() => removeControlState(stateDir));
+    }
+    log(`control API on ${control.url}${balancer ? `, load balancer on ${balancer.url}` : ''}`);
+
+    await supervisor.start();
+    return { supervisor, balancer, control, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** A second `tide up` on the same state directory would fight over ports and the database. */
+async function refuseSecondUp(stateDir: string): Promise<void> {
+  const state = await readControlState(stateDir);
+  if (!state) return;
+  try {
+    const client = await connectControl({ stateDir });
+    await client.request('GET', '/v1/ps');
+  } catch (err) {
+    // unauthorized still means it answers
+    if (!(err instanceof TideError && err.code === 'TIDE_CONTROL_UNAUTHORIZED')) return;
+  }
+  throw new TideError('TIDE_SUPERVISOR_ALREADY_RUNNING', `\`tide up\` already runs for this project (pid ${state.pid}, control ${state.url}); \`tide down\` stops it.`);
+}
