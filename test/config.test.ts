@@ -88,6 +88,17 @@ services:
   assert.equal(config.services.legacy?.command, 'node legacy.js --price $5');
 });
 
+test('services can share settings through YAML anchors and merge keys', () => {
+  const config = parseConfig(
+    'project: demo\nservices:\n  a: &worker\n    kind: worker\n    max: 5\n    env: { MODE: batch }\n  b:\n    <<: *worker\n    max: 7\n',
+    'tide.yaml',
+    env,
+  );
+  assert.equal(config.services.b?.kind, 'worker');
+  assert.equal(config.services.b?.max, 7);
+  assert.deepEqual(config.services.b?.env, { MODE: 'batch' });
+});
+
 test('an unknown key names its field and line, with a suggestion', () => {
   const err = failure('project: demo\nservices:\n  api:\n    kind: api\n    replica: 2\n');
   assert.equal(err.code, 'TIDE_CONFIG_INVALID');

@@ -50,7 +50,8 @@ export async function loadConfig(path = 'tide.yaml', env: NodeJS.ProcessEnv = pr
  */
 export function parseConfig(text: string, file = '<memory>', env: NodeJS.ProcessEnv = process.env): TideConfig {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // Merge keys (`<<: *defaults`) let services share settings, as in Compose files.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const syntax = doc.errors[0];
   if (syntax) {
     const pos = syntax.linePos?.[0] ?? lines.linePos(syntax.pos[0]);
