@@ -132,7 +132,7 @@ async function tideSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> 
       return n / ((performance.now() - t0) / 1000);
     },
     async drained() {
-      const { rows } = await pool.query<{ n: string }>(`SELECT completions::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`);
+      const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(completions), 0)::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`);
       return Number(rows[0]?.n ?? 0) >= expected;
     },
     async latency(samples) {
@@ -237,7 +237,7 @@ async function crashRecovery(url: string, pool: pg.Pool): Promise<number> {
   const schema = `bench_crash_${randomBytes(4).toString('hex')}`;
   const queue = await createPostgresQueue({ connectionString: url, schema, poolSize: 1 });
   const stat = async (column: 'completions') =>
-    Number((await pool.query<{ n: string }>(`SELECT ${column}::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`)).rows[0]?.n ?? 0);
+    Number((await pool.query<{ n: string }>(`SELECT coalesce(sum(${column}), 0)::text AS n FROM "${schema}".queue_stats WHERE queue = 'bench'`)).rows[0]?.n ?? 0);
   const active = async () => Number((await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}".jobs WHERE state = 'active'`)).rows[0]!.n);
   const victim = spawnChild('tide', url, schema);
   const rescuer = spawnChild('tide', url, schema);
