@@ -348,9 +348,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
       if (statusCode < 200) return true; // 1xx: the final answer follows
-      this.started = true;
       this.resumeResponse = resume;
+      // writeHead throws on a header node refuses; then nothing was sent and onError answers 502.
       this.res.writeHead(statusCode, responseHeaders(rawHeaders));
+      this.started = true;
       return true;
     }
 
