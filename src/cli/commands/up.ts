@@ -60,7 +60,9 @@ export const command: Command = {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       // a second Ctrl-C means now: the supervisor's exit hook SIGKILLs what is left
-      if (signals > 1 || !stopSystem) process.exit(130);
+      if (signals > 1) process.exit(130);
+      // while starting, stop once started, so the embedded database is stopped too
+      if (!stopSystem) return log(`${signal}: stopping once started (again to stop at once)`);
       void stopSystem(signal);
     };
     process.on('SIGINT', onSignal);
