@@ -4,9 +4,9 @@
  * Design. Time is continuous (seconds, float). Four kinds of event, taken in time order
  * (at equal times: completion, replica ready, arrival, policy tick):
  *  - arrival: the next entry of the sorted arrival array. If a ready replica has a free slot the
- *    job starts at once on the least-loaded one, else it joins the FIFO queue. The queue is not
- *    a structure: it is the index range [head, arrived) of the arrival array, because a free
- *    slot always takes the oldest waiting job.
+ *    job starts at once (on the next such replica, round robin), else it joins the FIFO queue.
+ *    The queue is not a structure: it is the index range [head, arrived) of the arrival array,
+ *    because a free slot always takes the oldest waiting job.
  *  - completion: the top of a binary min-heap of busy slots (time, replica, job) in typed arrays.
  *    The freed slot takes the oldest waiting job at once (heap replace-top), unless its replica
  *    is draining; a draining replica with nothing in flight exits.
@@ -155,6 +155,8 @@ class Run {
   private draining = 0;
   /** Free slots on ready (not draining) replicas. */
   private freeSlots = 0;
+  /** The replica that took the last arriving job (round-robin dispatch). */
+  private rr = 0;
   private nextReady = Number.POSITIVE_INFINITY;
   private replicaSeconds = 0;
 
@@ -219,6 +221,7 @@ class Run {
     this.rBusy = new Int32Array(this.cap);
     this.rRequested = new Float64Array(this.cap);
     this.rReadyAt = new Float64Array(this.cap);
+    this.rr = this.cap - 1; // the first job goes to replica 0
     this.hCap = Math.max(64, (this.maxR + 8) * this.conc * 2);
     this.hTime = new Float64Array(this.hCap);
     this.hRep = new Int32Array(this.hCap);
@@ -450,13 +453,20 @@ class Run {
   private arrive(t: number): void {
     this.arrived++;
     if (this.freeSlots > 0) {
-      // least-loaded ready replica: work spreads as it does over workers polling one queue
-      let pick = -1;
+      // round robin over ready replicas with a free slot: work spreads as it does over workers
+      // polling one queue, and finding one costs O(1) amortised (a least-loaded scan cost
+      // O(replicas) per job at low load)
       const rState = this.rState;
       const rBusy = this.rBusy;
-      for (let i = 0; i < this.cap; i++) if (rState[i] === READY && rBusy[i]! < this.conc && (pick < 0 || rBusy[i]! < rBusy[pick]!)) pick = i;
+      const cap = this.cap;
+      let i = this.rr;
+      for (let k = 0; k < cap; k++) {
+        i = i + 1 === cap ? 0 : i + 1;
+        if (rState[i] === READY && rBusy[i]! < this.conc) break;
+      }
+      this.rr = i;
       this.freeSlots--;
-      this.startJob(pick, t);
+      this.startJob(i, t);
     }
   }
 

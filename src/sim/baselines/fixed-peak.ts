@@ -27,9 +27,10 @@ export function fixedPeak(scenario: Scenario, jobs: Jobs, final: RunOptions = {}
     runs++;
     return !simulate(scenario, jobs, fixedPolicy(r), { initialReplicas: r, abortWhenSloMissed: true, skipPercentiles: true }).aborted;
   };
+  // bisection for the smallest count that meets; when none does it ends at max_replicas, whose
+  // final run then reports the miss (so max itself needs no separate check)
   let lo = Math.max(1, scenario.minReplicas);
   let hi = scenario.maxReplicas;
-  if (!meets(hi)) lo = hi;
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);
     if (meets(mid)) hi = mid;

@@ -46,8 +46,8 @@ export function tunedSearch(
   }
   let chosen: number;
   if (found < 0) {
-    // none meets the SLO: the value with the highest attainment, from a sweep of every third
-    // grid point (full runs) and then the two grid neighbours of the best one
+    // none meets the SLO: the value with the highest attainment, from a sweep of every fourth
+    // grid point (full runs, ~41% apart) and then the grid points around the best one
     let best = -1;
     let bestIndex = 0;
     const tryIndex = (i: number): void => {
@@ -58,10 +58,9 @@ export function tunedSearch(
         bestIndex = i;
       }
     };
-    for (let i = 0; i < grid.length; i += 3) tryIndex(i);
+    for (let i = 0; i < grid.length; i += 4) tryIndex(i);
     const around = bestIndex;
-    tryIndex(around - 1);
-    tryIndex(around + 1);
+    for (const d of [-2, 2, -1, 1]) tryIndex(around + d);
     chosen = grid[bestIndex]!;
   } else if (found === 0) {
     chosen = grid[0]!;
