@@ -332,10 +332,18 @@ describe('SLO policy', () => {
   }
 
   test('sizes for the wait target from the arrival rate (SloWaitTarget)', () => {
-    const { d } = steady(slo, 100, 60, 5);
+    const { d } = steady(slo, 100, 60, 12);
     // 100 jobs/s of 1 s on 10-slot replicas: a = 100 erlangs; Erlang C needs a little over 10 replicas.
     assert.ok(d.desired >= 11 && d.desired <= 13, `desired ${d.desired}`);
     assert.ok(codes(d).includes('SloWaitTarget') || codes(d).includes('SloHysteresis'));
+  });
+
+  test('too few replicas for the arrival rate: plans for the backlog that builds during start-up', () => {
+    // 5 replicas serve 50 jobs/s against 100/s: 1,500 jobs queue during the 30 s start-up, and
+    // the new replicas must clear them within W = 10 s of being ready: 5 + 100 / 10 = 15.
+    const { d } = steady(slo, 100, 10, 5);
+    assert.equal(d.desired, 15);
+    assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
   });
 
   test('a backlog asks for the replicas that drain it in time (SloBacklog)', () => {

@@ -25,19 +25,23 @@ export const DEFAULT_SCALE_DOWN: Required<Omit<ScalingRules, 'cooldownSeconds'>>
 
 /**
  * The rules in force for a direction: the user's, with the HPA's defaults for what they leave
- * out. One exception: a service with an `slo` policy gets no scale-up rate limit by default,
- * because that policy sizes its step from the backlog and the start-up delay itself, and the
- * HPA's doubling per 15 s is exactly what makes spikes miss their SLO.
+ * out. A service with an `slo` policy gets two other defaults (`sloDownWindowSeconds` set):
+ * no scale-up rate limit, because that policy sizes its step from the backlog and the start-up
+ * delay itself and the HPA's doubling per 15 s is what makes spikes miss their SLO; and a
+ * shorter scale-down window, because that policy carries its own scale-in hysteresis (a
+ * margin, a hold, and no scale-in soon after a scale-up).
  */
 export function rulesFor(
   behavior: Behavior | undefined,
   direction: 'up' | 'down',
-  hasSlo = false,
+  sloDownWindowSeconds?: number,
 ): Required<Omit<ScalingRules, 'cooldownSeconds'>> & { cooldownSeconds: number } {
   const given = direction === 'up' ? behavior?.scaleUp : behavior?.scaleDown;
   const d = direction === 'up' ? DEFAULT_SCALE_UP : DEFAULT_SCALE_DOWN;
+  const hasSlo = sloDownWindowSeconds !== undefined;
+  const window = direction === 'down' && hasSlo ? sloDownWindowSeconds : d.stabilizationWindowSeconds;
   return {
-    stabilizationWindowSeconds: given?.stabilizationWindowSeconds ?? d.stabilizationWindowSeconds,
+    stabilizationWindowSeconds: given?.stabilizationWindowSeconds ?? window,
     selectPolicy: given?.selectPolicy ?? d.selectPolicy,
     policies: given?.policies ?? (direction === 'up' && hasSlo ? [] : d.policies),
     cooldownSeconds: given?.cooldownSeconds ?? 0,

@@ -22,7 +22,7 @@ import { cooldownLeft, rulesFor, scaleDownLimit, scaleUpLimit, stabilize } from 
 import { readSamples, recordCounters } from './metrics.js';
 import { type PolicyContext, type Proposal, policyLabel, proposeSteps, proposeTarget } from './policies.js';
 import { boundsAt } from './schedule.js';
-import { proposeSlo } from './slo.js';
+import { SLO_DEFAULTS, proposeSlo } from './slo.js';
 import type { DecideInput, Decision, History, Policy, Reason, ReasonCode } from './types.js';
 
 function proposeOne(p: Policy, label: string, ctx: PolicyContext): Proposal {
@@ -85,7 +85,7 @@ export function decide(input: DecideInput): Decision {
   policy.policies.forEach((p, i) => {
     const label = policyLabel(p, i);
     const key = `policy:${label}`;
-    const result = proposeOne(p, label, { now, current, ready, view, counters, state: prev.state[key], maxReplicas: bounds.max });
+    const result = proposeOne(p, label, { now, current, ready, view, counters, events: prev.events, state: prev.state[key], maxReplicas: bounds.max });
     reasons.push(...result.reasons);
     if (result.state !== undefined) state[key] = result.state;
     if (result.missing.length > 0) {
@@ -158,9 +158,9 @@ export function decide(input: DecideInput): Decision {
   const panicking = panicSince !== undefined;
 
   // 5. Stabilization windows.
-  const hasSlo = policy.policies.some((p) => p.kind === 'slo');
-  const up = rulesFor(policy.behavior, 'up', hasSlo);
-  const down = rulesFor(policy.behavior, 'down', hasSlo);
+  const sloWindow = policy.policies.some((p) => p.kind === 'slo') ? SLO_DEFAULTS.scaleDownWindowSeconds : undefined;
+  const up = rulesFor(policy.behavior, 'up', sloWindow);
+  const down = rulesFor(policy.behavior, 'down', sloWindow);
   const keepRecs = Math.max(up.stabilizationWindowSeconds, down.stabilizationWindowSeconds) * 1000;
   const recommendations = [...prev.recommendations.filter((r) => r.at > now - keepRecs && r.at < now), { at: now, replicas: desired }];
   const recommended = desired;

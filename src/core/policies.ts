@@ -4,7 +4,7 @@
  * are applied after the largest proposal wins (decide.ts).
  */
 import type { MetricView, Series } from './metrics.js';
-import type { Policy, Reason, StepsPolicy, TargetPolicy } from './types.js';
+import type { History, Policy, Reason, StepsPolicy, TargetPolicy } from './types.js';
 
 /** What a policy sees in one round. */
 export interface PolicyContext {
@@ -13,6 +13,8 @@ export interface PolicyContext {
   ready: number;
   view: MetricView;
   counters: Readonly<Record<string, Series>>;
+  /** Past scale events (from the history), newest last. */
+  events: History['events'];
   /** This policy's own state from the previous round (undefined at first). */
   state: unknown;
   /** The largest count the service may have now (schedule-adjusted max), a cap for searches. */

@@ -29,7 +29,17 @@ export const SLO_DEFAULTS = {
   slowWindowSeconds: 120,
   /** The start-up projection may add at most this multiple of the current rate. */
   maxProjection: 1,
-} as const;
+  /** Default scale-down stabilization window for a service with an SLO policy, seconds. */
+  scaleDownWindowSeconds: 60,
+  /** No scale-in proposal within this many seconds after a scale-up (a reversal is a flap). */
+  reversalSeconds: 300,
+  /** When start-up is longer than the wait bound, new replicas must drain within this share of W once ready. */
+  drainShare: 1,
+  /** A trend is projected over the start-up delay only when its slope is this many deviations above zero. */
+  trendDeviations: 4,
+  /** Scale-in plans for this many Poisson deviations of arrival-rate noise above the plan. */
+  noiseDeviations: 2,
+};
 
 interface SloState {
   belowSince?: number;
@@ -145,15 +155,64 @@ export function estimateRate(series: Series, now: number, p: SloPolicy): RateEst
       sxx += (xs[i]! - mx) ** 2;
       sxy += (xs[i]! - mx) * (clipped[i]! - my);
     }
-    slope = n >= 4 && sxx > 0 ? sxy / sxx : 0;
-    level = Math.max(slow, my - slope * mx);
+    const fitted = n >= 4 && sxx > 0 ? sxy / sxx : 0;
+    let residual = 0;
+    for (let i = 0; i < n; i++) residual += (clipped[i]! - my - fitted * (xs[i]! - mx)) ** 2;
+    const slopeDev = n > 2 && sxx > 0 ? Math.sqrt(residual / (n - 2) / sxx) : Infinity;
+    // Only a trend that stands clear of the noise moves the plan: a noisy slope projected over
+    // the start-up delay would swing the count up and down with every burst.
+    slope = fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
+    level = Math.max(slow, slope > 0 ? my - slope * mx : my);
   }
   const planned = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
-  const cautious = Math.max(planned, slow) + 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (2 * subSeconds));
+  // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
+  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
+  const cautious = Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev;
   return { fast, slow, planned, cautious, rising };
 }
 
-/** Replicas to serve `backlog` plus arrivals at `lambda` within the horizon, new ones counted once ready. */
+/**
+ * Replicas such that `work` replica-seconds are done by `deadline`: ready ones work the whole
+ * time, starting ones from when they will be ready, new ones after the full start-up.
+ */
+function replicasForWork(work: number, deadline: number, startup: number, ready: number, starting: readonly number[]): number {
+  if (work <= 0) return 0;
+  if (work <= ready * deadline) return Math.ceil(work / deadline - 1e-9);
+  let done = ready * deadline;
+  let count = ready;
+  for (const remaining of [...starting].sort((a, b) => a - b)) {
+    if (done >= work) return count;
+    done += Math.max(0, deadline - remaining);
+    count++;
+  }
+  if (done >= work) return count;
+  return count + Math.ceil((work - done) / (deadline - startup) - 1e-9);
+}
+
+/**
+ * Seconds until each replica still starting is ready, from the scale-up events of the last
+ * start-up period (newest first); replicas no event explains are assumed to have just started.
+ */
+export function startingReplicas(events: ReadonlyArray<{ at: number; from: number; to: number }>, now: number, count: number, startupSeconds: number): number[] {
+  const out: number[] = [];
+  for (let i = events.length - 1; i >= 0 && out.length < count; i--) {
+    const e = events[i]!;
+    const age = (now - e.at) / 1000;
+    if (age >= startupSeconds) break;
+    for (let k = 0; k < e.to - e.from && out.length < count; k++) out.push(startupSeconds - age);
+  }
+  while (out.length < count) out.push(startupSeconds);
+  return out;
+}
+
+/**
+ * Replicas to keep the backlog's promise, new ones counted only from when they will be ready:
+ * - the jobs waiting now must all start before the oldest of them reaches W (when new replicas
+ *   can still help by then);
+ * - by the horizon (start-up plus what is left of W, or a share of W when start-up eats it),
+ *   the backlog and every job arriving before horizon - W must have started (FIFO: later
+ *   arrivals may still be waiting and on time).
+ */
 export function replicasToDrain(input: {
   backlog: number;
   lambda: number;
@@ -162,17 +221,21 @@ export function replicasToDrain(input: {
   waitSeconds: number;
   startupSeconds: number;
   ready: number;
+  /** Seconds until each replica still starting is ready. */
+  starting?: readonly number[];
+  /** Seconds the oldest waiting job has waited (0 if unknown). */
+  oldestAge?: number;
 }): number {
   const { backlog, lambda, serviceTime, concurrency, waitSeconds, startupSeconds } = input;
-  // New replicas serve for at least half the wait bound: when start-up is longer than W the
-  // backlog cannot be met in time anyway, and the aim becomes draining it soon after.
-  const horizon = Math.max(waitSeconds, startupSeconds + waitSeconds / 2);
-  const newServe = horizon - startupSeconds;
-  const work = ((backlog + lambda * horizon) * serviceTime) / concurrency; // replica-seconds
-  if (work <= 0) return 0;
   const ready = Math.max(0, input.ready);
-  if (work <= ready * horizon) return Math.ceil(work / horizon - 1e-9);
-  return ready + Math.ceil((work - ready * horizon) / newServe - 1e-9);
+  const perJob = serviceTime / concurrency; // replica-seconds per job
+  const newServe = Math.max(waitSeconds - startupSeconds, Math.min(waitSeconds, startupSeconds) * SLO_DEFAULTS.drainShare);
+  const horizon = startupSeconds + newServe;
+  const starting = input.starting ?? [];
+  const byHorizon = replicasForWork((backlog + lambda * Math.max(0, horizon - waitSeconds)) * perJob, horizon, startupSeconds, ready, starting);
+  const deadline = waitSeconds - (input.oldestAge ?? 0);
+  const byDeadline = deadline > startupSeconds ? replicasForWork(backlog * perJob, deadline, startupSeconds, ready, starting) : 0;
+  return Math.max(byHorizon, byDeadline);
 }
 
 /** The SLO policy's proposal for one round. */
@@ -213,6 +276,8 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     waitSeconds: p.waitSeconds,
     startupSeconds: startup,
     ready: Math.min(ctx.ready, ctx.current),
+    starting: startingReplicas(ctx.events, ctx.now, Math.max(0, ctx.current - ctx.ready), startup),
+    oldestAge: age,
   };
   const forDrain = replicasToDrain(drainInput);
   const needed = Math.max(forWait, forDrain);
@@ -244,6 +309,23 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           policy: label,
           replicas: ctx.current,
           message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin, so it keeps ${ctx.current} (${facts}).`,
+        },
+      ],
+      state: { service },
+    };
+  }
+  const lastUp = ctx.events.reduce((t, e) => (e.to > e.from && e.at > t ? e.at : t), -Infinity);
+  const sinceUp = (ctx.now - lastUp) / 1000;
+  if (sinceUp < SLO_DEFAULTS.reversalSeconds) {
+    return {
+      replicas: ctx.current,
+      missing: [],
+      reasons: [
+        {
+          code: 'SloHysteresis',
+          policy: label,
+          replicas: ctx.current,
+          message: `${label}: ${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${SLO_DEFAULTS.reversalSeconds} s), so it keeps ${ctx.current} (${facts}).`,
         },
       ],
       state: { service },
