@@ -203,3 +203,24 @@ test('a shell command runs in its own process group and none of it survives a st
     await sup.shutdown();
   }
 });
+
+test('replicas of a SIGKILLed supervisor stop by themselves (orphan guard)', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { createInterface } = await import('node:readline');
+  const parent = spawn(process.execPath, ['--import', 'tsx', fixture('supervisor-parent.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let pids: number[] = [];
+  try {
+    const line = await new Promise<string>((resolve) => createInterface({ input: parent.stdout }).once('line', resolve));
+    pids = JSON.parse(line) as number[];
+    assert.equal(pids.length, 2);
+    assert.ok(pids.every(alive));
+    const exited = new Promise((resolve) => parent.once('exit', resolve));
+    parent.kill('SIGKILL');
+    await exited;
+    // the guard checks once a second; wait on the processes themselves, not a fixed time
+    while (pids.some(alive)) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    parent.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
+});

@@ -26,7 +26,8 @@
  * reaches us, and they are killed by pid. The exception is a `command` that needs a shell:
  * dash does not exec the last command of `sh -c`, so such a replica gets its own process
  * group and the whole group is signalled, or the real program would outlive the shell.
- * A process 'exit' hook SIGKILLs whatever is left if the supervisor itself dies abruptly.
+ * A process 'exit' hook SIGKILLs whatever is left if the supervisor exits abruptly, and node
+ * replicas load orphan-guard.mjs, which stops them if the supervisor is SIGKILLed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -160,6 +161,7 @@ interface Service {
 }
 
 const KILL_WAIT_MS = 5_000;
+const ORPHAN_GUARD = new URL('./orphan-guard.mjs', import.meta.url).href;
 
 /** Supervises replicas as child processes. Emits 'log' (LogLine) and 'state' (ReplicaStatus). */
 export class Supervisor extends EventEmitter {
@@ -365,6 +367,8 @@ export class Supervisor extends EventEmitter {
         : spawn('/bin/sh', ['-c', spec.command.shell.replaceAll('{port}', port)], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     } else {
       const args = spec.command.args.map((a) => a.replaceAll('{port}', port));
+      // node replicas watch for their parent's death (orphan-guard.mjs): a SIGKILLed supervisor leaves no replica behind
+      if (spec.command.file === process.execPath) args.unshift('--import', ORPHAN_GUARD);
       child = spawn(spec.command.file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     replica.child = child;
