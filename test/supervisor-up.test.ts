@@ -128,3 +128,47 @@ test('tide up with a bad config names the file, line and field, and starts nothi
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('foreground tide up: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops everything, exit 0', { timeout: 180_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const db = await freshSchema('sup');
+  const dir = await mkdtemp(path.join(tmpdir(), 'tide-up-'));
+  await writeFile(
+    path.join(dir, 'tide.yaml'),
+    [
+      'project: fg',
+      `database: { url: "${db.url}", schema: ${db.schema} }`,
+      'balancer: { host: 127.0.0.1, port: 0 }',
+      'control: { port: 0 }',
+      'services:',
+      '  api: { kind: api, replicas: 1, stop_grace_seconds: 5 }',
+      '  worker: { kind: worker, replicas: 1, stop_grace_seconds: 5 }',
+      '',
+    ].join('\n'),
+  );
+  // detached: its own process group, standing in for a terminal's foreground job
+  const up = spawn(process.execPath, [bin, 'up', '--no-color'], { cwd: dir, env: process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  up.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  up.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
+  let pids: number[] = [];
+  try {
+    await new Promise<void>((resolve) => {
+      const check = () => /tide \| up: /.test(output) && (up.stderr.off('data', check), resolve());
+      up.stderr.on('data', check);
+    });
+    pids = (JSON.parse((await tide(dir, ['ps', '--json'])).stdout) as PsResult).replicas.map((r) => r.pid!);
+    assert.equal(pids.length, 2);
+    assert.match(output, /api\.1 +\| /, 'replica output is prefixed with its name');
+    process.kill(-up.pid!, 'SIGINT');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /tide \| stopped/);
+    for (const pid of pids) assert.equal(alive(pid), false, `replica pid ${pid} is gone`);
+  } finally {
+    if (up.exitCode === null) process.kill(-up.pid!, 'SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    await db.drop();
+  }
+});
