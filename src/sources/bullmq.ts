@@ -27,7 +27,7 @@ import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 export const bullmqConfig = z.strictObject({
   ...commonFields,
   /** redis://[user:pass@]host:port[/db] of the Redis BullMQ uses. */
-  url: z.string().min(1),
+  url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL'),
   queue: z.string().min(1),
   /** BullMQ's key prefix (its `prefix` option). */
   prefix: z.string().min(1).default('bull'),

@@ -39,9 +39,11 @@ function messageOf(err: unknown): string {
   return String(err);
 }
 
-/** Anything thrown while reading, as a TideError: aborts as ABORTED, the rest as FAILED. */
+/** Anything thrown while reading, as a TIDE_SOURCE_* error: aborts as ABORTED, the rest as FAILED. */
 export function toSourceError(label: SourceLabel, err: unknown, signal?: AbortSignal): TideError {
-  if (isTideError(err)) return err;
+  if (isTideError(err) && err.code.startsWith('TIDE_SOURCE_')) return err;
+  // Another module's error (TIDE_DB_UNAVAILABLE from the queue engine): a source reports its own codes.
+  if (isTideError(err) && !signal?.aborted) return sourceError(label, 'TIDE_SOURCE_FAILED', `${err.code}: ${err.message}`, err);
   if (signal?.aborted) return abortedError(label, signal.reason);
   return sourceError(label, 'TIDE_SOURCE_FAILED', messageOf(err), err);
 }

@@ -17,7 +17,7 @@ import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 export const redisConfig = z.strictObject({
   ...commonFields,
   /** redis://[user:pass@]host:port[/db] */
-  url: z.string().min(1),
+  url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL'),
   /** One list key, or several whose lengths are summed. */
   key: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   metric: z.string().min(1).default('queue_depth'),

@@ -1,0 +1,172 @@
+/**
+ * `builtin`: Tidescale's own queue (the PostgreSQL engine in runtime/queue) as the decision
+ * core's well-known metrics: queue_depth (ready jobs), queue_oldest_age_seconds,
+ * arrivals_total and completions_total (counters), in_flight (active jobs) and
+ * service_time_mean_seconds (the service-time histogram's sum / count).
+ *
+ * Design: the engine (`createPostgresQueue`, without migrations: a source never changes the
+ * schema) runs on a pool this source owns (max 1 connection), made on the first read. The
+ * pool's sockets are made here (pg's `stream` option), because pg.Pool cannot cancel a
+ * connect in progress and pool.end() waits for it: an aborted read, or close() after one,
+ * destroys them, so close() never waits out a connect timeout. An aborted or failed read
+ * drops engine and pool; the next read makes new ones.
+ */
+import net from 'node:net';
+
+import pg from 'pg';
+import { z } from 'zod';
+
+import type { Sample } from '../core/types.js';
+import { METRIC } from '../core/types.js';
+import { isTideError } from '../errors.js';
+import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
+import { closedError, commonFields, guardedRead, labelOf, sourceError } from './guard.js';
+import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
+
+export const builtinConfig = z.strictObject({
+  ...commonFields,
+  /** The PostgreSQL the queue lives in. */
+  connection_string: z.string().min(1),
+  /** The schema of the queue tables. */
+  schema: z.string().min(1).default('tide'),
+  queue: z.string().min(1),
+});
+export type BuiltinConfig = z.infer<typeof builtinConfig>;
+
+/** SQLSTATE of the error or of one of its causes. */
+function sqlStateIn(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+interface Engine {
+  queue: Promise<PostgresQueue>;
+  pool: pg.Pool;
+  sockets: Set<net.Socket>;
+}
+
+export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): MetricSource {
+  const label = labelOf('builtin', config);
+  let engine: Engine | undefined;
+  let closed = false;
+  let notes: string[] = [];
+  const closing = new Set<Promise<void>>();
+
+  function theEngine(): Engine {
+    if (engine) return engine;
+    const sockets = new Set<net.Socket>();
+    const pool = new pg.Pool({
+      connectionString: config.connection_string,
+      max: 1,
+      connectionTimeoutMillis: config.timeout_ms,
+      application_name: `tide source ${label.name}`,
+      // Our own sockets, so an abort can destroy one still connecting (see the design note).
+      stream: () => {
+        const socket = new net.Socket();
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+        return socket;
+      },
+    });
+    pool.on('error', () => {});
+    const queue = createPostgresQueue({ connectionString: config.connection_string, schema: config.schema, pool, migrate: false });
+    queue.catch(() => {});
+    engine = { queue, pool, sockets };
+    return engine;
+  }
+
+  /**
+   * Forgets the engine and releases it: politely (pool.end() sends Terminate) when nothing is
+   * pending, or by destroying its sockets first after an abort or a failure.
+   */
+  function drop(polite = false): void {
+    const e = engine;
+    engine = undefined;
+    if (!e) return;
+    // Destroying the sockets fails whatever is pending on them, so pool.end() can finish.
+    if (!polite) for (const socket of e.sockets) socket.destroy();
+    const done = e.queue
+      .then((q) => q.close())
+      .catch(() => {})
+      .then(() => e.pool.end())
+      .catch(() => {})
+      .then(() => {
+        for (const socket of e.sockets) socket.destroy();
+      })
+      .finally(() => closing.delete(done));
+    closing.add(done);
+  }
+
+  function toSamples(stats: Awaited<ReturnType<PostgresQueue['stats']>>, at: number): Sample[] {
+    const s = stats.find((x) => x.queue === config.queue);
+    if (!s) {
+      // The engine lists a queue once it has had a job; before that everything is zero.
+      notes.push(`queue "${config.queue}" has had no job yet`);
+      return [
+        { metric: METRIC.queueDepth, value: 0, at },
+        { metric: METRIC.oldestAge, value: 0, at },
+        { metric: METRIC.arrivalsTotal, value: 0, at },
+        { metric: METRIC.completionsTotal, value: 0, at },
+        { metric: METRIC.inFlight, value: 0, at },
+      ];
+    }
+    const samples: Sample[] = [
+      { metric: METRIC.queueDepth, value: s.ready, at },
+      { metric: METRIC.oldestAge, value: s.oldestReadyAgeSeconds, at },
+      { metric: METRIC.arrivalsTotal, value: s.arrivalsTotal, at },
+      { metric: METRIC.completionsTotal, value: s.completionsTotal, at },
+      { metric: METRIC.inFlight, value: s.active, at },
+    ];
+    if (s.serviceTime.count > 0) samples.push({ metric: METRIC.serviceTimeMean, value: s.serviceTime.sum / s.serviceTime.count, at });
+    else notes.push('no job has completed yet, so service_time_mean_seconds is missing');
+    return samples;
+  }
+
+  return {
+    async read(signal) {
+      if (closed) throw closedError(label);
+      notes = [];
+      try {
+        return await guardedRead(
+          label,
+          signal,
+          config.timeout_ms,
+          async () => {
+            const queue = await theEngine().queue;
+            let stats;
+            try {
+              stats = await queue.stats(config.queue);
+            } catch (err) {
+              const state = sqlStateIn(err);
+              if (state === '42P01' || state === '3F000') {
+                throw sourceError(label, 'TIDE_SOURCE_NOT_FOUND', `there are no queue tables in schema "${config.schema}" (has \`tide up\` run against this database?)`, err);
+              }
+              throw err;
+            }
+            return toSamples(stats, ctx.now());
+          },
+          () => drop(),
+        );
+      } catch (err) {
+        if (!isTideError(err) || err.code === 'TIDE_SOURCE_FAILED' || err.code === 'TIDE_SOURCE_ABORTED') drop();
+        throw err;
+      }
+    },
+    async close() {
+      closed = true;
+      drop(true);
+      await Promise.all(closing);
+    },
+    notes: () => notes,
+  };
+}
+
+export const builtinSource: SourceDefinition<BuiltinConfig> = {
+  kind: 'builtin',
+  summary: "Tidescale's own PostgreSQL queue: depth, oldest ready age, arrivals, completions, in flight, mean service time.",
+  schema: builtinConfig,
+  create: createBuiltinSource,
+};
