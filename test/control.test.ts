@@ -38,6 +38,10 @@ test('control API on loopback: ps, scale (all or nothing), restart, logs with fo
 
     const scaled = await client.request<{ services: Array<{ desired: number; scaledBy: string }> }>('POST', '/v1/scale', { replicas: { jobs: 3 } });
     assert.deepEqual(scaled.services.map((s) => [s.desired, s.scaledBy]), [[3, 'manual']]);
+    await sup.scale('jobs', 3, { by: 'autoscaler' });
+    const after = (await client.request<PsResult>('GET', '/v1/ps')).services[0]!;
+    assert.equal(after.scaledBy, 'autoscaler');
+    assert.ok(after.manualScaledAt !== null && after.manualScaledAt <= after.scaledAt!, 'the manual scale time survives an autoscaler scale');
     assert.equal((await client.request<PsResult>('GET', '/v1/ps')).replicas.length, 3);
 
     await assert.rejects(client.request('POST', '/v1/scale', { replicas: { jobs: 1, nope: 2 } }), { code: 'TIDE_SUPERVISOR_UNKNOWN_SERVICE' });

@@ -121,6 +121,8 @@ export interface ServiceStatus {
   /** When a scale last changed this service (ms epoch), and whether by hand. */
   scaledAt: number | null;
   scaledBy: string | null;
+  /** The last scale by hand (`tide scale`), which the autoscaler respects for a while. */
+  manualScaledAt: number | null;
   /** The autoscaler pauses after a manual scale (a later issue); null until it exists. */
   pausedUntil: number | null;
 }
@@ -157,6 +159,7 @@ interface Service {
   queue: Promise<unknown>;
   scaledAt: number | null;
   scaledBy: string | null;
+  manualScaledAt: number | null;
   logs: LogLine[];
 }
 
@@ -189,6 +192,7 @@ export class Supervisor extends EventEmitter {
         queue: Promise.resolve(),
         scaledAt: null,
         scaledBy: null,
+        manualScaledAt: null,
         logs: [],
       });
     }
@@ -216,6 +220,7 @@ export class Supervisor extends EventEmitter {
     if (options.by !== null) {
       service.scaledAt = this.now();
       service.scaledBy = options.by ?? 'manual';
+      if (service.scaledBy === 'manual') service.manualScaledAt = service.scaledAt;
     }
     return this.serially(service, async () => {
       service.desired = replicas;
@@ -555,6 +560,7 @@ export class Supervisor extends EventEmitter {
       max: service.spec.max ?? service.spec.replicas,
       scaledAt: service.scaledAt,
       scaledBy: service.scaledBy,
+      manualScaledAt: service.manualScaledAt,
       pausedUntil: null,
     };
   }
