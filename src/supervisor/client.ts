@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { Agent, fetch } from 'undici';
+
 import { type ErrorCode, ERRORS, TideError, type Where } from '../errors.js';
 import type { LogLine } from './supervisor.js';
 
@@ -49,6 +51,10 @@ export interface ClientTarget {
   /** Bearer token (needed when the control API listens beyond loopback). */
   token?: string | undefined;
 }
+
+// a rolling restart answers when done, which can take minutes: no header or body timeout
+// (fetch's default would cut it at 300 s and read as "not running")
+const patient = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
 
 /** A thin JSON client of the control API. */
 export class ControlClient {
@@ -94,9 +100,10 @@ export class ControlClient {
     }
   }
 
-  private async fetch(method: string, endpoint: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+  private async fetch(method: string, endpoint: string, body?: unknown, signal?: AbortSignal) {
     try {
       return await fetch(`${this.url}${endpoint}`, {
+        dispatcher: patient,
         method,
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
