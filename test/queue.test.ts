@@ -135,6 +135,20 @@ describe('enqueue and claim', () => {
   });
 });
 
+test('works without prepared statements (for PgBouncer in transaction mode)', async () => {
+  const plain = await createPostgresQueue({ connectionString: schema.url, schema: schema.schema, preparedStatements: false, migrate: false, poolSize: 1 });
+  try {
+    const q = qname('unprepared');
+    const { id } = await plain.enqueue({ queue: q, handler: 'h' });
+    const [job] = await plain.claim('w', [q], 5);
+    assert.equal(job!.id, id);
+    assert.equal(await plain.complete(id, 'w', 1), true);
+    assert.equal((await plain.stats(q))[0]!.completionsTotal, 1);
+  } finally {
+    await plain.close();
+  }
+});
+
 describe('idempotency', () => {
   test('a used key returns the first job', async () => {
     const q = qname('idem');

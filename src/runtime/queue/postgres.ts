@@ -58,6 +58,11 @@ export interface PostgresQueueOptions {
   random?: () => number;
   /** Apply migrations on creation (under an advisory lock). Default true. */
   migrate?: boolean;
+  /**
+   * Use named prepared statements (parsed and planned once per connection). Default true;
+   * turn off behind a pooler that cannot keep them (PgBouncer transaction mode before 1.21).
+   */
+  preparedStatements?: boolean;
 }
 
 /** A wake-up subscription from listen(). */
@@ -142,7 +147,13 @@ export class PostgresQueue implements QueueEngine {
 
   constructor(options: PostgresQueueOptions) {
     this.schema = options.schema ?? 'tide';
-    this.ctx = { q: quoteSchema(this.schema), schema: this.schema, channel: channelFor(this.schema), buckets: SERVICE_TIME_BUCKETS };
+    this.ctx = {
+      q: quoteSchema(this.schema),
+      schema: this.schema,
+      channel: channelFor(this.schema),
+      buckets: SERVICE_TIME_BUCKETS,
+      prepared: options.preparedStatements ?? true,
+    };
     this.connectionString = options.connectionString;
     this.leaseMs = options.leaseMs ?? 5000;
     this.pollMs = options.pollMs ?? 1000;

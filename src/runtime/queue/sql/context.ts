@@ -16,6 +16,8 @@ export interface SqlContext {
   channel: string;
   /** Service-time bucket upper bounds in seconds (the +Inf bucket is implicit). */
   buckets: readonly number[];
+  /** Named prepared statements (off behind a pooler that cannot keep them, e.g. PgBouncer transaction mode before 1.21). */
+  prepared: boolean;
 }
 
 /** Default service-time buckets (seconds), Prometheus-style. */
@@ -25,8 +27,8 @@ export function channelFor(schema: string): string {
   return `tide_jobs_${schema}`.slice(0, 63);
 }
 
-export function statementName(ctx: SqlContext, op: string): string {
-  return `tide_${op}_${ctx.schema}`.slice(0, 63);
+export function statementName(ctx: SqlContext, op: string): string | undefined {
+  return ctx.prepared ? `tide_${op}_${ctx.schema}`.slice(0, 63) : undefined;
 }
 
 /** ms epoch of a timestamptz column, as float8 (pg returns numeric as a string). */
