@@ -9,6 +9,8 @@
  * pooled connection is never left mid-transaction. close() ends every client, even one still
  * connecting.
  */
+import net from 'node:net';
+
 import pg from 'pg';
 import { z } from 'zod';
 
@@ -38,9 +40,10 @@ function sqlState(err: unknown): string | undefined {
 export function createPostgresSource(config: PostgresConfig, ctx: SourceContext): MetricSource {
   const label = labelOf('postgres', config);
   // The source's own small pool: pg.Pool cannot cancel a connect in progress, and close()
-  // must not wait out a connect timeout against a backend that never answers.
+  // must not wait out a connect timeout against a backend that never answers. Each client
+  // runs on a socket made here (pg's `stream` option) so an abort can destroy it outright.
   const idle: pg.Client[] = [];
-  const open = new Set<pg.Client>();
+  const open = new Map<pg.Client, net.Socket>();
   let closed = false;
   let notes: string[] = [];
 
@@ -48,28 +51,44 @@ export function createPostgresSource(config: PostgresConfig, ctx: SourceContext)
   function checkOut(): { client: pg.Client; connected: Promise<unknown> } {
     const reused = idle.pop();
     if (reused) return { client: reused, connected: Promise.resolve() };
+    const socket = new net.Socket();
     const client = new pg.Client({
       connectionString: config.connection_string,
       connectionTimeoutMillis: config.timeout_ms,
       application_name: `tide source ${label.name}`,
+      stream: () => socket,
     });
     // A client dying while idle (server restart) must not crash the process; drop it.
     client.on('error', () => void discard(client));
-    open.add(client);
+    open.set(client, socket);
     return { client, connected: client.connect() };
   }
 
   function checkIn(client: pg.Client): void {
-    if (closed || idle.length >= config.pool_max) discard(client);
+    if (closed || idle.length >= config.pool_max) void discard(client, true);
     else idle.push(client);
   }
 
-  /** Ends a client whatever its state (connecting, mid-query, idle); never throws. */
-  function discard(client: pg.Client): Promise<void> {
-    if (!open.delete(client)) return Promise.resolve();
+  /**
+   * Ends a client whatever its state; never throws. Politely (Terminate, then close) for an
+   * idle client; otherwise (connecting, mid-query, failed) by destroying its socket, which
+   * also fails whatever is pending on it. The server stops a query cut off this way within a
+   * second (client_connection_check_interval, PostgreSQL >= 14) or at its statement_timeout.
+   */
+  function discard(client: pg.Client, polite = false): Promise<void> {
+    const socket = open.get(client);
+    if (!socket) return Promise.resolve();
+    open.delete(client);
     const i = idle.indexOf(client);
     if (i >= 0) idle.splice(i, 1);
-    return client.end().catch(() => {});
+    if (!polite) {
+      socket.destroy();
+      return Promise.resolve();
+    }
+    return client
+      .end()
+      .catch(() => {})
+      .finally(() => socket.destroy());
   }
 
   function toSamples(result: pg.QueryResult<Record<string, unknown>>, at: number): Sample[] {
@@ -134,8 +153,13 @@ export function createPostgresSource(config: PostgresConfig, ctx: SourceContext)
             client = out.client;
             const c = out.client;
             await out.connected;
-            // One round trip for the three set-up statements (simple protocol).
-            await c.query(`BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${config.timeout_ms}`);
+            // One round trip for the set-up (simple protocol). The last statement asks
+            // PostgreSQL >= 14 to notice a vanished client within a second, so a query cut off
+            // by an abort stops in the server too; older servers have no such row: a no-op.
+            await c.query(
+              `BEGIN; SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = ${config.timeout_ms}; ` +
+                `SELECT set_config(name, '1000', true) FROM pg_settings WHERE name = 'client_connection_check_interval'`,
+            );
             // queryMode 'extended' (pg >= 8.12; not in @types/pg): one statement, prepared.
             const query: pg.QueryConfig & { queryMode: 'extended' } = { text: config.query, queryMode: 'extended' };
             let result: pg.QueryResult<Record<string, unknown>>;
@@ -163,7 +187,7 @@ export function createPostgresSource(config: PostgresConfig, ctx: SourceContext)
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all([...open].map(discard));
+      await Promise.all([...open.keys()].map((client) => discard(client, idle.includes(client))));
     },
     notes: () => notes,
   };

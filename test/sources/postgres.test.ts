@@ -7,6 +7,7 @@ import { isTideError } from '../../src/errors.js';
 import { createPostgresSource, postgresConfig } from '../../src/sources/postgres.js';
 import { type TestSchema, freshSchema } from '../helpers/db.js';
 import { sourceConformance } from './conformance.js';
+import { handleCounts, leakedHandles } from './helpers.js';
 
 const url = process.env.DATABASE_URL ?? '';
 const ctx = { now: () => 1_000 };
@@ -138,4 +139,23 @@ test('a SQL error carries PostgreSQL\'s words', async () => {
   } finally {
     await s.close();
   }
+});
+
+test('aborting a running query rejects at once, ends its connection, and the server stops the query', async () => {
+  const s = source({ name: 'sleeper', query: 'SELECT pg_sleep(30)', metric: 'm', timeout_ms: 60_000 });
+  const before = handleCounts();
+  const running = async () =>
+    Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'tide source sleeper' AND query LIKE '%pg_sleep%' AND state = 'active'`)).rows[0]!.n);
+  const controller = new AbortController();
+  const reading = s.read(controller.signal);
+  reading.catch(() => {});
+  // Wait (a condition, bounded by the test timeout) until the server is running it.
+  while ((await running()) === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  controller.abort();
+  await assert.rejects(reading, (err) => isTideError(err) && err.code === 'TIDE_SOURCE_ABORTED');
+  await s.close();
+  assert.deepEqual(await leakedHandles(before), {});
+  // The server notices the vanished client and ends the query (client_connection_check_interval).
+  const [major] = (await admin.query<{ v: string }>('SHOW server_version_num')).rows.map((r) => Number(r.v) / 10_000);
+  if (major! >= 14) while ((await running()) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
 });
