@@ -32,7 +32,7 @@ function alive(pid: number): boolean {
   }
 }
 
-test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, logs, restart, down: nothing left behind', { timeout: 240_000 }, async () => {
+test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, logs, rolling restart under POSTs (none fails), down: nothing left behind', { timeout: 240_000 }, async () => {
   const db = await freshSchema('sup');
   const dir = await mkdtemp(path.join(tmpdir(), 'tide-up-'));
   await writeFile(
@@ -92,8 +92,27 @@ test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, 
     const stops = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { index: number; stream: string; line: string }).filter((l) => l.stream === 'tide' && l.line.startsWith('stopped'));
     assert.deepEqual(stops.map((l) => l.line), ['stopped (code 0)', 'stopped (code 0)'], 'the two scaled-in workers exited 0');
 
+    // a rolling restart of the real API under a stream of POSTs through the balancer: none fails
+    let streaming = true;
+    const outcome = { accepted: 0, failed: [] as string[] };
+    const clients = Array.from({ length: 4 }, async () => {
+      while (streaming) {
+        try {
+          const r = await fetch(`${ps.balancer}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"handler":"sleep","payload":{"ms":1}}' });
+          await r.arrayBuffer();
+          if (r.status === 202) outcome.accepted++;
+          else outcome.failed.push(`status ${r.status}`);
+        } catch (err) {
+          outcome.failed.push(String(err));
+        }
+      }
+    });
     const restarted = await tide(dir, ['restart', 'api']);
+    streaming = false;
+    await Promise.all(clients);
     assert.equal(restarted.code, 0, restarted.stderr);
+    assert.deepEqual(outcome.failed, []);
+    assert.ok(outcome.accepted > 0);
     const table = await tide(dir, ['ps']);
     assert.match(table.stdout, /^SERVICE\s+KIND\s+HEALTHY/m);
     assert.match(table.stdout, /worker\s+worker\s+1\s+1\s+1\.\.4\s+running\s+manual/);
