@@ -275,19 +275,30 @@ export class PostgresQueue implements QueueEngine {
   async listen(onWake: () => void, options: { pollMs?: number; notify?: boolean } = {}): Promise<Listener> {
     const pollMs = options.pollMs ?? this.pollMs;
     let closed = false;
-    let client: pg.Client | undefined;
+    /** The current LISTEN connection, or the attempt to open one. */
+    let current: pg.Client | undefined;
     let retry: NodeJS.Timeout | undefined;
     const poll = setInterval(() => onWake(), pollMs);
+    const reconnect = (): void => {
+      if (closed || retry) return;
+      retry = setTimeout(() => {
+        retry = undefined;
+        void connect();
+      }, Math.min(pollMs, 1000));
+    };
     const connect = async (): Promise<void> => {
       if (closed) return;
       const c = new pg.Client({ connectionString: this.connectionString });
+      current = c;
       c.on('notification', () => onWake());
       c.on('error', () => undefined);
-      c.on('end', () => {
-        if (client === c) client = undefined;
-        // the server went away: reconnect, and wake once in case we missed notifications
-        if (!closed) retry = setTimeout(() => void connect(), Math.min(pollMs, 1000));
-      });
+      // the server went away (restart, failover): listen again; polling covers the gap
+      const lost = () => {
+        if (current !== c) return;
+        current = undefined;
+        reconnect();
+      };
+      c.on('end', lost);
       try {
         await c.connect();
         await c.query(`LISTEN "${this.ctx.channel}"`);
@@ -295,9 +306,10 @@ export class PostgresQueue implements QueueEngine {
           await c.end();
           return;
         }
-        client = c;
+        // notifications sent while we were not listening are gone: look once
         onWake();
       } catch {
+        lost();
         await c.end().catch(() => undefined);
       }
     };
@@ -309,7 +321,9 @@ export class PostgresQueue implements QueueEngine {
         clearInterval(poll);
         if (retry) clearTimeout(retry);
         this.listeners.delete(listener);
-        await client?.end().catch(() => undefined);
+        const c = current;
+        current = undefined;
+        await c?.end().catch(() => undefined);
       },
     };
     this.listeners.add(listener);
