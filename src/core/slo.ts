@@ -24,19 +24,25 @@ export const SLO_DEFAULTS = {
   /** Share of the allowed late fraction the policy plans for on the way up (a safety factor). */
   upShare: 0.5,
   margin: 0.25,
-  scaleInHoldSeconds: 60,
+  scaleInHoldSeconds: 15,
   fastWindowSeconds: 10,
   slowWindowSeconds: 120,
   /** The start-up projection may add at most this multiple of the current rate. */
   maxProjection: 1,
   /** Default scale-down stabilization window for a service with an SLO policy, seconds. */
-  scaleDownWindowSeconds: 60,
+  scaleDownWindowSeconds: 30,
   /** No scale-in proposal within this many seconds after a scale-up (a reversal is a flap). */
   reversalSeconds: 300,
   /** When start-up is longer than the wait bound, new replicas must drain within this share of W once ready. */
   drainShare: 1,
   /** A trend is projected over the start-up delay only when its slope is this many deviations above zero. */
   trendDeviations: 4,
+  /** Size the Erlang part on the sustained rate (a step up reaches it through the backlog part first). */
+  erlangOnSustained: 0,
+  /** Scale-in sizes for the highest sustained rate seen in this many seconds (times the damping factor). */
+  burstMemorySeconds: 120,
+  /** Half-life of the flap-damping penalty, seconds. */
+  dampingHalfLifeSeconds: 1800,
   /** Scale-in plans for this many Poisson deviations of arrival-rate noise above the plan. */
   noiseDeviations: 2,
 };
@@ -45,6 +51,8 @@ interface SloState {
   belowSince?: number;
   /** Smoothed service-time mean and scv, and the completions counter they were last updated at. */
   service?: { mean: number; scv: number; completions: number };
+  /** Flap damping: a penalty that grows by one per reversal and halves every `dampingHalfLifeSeconds`. */
+  damping?: { level: number; at: number; counted: number };
 }
 
 function num(o: object, key: string): number | undefined {
@@ -63,6 +71,13 @@ function readState(state: unknown): SloState {
     const scv = num(service, 'scv');
     const completions = num(service, 'completions');
     if (mean !== undefined && scv !== undefined && completions !== undefined) out.service = { mean, scv, completions };
+  }
+  const damping = (state as Record<string, unknown>).damping;
+  if (damping && typeof damping === 'object') {
+    const level = num(damping, 'level');
+    const at = num(damping, 'at');
+    const counted = num(damping, 'counted');
+    if (level !== undefined && at !== undefined && counted !== undefined) out.damping = { level, at, counted };
   }
   return out;
 }
@@ -86,7 +101,9 @@ export interface RateEstimate {
   fast: number;
   /** The median sub-window rate over the slow window. */
   slow: number;
-  /** What the policy plans for on the way up: the level now plus the trend over the start-up delay. */
+  /** The level now plus a clear trend over the start-up delay, ignoring a step up not yet in the median. */
+  sustained: number;
+  /** What the policy plans for on the way up: `sustained`, or the fast rate after a step up. */
   planned: number;
   /** What a smaller count must still serve: `planned` plus two standard deviations of Poisson noise. */
   cautious: number;
@@ -111,7 +128,7 @@ function median(xs: number[]): number {
  *   backlog and not as a rate that will last. The level is the line's value now, never below
  *   the median, and the projection adds the line's slope over the start-up delay.
  */
-export function estimateRate(series: Series, now: number, p: SloPolicy): RateEstimate | undefined {
+export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds): RateEstimate | undefined {
   const period = samplingPeriod(series);
   if (period === undefined) return undefined;
   const fastMs = (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
@@ -138,9 +155,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy): RateEst
   const falling = rates.length >= 3 && Math.max(r0, r1) < slow - 3 * dev;
   let level: number;
   let slope = 0;
-  if (rising) {
-    level = fast;
-  } else if (falling) {
+  if (falling) {
     level = Math.max(r0, r1);
   } else {
     const clipped = rates.map((r) => Math.min(r, slow + 4 * dev));
@@ -164,11 +179,22 @@ export function estimateRate(series: Series, now: number, p: SloPolicy): RateEst
     slope = fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
     level = Math.max(slow, slope > 0 ? my - slope * mx : my);
   }
-  const planned = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
+  const sustained = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
+  const planned = rising ? Math.max(fast, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
-  const cautious = Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev;
-  return { fast, slow, planned, cautious, rising };
+  // Burst memory: the highest rate held for two sub-windows running within the memory window
+  // (one sub-window alone may be a lump), so scale-in does not undercut a burst that just ended.
+  let peak = 0;
+  let previous: number | undefined;
+  for (let end = now; end > now - memorySeconds * 1000 + 1; end -= sub) {
+    const r = rateOver(series, end - sub, end);
+    if (r === undefined) break;
+    if (previous !== undefined) peak = Math.max(peak, Math.min(previous, r));
+    previous = r;
+  }
+  const cautious = Math.max(Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev, peak);
+  return { fast, slow, sustained: SLO_DEFAULTS.erlangOnSustained ? sustained : planned, planned, cautious, rising };
 }
 
 /**
@@ -257,7 +283,20 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   );
   const serviceTime = service.mean;
   const scv = service.scv;
-  const rate = estimateRate(series, ctx.now, p);
+  // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
+  // to a penalty that halves every half-life; scale-in then remembers bursts and holds longer.
+  const lastEvent = ctx.events[ctx.events.length - 1];
+  let damping = prevState.damping
+    ? {
+        ...prevState.damping,
+        level: prevState.damping.level * 0.5 ** ((ctx.now - prevState.damping.at) / 1000 / SLO_DEFAULTS.dampingHalfLifeSeconds),
+        at: ctx.now,
+      }
+    : { level: 0, at: ctx.now, counted: -1 };
+  const recentDown =
+    lastEvent !== undefined && lastEvent.to < lastEvent.from && ctx.now - lastEvent.at < SLO_DEFAULTS.reversalSeconds * 1000 && lastEvent.at > damping.counted;
+  const damp = 1 + damping.level;
+  const rate = estimateRate(series, ctx.now, p, SLO_DEFAULTS.burstMemorySeconds * damp);
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
@@ -266,7 +305,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const startup = p.startupSeconds ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
-  const model = { lambda, serviceTime, scv, wait: p.waitSeconds };
+  const model = { lambda: rate?.sustained ?? 0, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
     backlog,
@@ -286,12 +325,13 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
 
   if (needed >= ctx.current || rate === undefined) {
     const replicas = Math.max(needed, warming ? ctx.current : 0);
+    if (replicas > ctx.current && recentDown && lastEvent) damping = { level: damping.level + 1, at: ctx.now, counted: lastEvent.at };
     const code = forDrain > forWait ? 'SloBacklog' : 'SloWaitTarget';
     const message =
       code === 'SloBacklog'
         ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts}).`
         : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts}).`;
-    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service } };
+    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping } };
   }
 
   // Scale-in: the smaller count must serve the cautious rate (two deviations of noise above the
@@ -311,7 +351,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin, so it keeps ${ctx.current} (${facts}).`,
         },
       ],
-      state: { service },
+      state: { service, damping },
     };
   }
   const lastUp = ctx.events.reduce((t, e) => (e.to > e.from && e.at > t ? e.at : t), -Infinity);
@@ -328,11 +368,11 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           message: `${label}: ${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${SLO_DEFAULTS.reversalSeconds} s), so it keeps ${ctx.current} (${facts}).`,
         },
       ],
-      state: { service },
+      state: { service, damping },
     };
   }
   const since = state.belowSince ?? ctx.now;
-  const hold = (p.scaleInHoldSeconds ?? SLO_DEFAULTS.scaleInHoldSeconds) * 1000;
+  const hold = (p.scaleInHoldSeconds ?? SLO_DEFAULTS.scaleInHoldSeconds) * 1000 * damp;
   if (ctx.now - since < hold) {
     return {
       replicas: ctx.current,
@@ -345,7 +385,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           message: `${label}: ${smaller} replicas would meet the target with margin; holding ${ctx.current} until that has held for ${hold / 1000} s (${facts}).`,
         },
       ],
-      state: { belowSince: since, service },
+      state: { belowSince: since, service, damping },
     };
   }
   return {
@@ -359,7 +399,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
         message: `${label}: ${smaller} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * margin)} (${facts}).`,
       },
     ],
-    state: { belowSince: since, service },
+    state: { belowSince: since, service, damping },
   };
 }
 
