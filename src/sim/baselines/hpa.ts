@@ -13,7 +13,8 @@
  *    15 s (selectPolicy Max), scale-down Percent 100 per 15 s; events inside a period (strictly
  *    after now - period) count against it; then min/max replicas.
  *  - sync period 15 s (kube-controller-manager --horizontal-pod-autoscaler-sync-period).
- * The HPA cannot scale to zero (minReplicas >= 1), so a scenario's min of 0 acts as 1 here.
+ * The HPA cannot scale to zero (minReplicas >= 1), so a scenario's min of 0 acts as 1 here; and
+ * at 0 replicas it does nothing (upstream disables scaling then): waking from zero is KEDA's job.
  */
 import type { Observation, SimPolicy } from '../engine.js';
 import type { Scenario } from '../scenario.js';
