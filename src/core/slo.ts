@@ -19,8 +19,22 @@ import { rateOver, samplingPeriod, type Series } from './metrics.js';
 import { type PolicyContext, type Proposal, round } from './policies.js';
 import { METRIC, type ServicePolicy, type SloPolicy } from './types.js';
 
-/** Defaults; exported so docs and tests name one source. */
-export const SLO_DEFAULTS = {
+/** Defaults of the SLO policy (docs/slo-policy.md explains each); exported so docs and tests name one source. */
+export const SLO_DEFAULTS: Readonly<{
+  upShare: number;
+  margin: number;
+  scaleInHoldSeconds: number;
+  fastWindowSeconds: number;
+  slowWindowSeconds: number;
+  maxProjection: number;
+  scaleDownWindowSeconds: number;
+  reversalSeconds: number;
+  drainShare: number;
+  trendDeviations: number;
+  burstMemorySeconds: number;
+  dampingHalfLifeSeconds: number;
+  noiseDeviations: number;
+}> = {
   /** Share of the allowed late fraction the policy plans for on the way up (a safety factor). */
   upShare: 0.5,
   margin: 0.25,
@@ -37,8 +51,6 @@ export const SLO_DEFAULTS = {
   drainShare: 1,
   /** A trend is projected over the start-up delay only when its slope is this many deviations above zero. */
   trendDeviations: 4,
-  /** Size the Erlang part on the sustained rate (a step up reaches it through the backlog part first). */
-  erlangOnSustained: 0,
   /** Scale-in sizes for the highest sustained rate seen in this many seconds (times the damping factor). */
   burstMemorySeconds: 120,
   /** Half-life of the flap-damping penalty, seconds. */
@@ -194,7 +206,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     previous = r;
   }
   const cautious = Math.max(Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev, peak);
-  return { fast, slow, sustained: SLO_DEFAULTS.erlangOnSustained ? sustained : planned, planned, cautious, rising };
+  return { fast, slow, sustained, planned, cautious, rising };
 }
 
 /**
@@ -305,7 +317,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const startup = p.startupSeconds ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
-  const model = { lambda: rate?.sustained ?? 0, serviceTime, scv, wait: p.waitSeconds };
+  const model = { lambda, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
     backlog,
