@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { parse } from '../args.js';
+import type { PsResult } from '../../supervisor/supervisor.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide up [options]
@@ -110,16 +111,21 @@ async function detach(argv: string[], stateDir: string): Promise<number> {
     if (exited !== null) break;
     const state = await readControlState(stateDir);
     if (state && state.pid === child.pid) {
+      let ps: PsResult | undefined;
       try {
-        const client = await connectControl({ stateDir });
-        await client.request('GET', '/v1/ps');
-        process.stdout.write(
-          `tide up runs in the background (pid ${state.pid}); control ${state.url}${state.balancer ? `, balancer ${state.balancer}` : ''}\n` +
-            `output: ${logFile}; \`tide ps\` shows it, \`tide down\` stops it\n`,
-        );
-        return 0;
+        ps = await (await connectControl({ stateDir })).request<PsResult>('GET', '/v1/ps');
       } catch {
         // not answering yet
+      }
+      // the control API answers while replicas start; return once none is still starting,
+      // so a script that runs `tide up -d` and then sends traffic finds the replicas ready
+      if (ps && !ps.services.some((s) => s.state === 'starting')) {
+        const summary = ps.services.map((s) => `${s.name} ${s.healthy}/${s.desired}${s.state === 'running' ? '' : ` ${s.state}`}`).join(', ');
+        process.stdout.write(
+          `tide up runs in the background (pid ${state.pid}): ${summary}; control ${state.url}${state.balancer ? `, balancer ${state.balancer}` : ''}\n` +
+            `output: ${logFile}; \`tide ps\` shows it, \`tide down\` stops it\n`,
+        );
+        return ps.services.every((s) => s.state === 'running' || s.state === 'stopped') ? 0 : 1;
       }
     }
     await new Promise((r) => setTimeout(r, 200));
