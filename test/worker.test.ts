@@ -30,8 +30,9 @@ after(async () => {
   await schema.drop();
 });
 
+const lines: string[] = [];
+
 async function worker(options: Partial<Parameters<typeof startWorker>[0]> = {}): Promise<RunningWorker> {
-  const lines: string[] = [];
   const w = await startWorker({
     connectionString: schema.url,
     schema: schema.schema,
@@ -150,5 +151,22 @@ describe('worker in process', () => {
     await until(async () => (await queue.stats(q))[0]!.active === 3, 10_000, 'jobs claimed again');
     await next.stop(0);
     workers.delete(next);
+  });
+
+  test('a job whose lease was taken over is aborted here and cannot be finished by this worker', async () => {
+    const q = 'stolen';
+    const w = await worker({ queues: [q], concurrency: 1, leaseMs: 300 });
+    const { id } = await queue.enqueue({ queue: q, handler: 'record', payload: { hangFirst: true } });
+    await until(async () => (await queue.getJob(id))?.state === 'active', 10_000, 'claimed');
+    // another holder now (as if the lease had expired and another worker had claimed it)
+    await queue.pool.query(`UPDATE "${schema.schema}".jobs SET locked_by = 'thief' WHERE id = $1`, [id]);
+    await until(async () => lines.some((l) => l.includes(`job ${id}: lease lost`)), 10_000, 'the lease loss noticed');
+    await until(async () => lines.some((l) => l.startsWith(`job ${id} (stolen/record) failed`) && l.endsWith('-> lease lost')), 10_000, 'the run aborted');
+    const job = (await queue.getJob(id))!;
+    assert.equal(job.state, 'active');
+    assert.equal(job.lockedBy, 'thief', 'the stale worker did not touch the new holder\'s job');
+    assert.equal(job.lastError, null);
+    await w.stop(0);
+    workers.delete(w);
   });
 });

@@ -266,22 +266,30 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
 
   // --- lease upkeep
+  // one heartbeat at a time: a second one would skip the rows the first still locks and
+  // take them for lost
+  let beating = false;
   const heartbeat = setInterval(() => {
-    const ids = [...slots.keys(), ...buffer.map((c) => c.id), ...flushingIds];
-    if (ids.length === 0) return;
+    const running = [...slots.entries()];
+    const ids = [...running.map(([jobId]) => jobId), ...buffer.map((c) => c.id), ...flushingIds];
+    if (ids.length === 0 || beating) return;
+    beating = true;
     queue.heartbeat(id, ids).then(
       (renewed) => {
         setDatabase(true);
         if (renewed.length === ids.length) return;
         const held = new Set(renewed);
-        for (const lost of ids) {
-          const slot = slots.get(lost);
-          // not renewed and not finished meanwhile: another worker may hold it now
-          if (slot && !held.has(lost)) log(`job ${lost}: lease lost (expired and taken over); its result will be ignored`);
+        for (const [jobId, slot] of running) {
+          // still running here but no longer ours (the lease expired and was swept): tell the
+          // handler to stop; its result would be ignored anyway (locked_by no longer matches)
+          if (slots.get(jobId) === slot && !held.has(jobId)) {
+            log(`job ${jobId}: lease lost (expired and returned to the queue); aborting it here`);
+            slot.abort.abort(new TideError('TIDE_INTERNAL', `lease on job ${jobId} lost`));
+          }
         }
       },
       (err) => databaseError('renewing leases', err),
-    );
+    ).finally(() => (beating = false));
   }, heartbeatMs);
   const sweep = setInterval(() => {
     queue.recoverExpired().then(
