@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { decide } from '../src/core/decide.js';
-import { estimateRate, replicasToDrain } from '../src/core/slo.js';
+import { estimateRate, replicasToDrain, startingReplicas } from '../src/core/slo.js';
 import { type DecideInput, type Decision, type History, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0); // a Monday, noon UTC
@@ -386,6 +386,58 @@ describe('SLO policy', () => {
     const r = estimateRate(series, 125_000, { kind: 'slo', waitSeconds: 120, attainment: 0.99, concurrency: 10 })!;
     assert.ok(r.fast <= 2.5, `fast ${r.fast}`);
     assert.ok(r.slow <= 2.5, `slow ${r.slow}`);
+  });
+
+  test('at zero replicas with jobs waiting and no service time yet, it starts one', () => {
+    const policy: ServicePolicy = { ...slo, min: 0 };
+    const d = decide({ now: T0, current: 0, ready: 0, samples: samples({ [METRIC.arrivalsTotal]: 40, [METRIC.queueDepth]: 40 }), policy, history: emptyHistory() });
+    assert.equal(d.desired, 1);
+    assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+  });
+
+  test('replicas still starting count from when their scale-up event says they will be ready', () => {
+    const events = [
+      { at: 0, from: 2, to: 4 },
+      { at: 20_000, from: 4, to: 5 },
+    ];
+    assert.deepEqual(startingReplicas(events, 25_000, 3, 30), [25, 5, 5]);
+    assert.deepEqual(startingReplicas(events, 25_000, 4, 30), [25, 5, 5, 30]);
+    // 2 ready for 60 s do 120 replica-s; 3 starting, ready in 5, 5 and 25 s, add 55 + 55 + 35.
+    assert.equal(replicasToDrain({ backlog: 2000, lambda: 0, serviceTime: 1, concurrency: 10, waitSeconds: 60, startupSeconds: 30, ready: 2, starting: [25, 5, 5] }), 4);
+  });
+
+  test('after a drop, the stale median does not scale up; scale-in waits for the burst memory', () => {
+    // 150 jobs/s for two minutes, then 5/s.
+    const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 750 }));
+    for (let i = 1; i <= 4; i++) series.push({ at: 120_000 + i * 5000, value: 18_000 + i * 25 });
+    const r = estimateRate(series, 140_000, { kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10 })!;
+    assert.ok(r.planned <= 6, `planned ${r.planned}`);
+    assert.ok(r.cautious >= 140, `cautious ${r.cautious}`);
+  });
+
+  test('a step up in both newest sub-windows wins at once (the fast rate)', () => {
+    const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 100 }));
+    series.push({ at: 125_000, value: 2400 + 1000 }, { at: 130_000, value: 3400 + 1000 });
+    const r = estimateRate(series, 130_000, { kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10 })!;
+    assert.ok(r.rising);
+    assert.equal(r.planned, 200);
+  });
+
+  test('flap damping: a scale-up soon after a scale-down makes the next scale-in wait longer', () => {
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 100,
+      behavior: free,
+      policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, scaleInHoldSeconds: 20 }],
+    };
+    const at = (t: number, total: number, depth = 0) =>
+      samples({ [METRIC.arrivalsTotal]: total, [METRIC.serviceTimeMean]: 1, [METRIC.queueDepth]: depth, [METRIC.completionsTotal]: total }, T0 + t * 1000);
+    // A history where the service scaled down 100 s ago.
+    const history: History = { ...emptyHistory(), events: [{ at: T0 - 100_000, from: 12, to: 10 }] };
+    const up = decide({ now: T0, current: 10, ready: 10, samples: at(0, 0, 3000), policy, history });
+    assert.ok(up.desired > 10);
+    const state = up.history.state['policy:slo[0]'] as { damping: { level: number } };
+    assert.equal(state.damping.level, 1);
   });
 
   test('drain: new replicas count only from when they are ready', () => {

@@ -285,6 +285,14 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   if (!ctx.view.values.has(METRIC.arrivalsTotal)) missing.push(METRIC.arrivalsTotal);
   if (serviceReading === undefined) missing.push(METRIC.serviceTimeMean);
   if (backlog === undefined) missing.push(METRIC.queueDepth);
+  if (serviceReading === undefined && backlog !== undefined && backlog > 0 && ctx.current === 0 && missing.length === 1) {
+    // At zero replicas no job completes, so no service time is ever measured: start one.
+    return {
+      replicas: 1,
+      missing,
+      reasons: [{ code: 'SloBacklog', policy: label, replicas: 1, message: `${label}: ${backlog} jobs wait and no replica runs; starting one (no service time is known yet).` }],
+    };
+  }
   if (missing.length > 0 || serviceReading === undefined || backlog === undefined) return { missing, reasons: [] };
   const prevState = readState(ctx.state);
   const service = smoothService(
