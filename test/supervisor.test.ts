@@ -224,3 +224,23 @@ test('replicas of a SIGKILLed supervisor stop by themselves (orphan guard)', { t
     for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
   }
 });
+
+test('restart brings a failed replica back (here it fails again: the command is still broken)', { timeout: 30_000 }, async () => {
+  const sup = new Supervisor({
+    services: [nodeService('broken', 'supervisor-crash.mjs')],
+    backoff: { initialMs: 5, maxMs: 10, failAfter: 2 },
+  });
+  try {
+    await sup.start();
+    // without a health path a replica counts as healthy once spawned: wait for the crashes
+    await until(sup, () => sup.ps().services[0]!.state === 'failed');
+    const pidsSeen = new Set<number>();
+    sup.on('state', (s: ReplicaStatus) => s.pid && pidsSeen.add(s.pid));
+    await sup.restart('broken');
+    assert.ok(pidsSeen.size >= 1, 'a new process was started for the failed replica');
+    await until(sup, () => sup.ps().services[0]!.state === 'failed');
+    assert.equal(sup.ps().replicas.length, 1);
+  } finally {
+    await sup.shutdown();
+  }
+});

@@ -240,7 +240,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     }
     const api = ps.services.find((s) => s.kind === 'api');
     if (api && p95 !== null) {
-      if ((p95 > 100 || arrivalRateNow > 100) && api.desired < api.max) scale(api.name, api.desired + 1, `api p95 ${p95.toFixed(0)} ms at ${arrivalRateNow.toFixed(0)} req/s`);
+      // a slow p95 at a trickle is a busy machine, not a busy API: ask for a real rate too
+      if ((p95 > 250 && arrivalRateNow > 30) || arrivalRateNow > 120) {
+        if (api.desired < api.max) scale(api.name, api.desired + 1, `api p95 ${p95.toFixed(0)} ms at ${arrivalRateNow.toFixed(0)} req/s`);
+      }
       else if (p95 < 30 && arrivalRateNow < 50 && api.desired > api.min && calmTicks >= 2) scale(api.name, api.desired - 1, 'calm');
     }
   };

@@ -272,6 +272,11 @@ export class Supervisor extends EventEmitter {
         }
         await this.stopReplica(previous);
       }
+      // replicas that had failed were dropped above: start their replacements too
+      const live = () => service.replicas.filter((r) => r.state !== 'draining' && r.state !== 'stopped').length;
+      const added: Replica[] = [];
+      while (live() < service.desired) added.push(await this.launch(service));
+      await Promise.all(added.map((r) => this.settled(r)));
       return this.serviceStatus(service);
     });
   }
