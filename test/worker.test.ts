@@ -169,4 +169,17 @@ describe('worker in process', () => {
     await w.stop(0);
     workers.delete(w);
   });
+
+  test('finished jobs older than the retention are purged', async () => {
+    const q = 'retention';
+    const w = await worker({ queues: [q], concurrency: 2, retentionMs: 1, purgeEveryMs: 20 });
+    const jobs = await queue.enqueueMany(Array.from({ length: 5 }, () => ({ queue: q, handler: 'echo' })));
+    await until(async () => (await queue.stats(q))[0]!.completionsTotal === 5, 10_000, 'completed');
+    await until(async () => (await queue.getJob(jobs[4]!.id)) === undefined, 10_000, 'purged');
+    const [s] = await queue.stats(q);
+    assert.equal(s!.completed, 0);
+    assert.equal(s!.completionsTotal, 5);
+    await w.stop();
+    workers.delete(w);
+  });
 });

@@ -18,6 +18,7 @@ Runs job handlers from the queue, --concurrency at a time.
   --lease <seconds>      lease per job, renewed by heartbeats; a killed worker's jobs run
                          again after about this long (default 5)
   --poll <ms>            polling fallback when NOTIFY does not arrive (default 1000)
+  --retention <hours>    delete completed and dead jobs older than this (default 168; 0: keep)
   --metrics-port <port>  serve /health and /metrics on this port (env TIDE_METRICS_PORT; 0: off)
   --state-dir <dir>      where the embedded database lives when DATABASE_URL is unset (default .tide)
 `;
@@ -35,6 +36,7 @@ export const command: Command = {
         grace: { type: 'string' },
         lease: { type: 'string' },
         poll: { type: 'string' },
+        retention: { type: 'string' },
         'metrics-port': { type: 'string' },
         'state-dir': { type: 'string' },
         json: { type: 'boolean' },
@@ -54,6 +56,7 @@ export const command: Command = {
     const graceMs = numberArg(values.grace, '--grace', 30) * 1000;
     const leaseMs = numberArg(values.lease, '--lease', 5, 0.05) * 1000;
     const pollMs = numberArg(values.poll, '--poll', 1000, 10);
+    const retentionMs = numberArg(values.retention, '--retention', 168, 0) * 3_600_000;
     const metricsPort = numberArg(values['metrics-port'] ?? process.env.TIDE_METRICS_PORT, '--metrics-port', 0, 0);
     const queues = (values.queues ?? 'default').split(',').map((q) => q.trim()).filter(Boolean);
     const schema = values.schema ?? process.env.TIDE_SCHEMA ?? 'tide';
@@ -70,7 +73,7 @@ export const command: Command = {
     const database = await resolveDatabase({ ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}), log });
     let worker;
     try {
-      worker = await startWorker({ connectionString: database.url, schema, queues, concurrency, handlers, graceMs, leaseMs, pollMs, metricsPort, log });
+      worker = await startWorker({ connectionString: database.url, schema, queues, concurrency, handlers, graceMs, leaseMs, pollMs, retentionMs, metricsPort, log });
     } catch (err) {
       await database.stop();
       throw err;

@@ -43,6 +43,12 @@ export interface WorkerOptions {
   /** Completions per flush, and the longest a completion waits for its batch. Defaults 64, 2 ms. */
   completionBatch?: number;
   completionDelayMs?: number;
+  /**
+   * Finished (completed and dead) jobs older than this are deleted, in batches, every
+   * `purgeEveryMs`. Default 7 days; 0 keeps them forever.
+   */
+  retentionMs?: number;
+  purgeEveryMs?: number;
   /** Retry backoff of failed jobs (queue defaults when absent). */
   backoffBaseMs?: number;
   /** Port for /health and /metrics (0 or absent: none). */
@@ -93,6 +99,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const batchDelay = options.completionDelayMs ?? 2;
   const sweepMs = options.sweepMs ?? 1000;
   const graceDefault = options.graceMs ?? 30_000;
+  const retentionMs = options.retentionMs ?? 7 * 24 * 3600 * 1000;
 
   const queue =
     options.queue ??
@@ -303,6 +310,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
   }, sweepMs);
 
+  // retention: every worker may purge; batches with SKIP LOCKED keep them out of each other's way
+  let purging = false;
+  const purge =
+    retentionMs > 0
+      ? setInterval(() => {
+          if (purging) return;
+          purging = true;
+          queue
+            .purgeFinished(retentionMs, 1000)
+            .catch((err) => databaseError('purging finished jobs', err))
+            .finally(() => (purging = false));
+        }, options.purgeEveryMs ?? 60_000)
+      : undefined;
+
   let listener: Listener | undefined;
   try {
     listener = await queue.listen(scheduleFill, { pollMs: queue.pollMs });
@@ -316,6 +337,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   } catch (err) {
     clearInterval(heartbeat);
     clearInterval(sweep);
+    clearInterval(purge);
     await listener?.close();
     if (ownsQueue) await queue.close();
     throw err;
@@ -330,6 +352,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   async function drain(graceMs: number): Promise<void> {
     stopping = true;
     clearInterval(sweep);
+    clearInterval(purge);
     lifetime.abort();
     await listener?.close();
     // a claim in flight may still hand us jobs: they join the in-flight set below
