@@ -34,6 +34,7 @@ export const SLO_DEFAULTS: Readonly<{
   burstMemorySeconds: number;
   dampingHalfLifeSeconds: number;
   noiseDeviations: number;
+  warmupCompletions: number;
 }> = {
   /** Share of the allowed late fraction the policy plans for on the way up (a safety factor). */
   upShare: 0.5,
@@ -55,6 +56,8 @@ export const SLO_DEFAULTS: Readonly<{
   burstMemorySeconds: 120,
   /** Half-life of the flap-damping penalty, seconds. */
   dampingHalfLifeSeconds: 1800,
+  /** Until this many jobs have completed, the service time is at least Little's-law estimate. */
+  warmupCompletions: 1000,
   /** Scale-in plans for this many Poisson deviations of arrival-rate noise above the plan. */
   noiseDeviations: 2,
 };
@@ -301,8 +304,18 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     ctx.view.values.get(METRIC.serviceTimeScv) ?? 1,
     ctx.view.values.get(METRIC.completionsTotal),
   );
-  const serviceTime = service.mean;
   const scv = service.scv;
+  // Warm-up: the first jobs to complete are the short ones, so early readings run low. Little's
+  // law on the slots (jobs in flight / completions per second) counts the long jobs still running.
+  const completed = ctx.view.values.get(METRIC.completionsTotal);
+  const inFlight = ctx.view.values.get(METRIC.inFlight);
+  const completions = ctx.counters[METRIC.completionsTotal] ?? [];
+  const windowMs = 2 * (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
+  const throughput = rateOver(completions, ctx.now - windowMs, ctx.now);
+  // Only over a window with a steady fleet: new replicas fill slots before completions catch up.
+  const steady = !ctx.events.some((e) => e.at > ctx.now - windowMs - (p.startupSeconds ?? 0) * 1000);
+  const little = steady && inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : 0;
+  const serviceTime = completed !== undefined && completed < SLO_DEFAULTS.warmupCompletions ? Math.max(service.mean, little) : service.mean;
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
   // to a penalty that halves every half-life; scale-in then remembers bursts and holds longer.
   const lastEvent = ctx.events[ctx.events.length - 1];
