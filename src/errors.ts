@@ -98,6 +98,11 @@ export const ERRORS = {
   TIDE_SOURCE_NOT_FOUND: { status: 404, exit: 1, summary: 'The queue or object a metric source reads does not exist on the backend (for example a RabbitMQ queue).' },
   TIDE_SOURCE_QUERY: { status: 502, exit: 1, summary: 'The backend rejected a metric source\'s query (SQL or PromQL error, a write in a read-only query, a wrong key type); the message carries the backend\'s words.' },
   TIDE_SOURCE_BAD_VALUE: { status: 502, exit: 1, summary: 'A metric source\'s backend answered with something that is not the number(s) expected (not JSON, not numeric, several series where one was expected).' },
+
+  // --- controller
+  TIDE_CONTROLLER_CONFIG: { status: 400, exit: 2, summary: 'An autoscaled service cannot be controlled as configured: no metric source to read (name `sources:`), or a source or service listed twice (the field is named).' },
+  TIDE_CONTROLLER_NO_ACTUATOR: { status: 400, exit: 2, summary: '`tide autoscale` runs outside `tide up`, so an autoscaled service needs an `actuator:` (compose, kubernetes or ecs); the service is named.' },
+  TIDE_CONTROLLER_UNKNOWN_SERVICE: { status: 404, exit: 2, summary: 'The service named is not one the autoscaler controls (it has no `scale:` block).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

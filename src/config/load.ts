@@ -289,6 +289,8 @@ function normalise(config: ConfigFile, file: string, policies: Map<string, Servi
     if (s.queues !== undefined) service.queues = s.queues;
     const policy = policies.get(name);
     if (policy) service.scale = policy;
+    if (s.sources !== undefined) service.sources = s.sources;
+    if (s.actuator !== undefined) service.actuator = s.actuator;
     services[name] = service;
   }
   const b = config.balancer;
@@ -312,6 +314,14 @@ function normalise(config: ConfigFile, file: string, policies: Map<string, Servi
         : {}),
     },
     control: { host: config.control.host, port: config.control.port, ...(config.control.token === undefined ? {} : { token: config.control.token }) },
+    autoscale: {
+      intervalMs: Math.round(config.autoscale.interval_seconds * 1000),
+      dryRun: config.autoscale.dry_run,
+      manualPauseMs: Math.round(config.autoscale.manual_pause_seconds * 1000),
+      urgentPollMs: Math.round(config.autoscale.urgent_poll_seconds * 1000),
+      readTimeoutMs: Math.round(config.autoscale.read_timeout_seconds * 1000),
+      journalRetentionMs: Math.round(config.autoscale.journal_retention_hours * 3_600_000),
+    },
     services,
   };
   return tideConfig;

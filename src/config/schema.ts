@@ -74,8 +74,27 @@ export const serviceSchema = z
     handlers: z.string().min(1).optional().describe('Module path exporting the job handlers (kind worker).'),
     queues: z.array(z.string().min(1)).min(1).optional().describe('Queues the worker takes jobs from (kind worker; default all).'),
     scale: z.record(z.string(), z.unknown()).optional().describe('The autoscaling policy: policies, schedule, behavior, fallback, activation, panic (see docs/config.md). min and max come from the service.'),
+    sources: z
+      .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, `.`, `_` or `-`'), z.looseObject({ kind: z.string().min(1) }))
+      .optional()
+      .describe('Metric sources the autoscaler reads for this service, by name: `{kind, ...fields}` (see docs/sources.md). Default for a worker: the builtin source on its queues.'),
+    actuator: z
+      .looseObject({ kind: z.string().min(1) })
+      .optional()
+      .describe('Where the autoscaler applies its decisions: `{kind, ...fields}` (see docs/actuators.md). Default inside `tide up`: local; required for `tide autoscale`.'),
   })
   .describe('One service: a set of identical replicas.');
+
+export const autoscaleSchema = z
+  .strictObject({
+    interval_seconds: duration('Seconds between control-loop rounds.').default(5),
+    dry_run: z.boolean().default(false).describe('Decide and record in the journal, but never scale.'),
+    manual_pause_seconds: z.number().min(0).default(300).describe('Seconds a manual `tide scale` pauses autoscaling of that service.'),
+    urgent_poll_seconds: duration('Seconds between the cheap polls of the oldest job age that trigger an immediate round when it crosses an SLO wait.').default(0.5),
+    read_timeout_seconds: duration('Seconds a metric source read may take before it counts as failed.').default(2),
+    journal_retention_hours: duration('Hours the decision journal keeps its rows.').default(168),
+  })
+  .describe('The control loop (`tide up` and `tide autoscale`).');
 
 export const configFileSchema = z
   .strictObject({
@@ -84,6 +103,7 @@ export const configFileSchema = z
     database: databaseSchema.default({ schema: 'tide' }),
     balancer: balancerSchema.default({ host: '0.0.0.0', port: 8080, retries: 2, health_check: { interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 } }),
     control: controlSchema.default({ host: '127.0.0.1', port: 8079 }),
+    autoscale: autoscaleSchema.default({ interval_seconds: 5, dry_run: false, manual_pause_seconds: 300, urgent_poll_seconds: 0.5, read_timeout_seconds: 2, journal_retention_hours: 168 }),
     services: z.record(z.string().regex(serviceName, 'lowercase letters, digits and `-`, starting with a letter'), serviceSchema).describe('Services by name.'),
   })
   .describe('tide.yaml: the Tidescale project file.');
@@ -102,6 +122,7 @@ export const KNOWN_KEYS: Record<string, readonly string[]> = {
   'balancer.health_check': Object.keys(healthCheckSchema.shape),
   'balancer.rate_limit': Object.keys(rateLimitSchema.shape),
   control: Object.keys(controlSchema.shape),
+  autoscale: Object.keys(autoscaleSchema.shape),
   'services.*': Object.keys(serviceSchema.shape),
 };
 
@@ -130,6 +151,20 @@ export interface ServiceConfig {
    * the service's min and max as its bounds. Absent: the service is not autoscaled.
    */
   scale?: ServicePolicy;
+  /** Metric source configs by name (`{ kind, ...fields }`), validated when the controller builds them. */
+  sources?: Record<string, Record<string, unknown> & { kind: string }>;
+  /** The actuator config (`{ kind, ...fields }`); absent: `local` inside `tide up`. */
+  actuator?: Record<string, unknown> & { kind: string };
+}
+
+/** The control loop's settings, in ms. */
+export interface AutoscaleConfig {
+  intervalMs: number;
+  dryRun: boolean;
+  manualPauseMs: number;
+  urgentPollMs: number;
+  readTimeoutMs: number;
+  journalRetentionMs: number;
 }
 
 export interface BalancerConfig {
@@ -150,5 +185,6 @@ export interface TideConfig {
   database: { url?: string; schema: string };
   balancer: BalancerConfig;
   control: { host: string; port: number; token?: string };
+  autoscale: AutoscaleConfig;
   services: Record<string, ServiceConfig>;
 }
