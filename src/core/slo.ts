@@ -192,7 +192,9 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     // Only a trend that stands clear of the noise moves the plan: a noisy slope projected over
     // the start-up delay would swing the count up and down with every burst.
     slope = fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
-    level = Math.max(slow, slope > 0 ? my - slope * mx : my);
+    // The line's value now, but never above what the newest sub-windows saw: only the start-up
+    // projection below looks ahead.
+    level = Math.max(slow, Math.min(slope > 0 ? my - slope * mx : my, Math.max(r0, r1)));
   }
   const sustained = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
   const planned = rising ? Math.max(fast, sustained) : sustained;
@@ -275,7 +277,9 @@ export function replicasToDrain(input: {
   const starting = input.starting ?? [];
   const byHorizon = replicasForWork((backlog + lambda * Math.max(0, horizon - waitSeconds)) * perJob, horizon, startupSeconds, ready, starting);
   const deadline = waitSeconds - (input.oldestAge ?? 0);
-  const byDeadline = deadline > startupSeconds ? replicasForWork(backlog * perJob, deadline, startupSeconds, ready, starting) : 0;
+  // When new replicas would have only a sliver of time left before that deadline, they cannot
+  // save those jobs; sizing for it would ask for a crowd that is useless a moment later.
+  const byDeadline = deadline - startupSeconds >= waitSeconds / 4 ? replicasForWork(backlog * perJob, deadline, startupSeconds, ready, starting) : 0;
   return Math.max(byHorizon, byDeadline);
 }
 
