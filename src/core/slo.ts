@@ -342,7 +342,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const startup = p.startupSeconds ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
-  const model = { lambda, serviceTime, scv, wait: p.waitSeconds };
+  // The wait target is a steady-state figure: size it on the sustained rate. A step up reaches
+  // the count first through the backlog part, which plans with the fast rate.
+  const model = { lambda: rate?.sustained ?? 0, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
     backlog,
