@@ -198,7 +198,7 @@ function errorFacts(err: unknown): { code: string; message: string } {
 
 /**
  * The control loop. Construct, then `start()` for the timers, or call `tick()` directly.
- * Emits 'decision' (DecisionRecord) after each round's journal row, 'applied'
+ * Emits 'decision' (DecisionRecord) after each round's journal row, 'tick' after a full round, 'applied'
  * ({service, replicas}) and 'actuator-error' ({service, error: ActuatorErrorStatus}).
  */
 export class Controller extends EventEmitter {
@@ -289,6 +289,7 @@ export class Controller extends EventEmitter {
     this.#metrics.tick.observe((performance.now() - started) / 1000);
     this.#rounds++;
     await this.#prune(now);
+    this.emit('tick', results);
     return results.filter((r): r is DecisionRecord => r !== undefined);
   }
 
