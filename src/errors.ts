@@ -103,6 +103,19 @@ export const ERRORS = {
   TIDE_CONTROLLER_CONFIG: { status: 400, exit: 2, summary: 'An autoscaled service cannot be controlled as configured: no metric source to read (name `sources:`), or a source or service listed twice (the field is named).' },
   TIDE_CONTROLLER_NO_ACTUATOR: { status: 400, exit: 2, summary: '`tide autoscale` runs outside `tide up`, so an autoscaled service needs an `actuator:` (compose, kubernetes or ecs); the service is named.' },
   TIDE_CONTROLLER_UNKNOWN_SERVICE: { status: 404, exit: 2, summary: 'The service named is not one the autoscaler controls (it has no `scale:` block).' },
+
+  // --- load and plan
+  TIDE_LOAD_URL: { status: 400, exit: 2, summary: 'The load target is not an http:// or https:// URL with a host.' },
+  TIDE_LOAD_STAGES: { status: 400, exit: 2, summary: 'A --stages list is malformed: each stage is duration:target (30s:50,2m:200,30s:0); the stage is named.' },
+  TIDE_LOAD_THRESHOLD: { status: 400, exit: 2, summary: "A --threshold is not a k6-style expression such as p(99)<2000, avg<200, failed<0.01 or rate>100." },
+  TIDE_LOAD_TRACE: { status: 400, exit: 2, summary: 'The --trace file cannot be read, or a row is not `t,count` (the file and line are named).' },
+  TIDE_LOAD_TEMPLATE: { status: 400, exit: 2, summary: 'The request template is malformed: an unknown {{variable}}, a header not "Name: value", a bad method or path, or an unreadable @body file.' },
+  TIDE_PLAN_MEASUREMENT: { status: 500, exit: 1, summary: '`tide plan` could not measure a capacity: no job finished, or the API met the latency target at no rate tried (the message says which).' },
+
+  // --- export
+  TIDE_EXPORT_UNKNOWN_TARGET: { status: 400, exit: 2, summary: '`tide export` names a target it does not have (kubernetes, compose, ecs, prometheus-rules, grafana).' },
+  TIDE_EXPORT_UNSUPPORTED: { status: 400, exit: 2, summary: 'A policy cannot be expressed on the platform asked for (for example a steps policy with --autoscaler hpa); the service and policy are named.' },
+  TIDE_EXPORT_WRITE: { status: 500, exit: 1, summary: 'The export could not be written to the -o file.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
