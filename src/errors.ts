@@ -116,6 +116,11 @@ export const ERRORS = {
   TIDE_EXPORT_UNKNOWN_TARGET: { status: 400, exit: 2, summary: '`tide export` names a target it does not have (kubernetes, compose, ecs, prometheus-rules, grafana).' },
   TIDE_EXPORT_UNSUPPORTED: { status: 400, exit: 2, summary: 'A policy cannot be expressed on the platform asked for (for example a steps policy with --autoscaler hpa); the service and policy are named.' },
   TIDE_EXPORT_WRITE: { status: 500, exit: 1, summary: 'The export could not be written to the -o file.' },
+
+  // --- dashboard
+  TIDE_DASHBOARD_NOT_FOUND: { status: 404, exit: 1, summary: 'No dashboard page, asset or endpoint at this path (the page is /dashboard/).' },
+  TIDE_DASHBOARD_REMOTE: { status: 502, exit: 1, summary: '`tide dashboard --connect`: the remote control API does not answer, or answers without a dashboard (an older `tide up`).' },
+  TIDE_DASHBOARD_LISTEN: { status: 500, exit: 1, summary: '`tide dashboard` cannot listen on its host and port (in use, or not allowed).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
