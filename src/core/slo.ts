@@ -2,17 +2,22 @@
  * The SLO policy: "a fraction A of jobs start within W seconds". See docs/slo-policy.md for the
  * model and its assumptions.
  *
- * Each round it estimates the arrival rate (a fast and a slow window; the fast one wins on the
- * way up), projects it over the start-up delay with the trend between the two, and proposes the
- * larger of (a) the smallest count whose predicted share of waits over W (Erlang C with an
- * Allen-Cunneen variability correction) is under a share of 1 - A, and (b) the count that drains
- * the backlog plus what arrives meanwhile within the horizon, counting new replicas only from
- * when they will be ready.
+ * Each round it estimates the arrival rate from the counter (sub-window rates: a fast estimate
+ * that wins on a step up, a median, and a clipped least-squares line whose trend, when clear of
+ * the noise, is projected over the start-up delay), and proposes the larger of (a) the smallest
+ * count whose predicted share of waits over W (Erlang C with an Allen-Cunneen variability
+ * correction) is under half of 1 - A, on the sustained rate, and (b) the count that serves the
+ * backlog in time (FIFO deadlines), counting starting and new replicas only from when they
+ * will be ready.
  *
- * State (per policy, in History.state): `belowSince`, when a smaller count first qualified for
- * scale-in with margin. Transitions: undefined -> now when a smaller count qualifies; back to
- * undefined when it stops qualifying or the policy proposes up; after `scaleInHoldSeconds` of
- * qualifying the smaller count is proposed.
+ * State (per policy, in History.state):
+ * - `belowSince`: when a smaller count first qualified for scale-in with margin. undefined ->
+ *   now when one qualifies; back to undefined when it stops qualifying, the policy proposes up,
+ *   or a recent scale-up blocks scale-in; after the hold the smaller count is proposed.
+ * - `service`: the smoothed service-time mean and scv, and the completions counter at the last
+ *   update (the weight of a new reading grows with the jobs completed since).
+ * - `damping`: the flap-damping penalty, its last update time, and the scale-down event last
+ *   counted (each scale-up within 300 s of a scale-down adds one; it halves every half-life).
  */
 import { replicasForWait } from './erlang.js';
 import { rateOver, samplingPeriod, type Series } from './metrics.js';

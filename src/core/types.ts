@@ -125,7 +125,7 @@ export interface SloPolicy {
    * jobs under `margin x (1 - attainment)`. Default 0.25 (see docs/slo-policy.md).
    */
   margin?: number;
-  /** Seconds the smaller count must keep qualifying before the policy proposes it. Default 60. */
+  /** Seconds the smaller count must keep qualifying before the policy proposes it. Default 15. */
   scaleInHoldSeconds?: number;
   /** Fast arrival-rate window, seconds (default 10). The fast estimate wins on the way up. */
   fastWindowSeconds?: number;
