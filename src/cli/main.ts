@@ -29,6 +29,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   plan: () => import('./commands/plan.js'),
   autoscale: () => import('./commands/autoscale.js'),
   decisions: () => import('./commands/decisions.js'),
+  export: () => import('./commands/export.js'),
 };
 
 function usage(): string {

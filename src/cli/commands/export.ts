@@ -1,0 +1,97 @@
+/**
+ * `tide export <target>`: the project's tide.yaml as platform objects (Kubernetes, Compose,
+ * ECS), alert rules or a dashboard. A thin shell over src/export.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+
+import { TideError } from '../../errors.js';
+import { numberArg, parse } from '../args.js';
+import type { Command } from '../main.js';
+
+const HELP = `usage: tide export <target> [options]
+
+targets:
+  kubernetes         Deployments, Services, PodDisruptionBudgets, and per autoscaled service an
+                     HPA (autoscaling/v2), a KEDA ScaledObject, or the in-cluster tide autoscale
+  compose            a Compose file: reverse proxy, deploy.replicas, stop_grace_period, autoscaler
+  ecs                Application Auto Scaling requests (JSON): scalable targets, policies,
+                     scheduled actions, alarms for step policies
+  prometheus-rules   alert rules: CPU, memory, queue depth, oldest job age, API p99, error rate
+  grafana            a dashboard (JSON) for the same metrics
+
+options:
+  -c, --config <file>       the project file (default tide.yaml)
+  -o, --output <file>       write to this file instead of stdout
+  --json                    JSON instead of YAML (Kubernetes: a v1 List)
+  --image <ref>             container image with tide as entrypoint (default tidescale:latest)
+  --namespace <ns>          Kubernetes namespace (default: the project name)
+  --autoscaler <kind>       Kubernetes: auto (default), hpa, keda or tide for every service
+  --cpu <quantity>          CPU request per replica, 100% utilisation (default 1)
+  --memory-mib <n>          memory request and limit per replica, MiB (default 512)
+  --cluster <name>          ECS cluster (default: the project name)
+  --prometheus-url <url>    Prometheus for KEDA prometheus triggers
+  --cloudwatch-namespace <ns>  CloudWatch namespace of the queue metrics (default Tidescale)
+
+What a platform cannot express is printed as a note on stderr. See docs/platforms/.`;
+
+const AUTOSCALERS = ['auto', 'hpa', 'keda', 'tide'] as const;
+
+export const command: Command = {
+  summary: 'export the project as Kubernetes, Compose, ECS, Prometheus rules or a Grafana dashboard',
+  async run(argv) {
+    const { values, positionals } = parse(argv, {
+      help: { type: 'boolean', short: 'h', default: false },
+      config: { type: 'string', short: 'c', default: 'tide.yaml' },
+      output: { type: 'string', short: 'o' },
+      json: { type: 'boolean', default: false },
+      image: { type: 'string' },
+      namespace: { type: 'string' },
+      autoscaler: { type: 'string' },
+      cpu: { type: 'string' },
+      'memory-mib': { type: 'string' },
+      cluster: { type: 'string' },
+      'prometheus-url': { type: 'string' },
+      'cloudwatch-namespace': { type: 'string' },
+    });
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
+    const [target, ...extra] = positionals;
+    if (!target) throw new TideError('TIDE_USAGE', 'Name what to export: tide export <kubernetes|compose|ecs|prometheus-rules|grafana>.', { where: { arg: 'target' } });
+    if (extra.length) throw new TideError('TIDE_USAGE', `tide export takes one target, not also "${extra.join(' ')}".`, { where: { arg: extra[0]! } });
+    const autoscaler = values.autoscaler ?? 'auto';
+    if (!(AUTOSCALERS as readonly string[]).includes(autoscaler)) {
+      throw new TideError('TIDE_USAGE', `--autoscaler takes ${AUTOSCALERS.join(', ')}, not "${autoscaler}".`, { where: { arg: '--autoscaler' } });
+    }
+    const { EXPORTS, assertExportTarget, exportConfig, renderExport } = await import('../../export/index.js');
+    assertExportTarget(target);
+    const { loadConfig } = await import('../../config/load.js');
+    const config = await loadConfig(values.config);
+    const configText = await readFile(values.config, 'utf8');
+    const result = exportConfig(target, config, {
+      configText,
+      autoscaler: autoscaler as (typeof AUTOSCALERS)[number],
+      ...(values.image ? { image: values.image } : {}),
+      ...(values.namespace ? { namespace: values.namespace } : {}),
+      ...(values.cpu ? { cpuRequest: values.cpu } : {}),
+      ...(values['memory-mib'] ? { memoryMiB: numberArg(values['memory-mib'], '--memory-mib', 512, 1) } : {}),
+      ...(values.cluster ? { cluster: values.cluster } : {}),
+      ...(values['prometheus-url'] ? { prometheusUrl: values['prometheus-url'] } : {}),
+      ...(values['cloudwatch-namespace'] ? { cloudwatchNamespace: values['cloudwatch-namespace'] } : {}),
+    });
+    const format = values.json ? 'json' : EXPORTS[target].format;
+    const text = renderExport(result, format);
+    for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
+    if (values.output) {
+      try {
+        await writeFile(values.output, text);
+      } catch (cause) {
+        throw new TideError('TIDE_EXPORT_WRITE', `Cannot write ${values.output}: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}.`, { where: { arg: '--output' }, cause });
+      }
+    } else {
+      process.stdout.write(text);
+    }
+    return 0;
+  },
+};

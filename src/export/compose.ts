@@ -1,0 +1,98 @@
+/**
+ * `tide export compose`: a Compose file for one Docker host. Each service gets
+ * `deploy.replicas` and a `stop_grace_period` sized so its drain finishes; API replicas sit
+ * behind a reverse proxy; autoscaled services get `tide autoscale` with the Compose actuator.
+ *
+ * The proxy is Caddy (`caddy reverse-proxy`), not nginx with `upstream api:8000` as the
+ * runbooks have it: nginx resolves `api` once at start, so replicas added by `--scale` get
+ * no traffic until it reloads; Caddy resolves the name on each new connection, and Docker's
+ * DNS answers with every replica.
+ */
+import type { ServiceConfig, TideConfig } from '../config/schema.js';
+import type { ExportOptions, ExportResult } from './types.js';
+import { containerPort, serviceCommand, serviceEnv, terminationSeconds } from './workload.js';
+
+type Obj = Record<string, unknown>;
+
+function healthcheck(service: ServiceConfig): Obj | undefined {
+  const port = containerPort(service);
+  if (port === undefined) return undefined;
+  // node is in the image; curl and wget may not be
+  const probe = `fetch('http://127.0.0.1:${port}${service.healthPath}').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+  return { test: ['CMD', 'node', '-e', probe], interval: '5s', timeout: '2s', retries: 3, start_period: '10s' };
+}
+
+function composeService(config: TideConfig, service: ServiceConfig, options: ExportOptions, databaseUrl: string): Obj {
+  const command = serviceCommand(service);
+  const port = containerPort(service);
+  const out: Obj = {
+    image: options.image,
+    ...('args' in command ? { command: command.args } : { entrypoint: ['sh', '-c'], command: [command.shell] }),
+    environment: { DATABASE_URL: databaseUrl, ...serviceEnv(config, service) },
+    ...(port !== undefined ? { expose: [String(port)] } : {}),
+    // the drain (stop_grace_seconds) plus the exit margin; for the API also the pause while
+    // the proxy stops choosing it
+    stop_grace_period: `${terminationSeconds(service)}s`,
+    restart: 'unless-stopped',
+    deploy: {
+      replicas: service.replicas,
+      resources: { limits: { cpus: options.cpuRequest, memory: `${options.memoryMiB}M` } },
+    },
+  };
+  const check = healthcheck(service);
+  if (check) out.healthcheck = check;
+  return out;
+}
+
+/** The Compose file of the project (one document). */
+export function exportCompose(config: TideConfig, options: ExportOptions): ExportResult {
+  const notes: string[] = [];
+  const services: Obj = {};
+  const embedded = config.database.url === undefined;
+  // the embedded PostgreSQL is one process's; containers on one host share a real server
+  const databaseUrl = embedded ? 'postgres://postgres:${POSTGRES_PASSWORD:-tide}@postgres:5432/postgres' : '${DATABASE_URL}';
+  if (embedded) {
+    services.postgres = {
+      image: 'postgres:17-alpine',
+      environment: { POSTGRES_PASSWORD: '${POSTGRES_PASSWORD:-tide}' },
+      volumes: ['pgdata:/var/lib/postgresql/data'],
+      healthcheck: { test: ['CMD', 'pg_isready', '-U', 'postgres'], interval: '5s', timeout: '2s', retries: 10 },
+      restart: 'unless-stopped',
+    };
+  }
+  const dependsOnDb = embedded ? { depends_on: { postgres: { condition: 'service_healthy' } } } : {};
+  const apis: ServiceConfig[] = [];
+  for (const service of Object.values(config.services)) {
+    services[service.name] = { ...composeService(config, service, options, databaseUrl), ...dependsOnDb };
+    if (service.kind === 'api') apis.push(service);
+  }
+  if (apis.length > 0) {
+    const api = apis[0]!;
+    if (apis.length > 1) notes.push(`the proxy fronts ${api.name}; ${apis.slice(1).map((a) => a.name).join(', ')} get no published port`);
+    services.proxy = {
+      image: 'caddy:2-alpine',
+      command: ['caddy', 'reverse-proxy', '--from', `:${config.balancer.port}`, '--to', `${api.name}:${containerPort(api)}`],
+      ports: [`${config.balancer.port}:${config.balancer.port}`],
+      depends_on: { [api.name]: { condition: 'service_healthy' } },
+      restart: 'unless-stopped',
+    };
+  }
+  const scaled = Object.values(config.services).filter((s) => s.scale);
+  if (scaled.length > 0) {
+    services.autoscaler = {
+      image: options.image,
+      command: ['autoscale', '--config', '/etc/tide/tide.yaml', '--actuator', 'compose', '--services', scaled.map((s) => s.name).join(',')],
+      environment: { DATABASE_URL: databaseUrl, COMPOSE_PROJECT_NAME: config.project },
+      // the Compose actuator runs `docker compose up --scale` on this host's engine
+      volumes: ['/var/run/docker.sock:/var/run/docker.sock', './tide.yaml:/etc/tide/tide.yaml:ro', './compose.yaml:/etc/tide/compose.yaml:ro'],
+      restart: 'unless-stopped',
+      ...dependsOnDb,
+    };
+    notes.push(`autoscaler: tide autoscale with the compose actuator for ${scaled.map((s) => s.name).join(', ')}; its image needs the docker CLI and its compose plugin`);
+  }
+  // no top-level `name` (newer than the compose-spec schema the tests hold): run it with
+  // `docker compose -p <project>`, the name the autoscaler's actuator uses
+  const body: Obj = { services };
+  if (embedded) body.volumes = { pgdata: {} };
+  return { documents: [{ body, comment: `Compose file for ${config.project}, exported by tide export compose.` }], notes };
+}

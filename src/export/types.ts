@@ -1,0 +1,66 @@
+/**
+ * The shapes every exporter shares. An exporter is a pure function of the normalised config
+ * and the options: no I/O, no clock, so the same `tide.yaml` always gives the same output and
+ * the tests can compare objects, not text.
+ */
+import type { TideConfig } from '../config/schema.js';
+
+/** Which autoscaler a Kubernetes export uses for a service; `auto` picks per service. */
+export type AutoscalerChoice = 'auto' | 'hpa' | 'keda' | 'tide';
+
+export interface ExportOptions {
+  /** Container image with `tide` as its entrypoint. Default `tidescale:latest`. */
+  image: string;
+  /** Kubernetes namespace. Default: the project name. */
+  namespace: string;
+  /** Kubernetes: force one autoscaler for every autoscaled service (default `auto`). */
+  autoscaler: AutoscalerChoice;
+  /** CPU request (and the meaning of 100% utilisation), Kubernetes quantity. Default `1`. */
+  cpuRequest: string;
+  /** Memory request and limit in MiB (utilisation is measured against it). Default 512. */
+  memoryMiB: number;
+  /** ECS cluster name. Default: the project name. */
+  cluster: string;
+  /** Prometheus server URL for KEDA `prometheus` triggers. */
+  prometheusUrl: string;
+  /** CloudWatch namespace the queue metrics are published under (ECS). Default `Tidescale`. */
+  cloudwatchNamespace: string;
+  /** The text of tide.yaml, for the in-cluster autoscaler's ConfigMap. */
+  configText?: string;
+}
+
+/** One output document, with an optional comment printed above it in YAML. */
+export interface ExportDocument {
+  body: Record<string, unknown>;
+  comment?: string;
+}
+
+export interface ExportResult {
+  /** Several for Kubernetes (a multi-document YAML stream), one for the others. */
+  documents: ExportDocument[];
+  /** What the export could not carry over, or chose instead; printed to stderr. */
+  notes: string[];
+}
+
+export type Exporter = (config: TideConfig, options: ExportOptions) => ExportResult;
+
+/** The defaults of the options that do not depend on the config. */
+export function defaultOptions(config: TideConfig, given: Partial<ExportOptions> = {}): ExportOptions {
+  return {
+    image: given.image ?? 'tidescale:latest',
+    namespace: given.namespace ?? kubernetesName(config.project),
+    autoscaler: given.autoscaler ?? 'auto',
+    cpuRequest: given.cpuRequest ?? '1',
+    memoryMiB: given.memoryMiB ?? 512,
+    cluster: given.cluster ?? config.project,
+    prometheusUrl: given.prometheusUrl ?? 'http://prometheus.monitoring.svc:9090',
+    cloudwatchNamespace: given.cloudwatchNamespace ?? 'Tidescale',
+    ...(given.configText === undefined ? {} : { configText: given.configText }),
+  };
+}
+
+/** A project name as a DNS-1123 label (Kubernetes names): lowercase, `-` for anything else. */
+export function kubernetesName(name: string): string {
+  const out = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  return out || 'tide';
+}
