@@ -186,9 +186,14 @@ type ThreadMessage = { type: 'progress'; counters: Counters } | { type: 'done'; 
 function runInThread(plan: EnginePlan, live: { counters: Counters }, signal: AbortSignal | undefined): Promise<EngineResult> {
   const ts = import.meta.url.endsWith('.ts');
   const entry = new URL(ts ? './thread.ts' : './thread.js', import.meta.url);
-  // TypeScript sources (tests, `tide` through tsx) need the tsx loader inside the thread too
-  const execArgv = ts && !process.execArgv.some((a) => a.includes('tsx')) ? [...process.execArgv, '--import', 'tsx'] : process.execArgv;
-  const worker = new Worker(entry, { workerData: plan, execArgv });
+  // Running from TypeScript sources (tests, `tide` through tsx), the thread registers the tsx
+  // loader itself before importing its entry: loader hooks are not inherited by worker threads.
+  const worker = ts
+    ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); });`, {
+        eval: true,
+        workerData: plan,
+      })
+    : new Worker(entry, { workerData: plan });
   return new Promise<EngineResult>((resolve, reject) => {
     const onAbort = () => worker.postMessage('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
