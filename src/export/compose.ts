@@ -81,14 +81,16 @@ export function exportCompose(config: TideConfig, options: ExportOptions): Expor
   if (scaled.length > 0) {
     services.autoscaler = {
       image: options.image,
-      command: ['autoscale', '--config', '/etc/tide/tide.yaml', '--actuator', 'compose', '--services', scaled.map((s) => s.name).join(',')],
+      command: ['autoscale', '--config', '/etc/tide/tide.yaml'],
       environment: { DATABASE_URL: databaseUrl, COMPOSE_PROJECT_NAME: config.project },
       // the Compose actuator runs `docker compose up --scale` on this host's engine
       volumes: ['/var/run/docker.sock:/var/run/docker.sock', './tide.yaml:/etc/tide/tide.yaml:ro', './compose.yaml:/etc/tide/compose.yaml:ro'],
       restart: 'unless-stopped',
       ...dependsOnDb,
     };
-    notes.push(`autoscaler: tide autoscale with the compose actuator for ${scaled.map((s) => s.name).join(', ')}; its image needs the docker CLI and its compose plugin`);
+    notes.push(
+      `autoscaler: tide autoscale for ${scaled.map((s) => s.name).join(', ')}; give each an \`actuator: { kind: compose, project: ${config.project}, file: /etc/tide/compose.yaml }\` in tide.yaml, and use an image with the docker CLI and its compose plugin`,
+    );
   }
   // no top-level `name` (newer than the compose-spec schema the tests hold): run it with
   // `docker compose -p <project>`, the name the autoscaler's actuator uses

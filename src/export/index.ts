@@ -31,13 +31,11 @@ export function isExportTarget(name: string): name is ExportTarget {
   return Object.hasOwn(EXPORTS, name);
 }
 
-/** @throws TideError TIDE_EXPORT_UNKNOWN_TARGET naming the targets there are */
-export function assertExportTarget(name: string): asserts name is ExportTarget {
-  if (!isExportTarget(name)) {
-    throw new TideError('TIDE_EXPORT_UNKNOWN_TARGET', `There is no export "${name}"; the targets are ${Object.keys(EXPORTS).join(', ')}.`, {
-      where: { arg: name },
-    });
-  }
+/** The error for a target that does not exist, naming the ones that do. */
+export function unknownTarget(name: string): TideError {
+  return new TideError('TIDE_EXPORT_UNKNOWN_TARGET', `There is no export "${name}"; the targets are ${Object.keys(EXPORTS).join(', ')}.`, {
+    where: { arg: name },
+  });
 }
 
 /**
@@ -45,7 +43,7 @@ export function assertExportTarget(name: string): asserts name is ExportTarget {
  * @throws TideError TIDE_EXPORT_UNKNOWN_TARGET, TIDE_EXPORT_UNSUPPORTED
  */
 export function exportConfig(target: string, config: TideConfig, options: Partial<ExportOptions> = {}): ExportResult {
-  assertExportTarget(target);
+  if (!isExportTarget(target)) throw unknownTarget(target);
   return EXPORTS[target].run(config, defaultOptions(config, options));
 }
 

@@ -18,10 +18,13 @@
  * utilisation (usage / request) means what the core's `cpu_utilization` means (a fraction of
  * a core); memory is requested at its limit for the same reason.
  */
+import { parseDocument } from 'yaml';
+
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import type { Behavior, ScalingRules, ServicePolicy, TargetPolicy } from '../core/types.js';
 import { METRIC } from '../core/types.js';
 import { TideError } from '../errors.js';
+import { kedaTriggerFor, sourceMetrics } from './keda-sources.js';
 import type { AutoscalerChoice, ExportDocument, ExportOptions, ExportResult } from './types.js';
 import {
   API_DEREGISTER_SECONDS,
@@ -245,7 +248,15 @@ function kedaTrigger(config: TideConfig, service: ServiceConfig, p: TargetPolicy
     const value = p.metric === METRIC.cpu ? `${Math.round(p.target * 1000)}m` : quantityMiB(Math.round(p.target * options.memoryMiB));
     return { type, metricType: 'AverageValue', metadata: { value } };
   }
-  const sql = queueSql(p.metric, config.database.schema, queuesOf(service));
+  for (const source of Object.values(service.sources ?? {})) {
+    if (source.kind === 'builtin' || !sourceMetrics(source).includes(p.metric)) continue;
+    const trigger = kedaTriggerFor(source, p, notes, service.name);
+    if (trigger) return trigger;
+  }
+  const builtin = Object.values(service.sources ?? {}).find((s) => s.kind === 'builtin');
+  const builtinQueue = builtin && typeof builtin.queue === 'string' ? [builtin.queue] : undefined;
+  const builtinSchema = builtin && typeof builtin.schema === 'string' ? builtin.schema : config.database.schema;
+  const sql = queueSql(p.metric, builtinSchema, builtinQueue ?? queuesOf(service));
   if (sql) {
     return { type: 'postgresql', metricType, metadata: { query: sql, targetQueryValue: String(p.target), connectionFromEnv: 'DATABASE_URL' } };
   }
@@ -307,7 +318,7 @@ function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: 
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: m,
-    data: { 'tide.yaml': options.configText ?? `# the project's tide.yaml goes here\nproject: ${config.project}\n` },
+    data: { 'tide.yaml': inClusterConfig(config, names, options) },
   };
   const account = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: m };
   const role = {
@@ -343,7 +354,7 @@ function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: 
             {
               name: 'autoscale',
               image: options.image,
-              args: ['autoscale', '--config', CONFIG_PATH, '--actuator', 'kubernetes', '--namespace', options.namespace, '--services', names.join(',')],
+              args: ['autoscale', '--config', CONFIG_PATH],
               env: [{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: `${options.namespace}-database`, key: 'url' } } }],
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
               volumeMounts: [{ name: 'config', mountPath: '/etc/tide', readOnly: true }],
@@ -362,6 +373,24 @@ function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: 
     { body: binding },
     { body: deploy },
   ];
+}
+
+/**
+ * The tide.yaml the in-cluster autoscaler runs with: the project's own file (comments kept),
+ * with the Kubernetes actuator on the services it scales and no `scale:` on the others, whose
+ * HPA or ScaledObject owns their replica count (two autoscalers on one Deployment fight).
+ */
+export function inClusterConfig(config: TideConfig, tideServices: string[], options: ExportOptions): string {
+  const doc = parseDocument(options.configText ?? `project: ${config.project}\nservices: {}\n`);
+  for (const service of Object.values(config.services)) {
+    if (tideServices.includes(service.name)) {
+      if (!doc.hasIn(['services', service.name])) doc.setIn(['services', service.name], doc.createNode({ kind: service.kind }));
+      doc.setIn(['services', service.name, 'actuator'], doc.createNode({ kind: 'kubernetes', namespace: options.namespace, inCluster: true }));
+    } else if (doc.hasIn(['services', service.name, 'scale'])) {
+      doc.deleteIn(['services', service.name, 'scale']);
+    }
+  }
+  return doc.toString({ lineWidth: 0 });
 }
 
 /** Every Kubernetes object of the project, in apply order. */

@@ -64,8 +64,8 @@ export const command: Command = {
     if (!(AUTOSCALERS as readonly string[]).includes(autoscaler)) {
       throw new TideError('TIDE_USAGE', `--autoscaler takes ${AUTOSCALERS.join(', ')}, not "${autoscaler}".`, { where: { arg: '--autoscaler' } });
     }
-    const { EXPORTS, assertExportTarget, exportConfig, renderExport } = await import('../../export/index.js');
-    assertExportTarget(target);
+    const { EXPORTS, exportConfig, isExportTarget, renderExport, unknownTarget } = await import('../../export/index.js');
+    if (!isExportTarget(target)) throw unknownTarget(target);
     const { loadConfig } = await import('../../config/load.js');
     const config = await loadConfig(values.config);
     const configText = await readFile(values.config, 'utf8');
