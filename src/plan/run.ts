@@ -30,7 +30,9 @@ export interface PlanOptions {
   databaseUrl?: string;
   stateDir?: string;
   /** Measure the API too: at `url`, or an in-process API when absent. */
-  api?: { url?: string; latencyP95Ms: number; startRate?: number; stepSeconds?: number };
+  api?: { url?: string; latencyP95Ms: number; startRate?: number; stepSeconds?: number; maxSteps?: number };
+  /** Use this (existing or not) schema instead of a fresh one; it is dropped at the end either way. */
+  schema?: string;
   /** Bound on the worker measurement, s. Default 30. */
   maxSeconds?: number;
   /** Length of a worker ramp step (default from the probe). */
@@ -82,7 +84,7 @@ export async function runPlan(o: PlanOptions): Promise<PlanResult> {
   validatePlan(o);
   const log = o.log ?? (() => undefined);
   const db = await resolveDatabase({ ...(o.databaseUrl !== undefined ? { url: o.databaseUrl } : {}), ...(o.stateDir ? { stateDir: o.stateDir } : {}), log });
-  const schema = `tide_plan_${randomBytes(4).toString('hex')}`;
+  const schema = o.schema ?? `tide_plan_${randomBytes(4).toString('hex')}`;
   try {
     log(`measuring one worker (${o.handler}, concurrency ${o.concurrency}) on ${db.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL'}`);
     const service = await measureWorker({
@@ -111,6 +113,7 @@ export async function runPlan(o: PlanOptions): Promise<PlanResult> {
           body: JSON.stringify({ handler: o.handler, queue: 'plan', payload: o.payload }),
           ...(o.api.startRate !== undefined ? { startRate: o.api.startRate } : {}),
           ...(o.api.stepSeconds !== undefined ? { stepSeconds: o.api.stepSeconds } : {}),
+          ...(o.api.maxSteps !== undefined ? { maxSteps: o.api.maxSteps } : {}),
           log,
           ...(o.signal ? { signal: o.signal } : {}),
         });
