@@ -4,8 +4,10 @@
  * Kubernetes OpenAPI spec, the KEDA ScaledObject with `@kubernetes-models/keda` (from the KEDA
  * CRD's openAPIV3Schema), Compose with the vendored compose-spec JSON Schema, the alert rules
  * with `promtool check rules`. No cluster, Docker or AWS runs here, so those are the checks.
- * (The Kubernetes OpenAPI schemas allow unknown fields, so a misspelt optional key would pass
- * them; the mapping tests below compare the fields that matter exactly.)
+ * The Kubernetes OpenAPI schemas allow unknown fields (the API server prunes or, with strict
+ * validation, refuses them), so a second check walks each object through the field maps of
+ * @kubernetes/client-node's models (generated from the same OpenAPI spec) and refuses any
+ * field the spec does not have, as `kubectl apply --validate=strict` would.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -16,6 +18,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import * as k8s from '@kubernetes/client-node';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import formats from 'ajv-formats';
@@ -130,6 +133,46 @@ const VALIDATORS: Record<string, (body: Record<string, unknown>) => void> = {
 
 type Obj = Record<string, any>;
 
+type FieldMap = Array<{ baseName: string; type: string }>;
+const MODELS = k8s as unknown as Record<string, { getAttributeTypeMap?: () => FieldMap } | undefined>;
+
+/** Paths of fields the OpenAPI spec does not have, walking the client-node model of `type`. */
+function unknownFields(value: unknown, type: string, at = ''): string[] {
+  const array = /^Array<(.+)>$/.exec(type);
+  if (array) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, array[1]!, `${at}[${i}]`)) : [`${at} (not a list)`];
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (map) return Object.entries(value as Obj).flatMap(([k, v]) => unknownFields(v, map[1]!, `${at}.${k}`));
+  const fields = MODELS[type]?.getAttributeTypeMap?.();
+  if (!fields) return []; // a primitive, IntOrString, Quantity
+  const known = new Map(fields.map((f) => [f.baseName, f.type]));
+  return Object.entries(value as Obj).flatMap(([k, v]) => (known.has(k) ? unknownFields(v, known.get(k)!, `${at}.${k}`) : [`${at}.${k}`]));
+}
+
+const MODEL_OF: Record<string, string> = {
+  Deployment: 'V1Deployment',
+  Service: 'V1Service',
+  PodDisruptionBudget: 'V1PodDisruptionBudget',
+  HorizontalPodAutoscaler: 'V2HorizontalPodAutoscaler',
+  ServiceAccount: 'V1ServiceAccount',
+  Role: 'V1Role',
+  RoleBinding: 'V1RoleBinding',
+  ConfigMap: 'V1ConfigMap',
+};
+
+/**
+ * The ScaledObject fields KEDA documents (keda.sh/docs/2.x/reference/scaledobject-spec), for
+ * the same unknown-field check (its CRD schema, like Kubernetes', does not refuse them).
+ */
+const KEDA_SPEC = ['scaleTargetRef', 'pollingInterval', 'cooldownPeriod', 'initialCooldownPeriod', 'idleReplicaCount', 'minReplicaCount', 'maxReplicaCount', 'fallback', 'advanced', 'triggers'];
+const KEDA_TRIGGER = ['type', 'name', 'metadata', 'metricType', 'useCachedMetrics', 'authenticationRef'];
+
+function unknownKedaFields(o: Obj): string[] {
+  const spec = Object.keys(o.spec).filter((k) => !KEDA_SPEC.includes(k)).map((k) => `.spec.${k}`);
+  const triggers = (o.spec.triggers as Obj[]).flatMap((t, i) => Object.keys(t).filter((k) => !KEDA_TRIGGER.includes(k)).map((k) => `.spec.triggers[${i}].${k}`));
+  const behavior = o.spec.advanced?.horizontalPodAutoscalerConfig?.behavior;
+  return [...spec, ...triggers, ...(behavior ? unknownFields(behavior, 'V2HorizontalPodAutoscalerBehavior', '.spec.advanced.horizontalPodAutoscalerConfig.behavior') : [])];
+}
+
 function kubernetes(text: string, options = {}): Obj[] {
   const config = parseConfig(text, 'tide.yaml');
   const result = exportConfig('kubernetes', config, { configText: text, ...options });
@@ -152,9 +195,17 @@ describe('export kubernetes', () => {
         const validate = VALIDATORS[o.kind];
         assert.ok(validate, `no validator for ${o.kind}`);
         assert.doesNotThrow(() => validate(o), `${o.kind} ${o.metadata?.name}`);
+        const unknown = o.kind === 'ScaledObject' ? unknownKedaFields(o) : unknownFields(o, MODEL_OF[o.kind]!);
+        assert.deepEqual(unknown, [], `${o.kind} ${o.metadata?.name}: fields the schema does not have`);
       }
     });
   }
+
+  it('the unknown-field check has teeth', () => {
+    const hpa = find(kubernetes(OPEN_FORGE), 'HorizontalPodAutoscaler', 'api');
+    hpa.spec.behavior.scaleDown.stabilisationWindowSeconds = 60;
+    assert.deepEqual(unknownFields(hpa, 'V2HorizontalPodAutoscaler'), ['.spec.behavior.scaleDown.stabilisationWindowSeconds']);
+  });
 
   it("carries the runbook's HPA over field for field: CPU 70%, memory 80%, 3-20, its behavior block", () => {
     const hpa = find(kubernetes(OPEN_FORGE), 'HorizontalPodAutoscaler', 'api');
