@@ -25,6 +25,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   restart: () => import('./commands/restart.js'),
   down: () => import('./commands/down.js'),
   demo: () => import('./commands/demo.js'),
+  dashboard: () => import('./commands/dashboard.js'),
   load: () => import('./commands/load.js'),
   plan: () => import('./commands/plan.js'),
   autoscale: () => import('./commands/autoscale.js'),

@@ -162,7 +162,7 @@ export function createCollector(sources: CollectorSources): Collector {
           limitedBy: null,
           reasons: [
             s.scaledBy === 'manual'
-              ? { code: 'ManualScale', message: `Scaled by hand from ${from} to ${s.desired} (tide scale or the dashboard); the autoscaler pauses for a while.` }
+              ? { code: 'ManualScale', message: `Scaled by hand from ${from} to ${s.desired} (tide scale or the dashboard).` }
               : { code: 'Scaled', message: `Scaled from ${from} to ${s.desired} by ${s.scaledBy ?? 'someone'}.` },
           ],
         });

@@ -45,6 +45,11 @@ export interface ControlOptions {
   onDown: () => void;
   /** Extra fields for `GET /v1/ps` (the balancer URL, the database, the project). */
   info?: () => Record<string, unknown>;
+  /**
+   * More routes on the same server (the dashboard): answers true when it took the request.
+   * It gets whether the request passed the token rules, and applies them where it needs them.
+   */
+  mount?: (req: IncomingMessage, res: ServerResponse, url: URL, access: { authorized: boolean }) => Promise<boolean>;
 }
 
 export interface ControlServer {
@@ -91,10 +96,12 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (remote && !authorized(req.headers.authorization, options.token!)) {
+    const allowed = !remote || authorized(req.headers.authorization, options.token!);
+    const url = new URL(req.url ?? '/', 'http://control');
+    if (options.mount && (await options.mount(req, res, url, { authorized: allowed }))) return;
+    if (!allowed) {
       throw new TideError('TIDE_CONTROL_UNAUTHORIZED', 'This control API listens beyond loopback: send Authorization: Bearer <token> (TIDE_CONTROL_TOKEN for the tide commands).');
     }
-    const url = new URL(req.url ?? '/', 'http://control');
     const route = `${req.method} ${url.pathname}`;
     const { target } = options;
     switch (route) {

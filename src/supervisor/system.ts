@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { TideConfig } from '../config/schema.js';
+import type { Dashboard } from '../dashboard/server.js';
 import { TideError } from '../errors.js';
 import type { Balancer } from './balancer.js';
 import type { BackoffTimings } from './backoff.js';
@@ -37,12 +38,16 @@ export interface SystemOptions {
   /** Extra arguments for `tide api` / `tide worker` replicas. */
   apiArgs?: string[];
   workerArgs?: string[];
+  /** Sample for the dashboard from the start (`tide up`), not only once a page is open. */
+  dashboardEager?: boolean;
 }
 
 export interface RunningSystem {
   supervisor: Supervisor;
   balancer: Balancer | undefined;
   control: ControlServer;
+  /** Served by the control API at `${control.url}/dashboard/`; attach the autoscaler to it. */
+  dashboard: Dashboard;
   databaseUrl: string;
   embedded: boolean;
   schema: string;
@@ -157,6 +162,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
         await Promise.race([supervisor.shutdown(), bounded]);
         cleanups.length = 0;
         await balancer?.close().catch(() => undefined);
+        await dashboard.close().catch(() => undefined);
         await control.close().catch(() => undefined);
         if (writeState) await removeControlState(stateDir).catch(() => undefined);
         if (database.embedded) log('stopping the embedded database');
@@ -167,6 +173,17 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       return stopping;
     };
 
+    const [{ createDashboard }, { redactUrl }] = await Promise.all([import('../dashboard/server.js'), import('../dashboard/snapshot.js')]);
+    const dashboard = createDashboard({
+      supervisor,
+      balancer,
+      openQueue: () => createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 }),
+      info: () => ({ project: config.project, balancer: balancer?.url ?? null, database: redactUrl(database.url) }),
+      eager: options.dashboardEager ?? false,
+      log,
+    });
+    cleanups.push(() => dashboard.close());
+
     const token = config.control.token ?? process.env.TIDE_CONTROL_TOKEN;
     const control = await startControl({
       target: supervisor,
@@ -175,6 +192,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       token,
       onDown: () => void stop('tide down'),
       info: () => ({ project: config.project, pid: process.pid, balancer: balancer?.url ?? null, database: { embedded: database.embedded, schema } }),
+      mount: (req, res, url, access) => dashboard.handle(req, res, url, access),
     });
     cleanups.push(() => control.close());
     if (writeState) {
@@ -184,7 +202,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     log(`control API on ${control.url}${balancer ? `, load balancer on ${balancer.url}` : ''}`);
 
     await supervisor.start();
-    return { supervisor, balancer, control, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
+    return { supervisor, balancer, control, dashboard, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
   } catch (err) {
     await unwind();
     throw err;

@@ -79,11 +79,13 @@ export const command: Command = {
     const system = await startSystem(config, {
       configDir: process.cwd(),
       log: (line) => print(`  ${line}`),
+      dashboardEager: true,
       onLog: (l) => {
         // replica output stays in `tide logs`; crashes are news
         if (l.stream === 'tide' && /exited|failed|SIGKILL/.test(l.line)) print(`  ${l.service}.${l.index}: ${l.line}`);
       },
     });
+    print(`dashboard: ${system.control.url}/dashboard/ (live while the demo runs)`);
     const onSignal = () => void system.stop('interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

@@ -73,6 +73,7 @@ export const command: Command = {
       const system = await startSystem(config, {
         configDir,
         log,
+        dashboardEager: true,
         onLog: (l) => {
           const id = `${l.service}.${l.index}`.padEnd(width);
           const code = COLOURS[(names.indexOf(l.service) * 3 + l.index - 1) % COLOURS.length];
@@ -86,6 +87,7 @@ export const command: Command = {
         `up: ${ps.services.map((s) => `${s.name} ${s.healthy}/${s.desired}${s.state === 'running' ? '' : ` ${s.state}`}`).join(', ')}` +
           `${system.balancer ? `; balancer ${system.balancer.url}` : ''}; control ${system.control.url}; Ctrl-C stops`,
       );
+      log(`dashboard: ${system.control.url}/dashboard/`);
       if (signals > 0) void system.stop('signal while starting');
       await system.stopped;
       return 0;
@@ -123,6 +125,7 @@ async function detach(argv: string[], stateDir: string): Promise<number> {
         const summary = ps.services.map((s) => `${s.name} ${s.healthy}/${s.desired}${s.state === 'running' ? '' : ` ${s.state}`}`).join(', ');
         process.stdout.write(
           `tide up runs in the background (pid ${state.pid}): ${summary}; control ${state.url}${state.balancer ? `, balancer ${state.balancer}` : ''}\n` +
+            `dashboard: ${state.url}/dashboard/\n` +
             `output: ${logFile}; \`tide ps\` shows it, \`tide down\` stops it\n`,
         );
         return ps.services.every((s) => s.state === 'running' || s.state === 'stopped') ? 0 : 1;
