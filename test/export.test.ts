@@ -34,6 +34,7 @@ import { parseAllDocuments } from 'yaml';
 
 import { main } from '../src/cli/main.js';
 import { parseConfig } from '../src/config/load.js';
+import { buildServices } from '../src/controller/start.js';
 import { isTideError } from '../src/errors.js';
 import { awsCron } from '../src/export/ecs.js';
 import { exportConfig, renderExport } from '../src/export/index.js';
@@ -251,7 +252,7 @@ describe('export kubernetes', () => {
     ]);
   });
 
-  it('slo and steps services get the in-cluster tide autoscale with RBAC for the scale subresource only', () => {
+  it('slo and steps services get the in-cluster tide autoscale with RBAC for the scale subresource only', async () => {
     for (const [text, scaled, other] of [[OPEN_FORGE, ['batch'], 'api'], [MONITOR, ['worker'], 'notifier']] as const) {
       const objects = kubernetes(text);
       assert.equal(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'ScaledObject').some((o) => (scaled as readonly string[]).includes(o.metadata.name)), false);
@@ -270,6 +271,14 @@ describe('export kubernetes', () => {
       const inCluster = parseConfig(find(objects, 'ConfigMap', 'tide-autoscaler').data['tide.yaml'], 'configmap');
       for (const name of scaled) assert.deepEqual(inCluster.services[name]!.actuator, { kind: 'kubernetes', namespace: text === OPEN_FORGE ? 'open-forge' : 'monitor', inCluster: true });
       assert.equal(inCluster.services[other]!.scale, undefined);
+      // and `tide autoscale` can build its control loop from it: sources and actuators are
+      // lazy, so nothing connects here
+      const built = await buildServices({ config: inCluster, databaseUrl: 'postgres://tide@127.0.0.1:1/none' });
+      try {
+        assert.deepEqual(built.map((b) => b.name), scaled);
+      } finally {
+        for (const b of built) await Promise.all([...b.sources.map((x) => x.source.close()), b.urgentSource?.close(), b.actuator.close()]);
+      }
     }
   });
 

@@ -52,7 +52,7 @@ export function serviceRules(config: TideConfig, service: ServiceConfig, options
     rules.push({ alert, expr, for: forTime, labels: { severity, ...base }, annotations: { summary, description: `${summary} (service ${service.name}, value {{ $value | humanize }}).` } });
 
   if (service.kind !== 'command') {
-    const cpu = promQuery(config, service, METRIC.cpu, memoryBytes)!.replace('[2m]', '[5m]');
+    const cpu = promQuery(config, service, METRIC.cpu, memoryBytes, '5m')!;
     const cpuWarn = targetOn(service, METRIC.cpu) ?? DEFAULT_THRESHOLDS.cpu.warning;
     add('TideHighCPU', `${cpu} > ${cpuWarn}`, '10m', 'warning', `CPU above ${pct(cpuWarn)} of a core for 10 minutes: the autoscaler is at max or not keeping up`);
     add('TideHighCPU', `${cpu} > ${DEFAULT_THRESHOLDS.cpu.critical}`, '10m', 'critical', `CPU above ${pct(DEFAULT_THRESHOLDS.cpu.critical)} of a core for 10 minutes`);
@@ -66,7 +66,7 @@ export function serviceRules(config: TideConfig, service: ServiceConfig, options
     const p99 = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="${job}"}[5m])))`;
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.critical}`, '10m', 'critical', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.critical} s`);
-    add('TideApiErrorRate', `${promQuery(config, service, METRIC.errorRate, memoryBytes)} > ${DEFAULT_THRESHOLDS.errorRate}`, '5m', 'warning', `more than ${pct(DEFAULT_THRESHOLDS.errorRate)} of API requests answer 5xx`);
+    add('TideApiErrorRate', `${promQuery(config, service, METRIC.errorRate, memoryBytes, '5m')!} > ${DEFAULT_THRESHOLDS.errorRate}`, '5m', 'warning', `more than ${pct(DEFAULT_THRESHOLDS.errorRate)} of API requests answer 5xx`);
   }
   if (service.kind === 'worker') {
     const depth = promQuery(config, service, METRIC.queueDepth, memoryBytes)!;

@@ -56,9 +56,14 @@ export function terminationSeconds(service: ServiceConfig): number {
   return Math.ceil(deregister + service.stopGraceSeconds + EXIT_MARGIN_SECONDS);
 }
 
-/** The queues a worker takes from; undefined means all. */
+/**
+ * The queues a worker takes from, as `tide worker` and the autoscaler read `queues:` (absent:
+ * the `default` queue); undefined means all (`*`, or a service that is not a worker).
+ */
 export function queuesOf(service: ServiceConfig): string[] | undefined {
-  return service.kind === 'worker' ? service.queues : undefined;
+  if (service.kind !== 'worker') return undefined;
+  const queues = service.queues ?? ['default'];
+  return queues.includes('*') ? undefined : queues;
 }
 
 function sqlString(s: string): string {
@@ -101,11 +106,11 @@ export function promJob(config: TideConfig, service: string): string {
 }
 
 /**
- * PromQL for a core metric over the runtime's metric names, or undefined when there is no
- * runtime metric for it. Every API replica reports the whole queue's figures (they are read
+ * PromQL for a core metric over the runtime's metric names (rates over `window`), or undefined
+ * when there is no runtime metric for it. Every API replica reports the whole queue's figures (they are read
  * from the database), so queue series are combined with `max`, never `sum`.
  */
-export function promQuery(config: TideConfig, service: ServiceConfig, metric: string, memoryBytes: number): string | undefined {
+export function promQuery(config: TideConfig, service: ServiceConfig, metric: string, memoryBytes: number, window = '2m'): string | undefined {
   const q = queueMatcher(queuesOf(service));
   const job = `job="${promJob(config, service.name)}"`;
   switch (metric) {
@@ -116,13 +121,13 @@ export function promQuery(config: TideConfig, service: ServiceConfig, metric: st
     case METRIC.inFlight:
       return `sum(max by (queue) (tide_queue_active{${q}}))`;
     case METRIC.cpu:
-      return `avg(rate(process_cpu_seconds_total{${job}}[2m]))`;
+      return `avg(rate(process_cpu_seconds_total{${job}}[${window}]))`;
     case METRIC.memory:
       return `avg(process_resident_memory_bytes{${job}}) / ${memoryBytes}`;
     case METRIC.latencyP95:
-      return `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${job}}[5m])))`;
+      return `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${job}}[${window}])))`;
     case METRIC.errorRate:
-      return `sum(rate(http_request_duration_seconds_count{${job},status_code=~"5.."}[5m])) / sum(rate(http_request_duration_seconds_count{${job}}[5m]))`;
+      return `sum(rate(http_request_duration_seconds_count{${job},status_code=~"5.."}[${window}])) / sum(rate(http_request_duration_seconds_count{${job}}[${window}]))`;
     default:
       return undefined;
   }
