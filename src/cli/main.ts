@@ -31,6 +31,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   autoscale: () => import('./commands/autoscale.js'),
   decisions: () => import('./commands/decisions.js'),
   export: () => import('./commands/export.js'),
+  doctor: () => import('./commands/doctor.js'),
 };
 
 function usage(): string {
