@@ -1,7 +1,8 @@
 /** The chaos scenarios, in the order `npm run test:chaos` runs them. */
 import type { Scenario } from '../types.js';
+import { autoscalerFaults } from './autoscaler-faults.js';
 import { dbRestart } from './db-restart.js';
 import { killAndScale } from './kill-and-scale.js';
 import { replicaKill } from './replica-kill.js';
 
-export const SCENARIOS: readonly Scenario[] = [killAndScale, dbRestart, replicaKill];
+export const SCENARIOS: readonly Scenario[] = [killAndScale, dbRestart, replicaKill, autoscalerFaults];
