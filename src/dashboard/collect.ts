@@ -81,7 +81,15 @@ export function createCollector(sources: CollectorSources): Collector {
   const seen = new Set<string>();
   const lastScaledAt = new Map<string, number | null>();
   const lastDesired = new Map<string, number>();
-  const onDecision = (d: JournalEntry) => push(timelineFromDecision(d));
+  // a dry run (or a hold at a limit) proposes the same change every round: show it once
+  const lastProposal = new Map<string, string>();
+  const onDecision = (d: JournalEntry) => {
+    const entry = timelineFromDecision(d);
+    const key = entry ? `${entry.from}>${entry.to}:${entry.applied}:${entry.limitedBy}` : '';
+    if (lastProposal.get(d.service) === key) return;
+    lastProposal.set(d.service, key);
+    push(entry);
+  };
 
   function push(entry: TimelineEntry | undefined): void {
     if (!entry || seen.has(entry.id)) return;
