@@ -196,7 +196,11 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
       const apiFacts: ApiReplicaFacts[] = [];
       for (const api of apis) {
         const after = b.metrics.get(api.id);
-        if (!after) continue;
+        // a replica whose /metrics failed (a failure is recorded) is still looked at for its pool
+        if (!after) {
+          apiFacts.push({ id: api.id });
+          continue;
+        }
         const w = windowCounters(a.metrics.get(api.id), after);
         const p95 = quantileUpperBound(w, 0.95);
         apiFacts.push({ id: api.id, requests: w.count, errors: w.errors, ...(p95 === undefined ? {} : { p95Seconds: p95 }) });

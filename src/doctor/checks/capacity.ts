@@ -18,7 +18,7 @@ function shortfall(facts: Facts, service: ServiceFacts): string | undefined {
     }
   }
   if (service.kind === 'api') {
-    const busy = facts.apis.filter((a) => a.requests === undefined || a.requests > 0);
+    const busy = facts.apis.filter((a) => a.p95Seconds !== undefined && (a.requests === undefined || a.requests > 0));
     const slow = busy.filter((a) => a.p95Seconds !== undefined && a.p95Seconds > t.apiP95Seconds);
     if (slow.length > 0 && slow.length === busy.length) {
       return `every API replica answers with p95 over ${seconds(t.apiP95Seconds)}`;

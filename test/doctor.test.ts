@@ -1,0 +1,177 @@
+/**
+ * `tide doctor` on real conditions, made for real: jobs enqueued with no worker running
+ * (workers not consuming: critical, exit 1), every connection of an API replica's pool held
+ * (clients waiting), and a slow replica behind the load balancer (uneven distribution and p95).
+ * The traffic of the gathering window is sent inside the window (the `wait` seam), so nothing
+ * sleeps and the counts are the test's own.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { setImmediate as yieldOnce } from 'node:timers/promises';
+
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+
+import { diagnose } from '../src/doctor/diagnose.js';
+import { gatherFacts } from '../src/doctor/gather.js';
+import { buildApi } from '../src/runtime/api/server.js';
+import { startApi } from '../src/runtime/api/start.js';
+import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
+import { type Balancer, createBalancer } from '../src/supervisor/balancer.js';
+import { type TestSchema, freshSchema } from './helpers/db.js';
+
+const bin = new URL('../bin/tide.js', import.meta.url).pathname;
+
+let schema: TestSchema;
+let dir: string;
+
+before(async () => {
+  schema = await freshSchema('doc');
+  dir = await mkdtemp(path.join(tmpdir(), 'tide-doctor-'));
+});
+
+after(async () => {
+  await schema.drop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function tide(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd: dir, env: { ...process.env, DATABASE_URL: schema.url }, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('jobs enqueued with no worker running: "workers not consuming" is critical and tide doctor exits 1', { timeout: 90_000 }, async () => {
+  const api = await startApi({ databaseUrl: schema.url, schema: schema.schema, port: 0, version: 'test', rateLimit: false, defaultMetrics: false });
+  try {
+    const jobs = Array.from({ length: 30 }, () => ({ handler: 'sleep', payload: { ms: 10 } }));
+    const res = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs }) });
+    assert.equal(res.status, 202);
+
+    const run = await tide(['doctor', '--api', api.url, '--window', '0.3', '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { critical: boolean; findings: Array<{ severity: string; code: string; subject?: string; evidence: string }> };
+    assert.equal(report.critical, true);
+    const first = report.findings[0]!;
+    assert.deepEqual([first.severity, first.code, first.subject], ['critical', 'workers-not-consuming', 'default']);
+    assert.match(first.evidence, /30 waiting \(was 30/);
+
+    // the terminal report says the same, most severe first
+    const text = await tide(['doctor', '--api', api.url, '--window', '0.1']);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /^CRITICAL workers-not-consuming: Queue default/m);
+    assert.match(text.stdout, /fix: /);
+  } finally {
+    await api.close();
+  }
+});
+
+test('tide doctor with nothing to examine says so (TIDE_DOCTOR_NO_TARGET, exit 2)', async () => {
+  const run = await tide(['doctor', '-c', path.join(dir, 'absent.yaml')]);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /TIDE_DOCTOR_NO_TARGET/);
+});
+
+/** A jobs API on a pool the test owns (so it can hold the pool's connections). */
+async function apiOn(pool: pg.Pool, engine: PostgresQueue, delayMs = 0): Promise<{ app: FastifyInstance; url: string }> {
+  const app = buildApi({ engine, pool, version: 'test', rateLimit: false, defaultMetrics: false, dbCheck: async () => undefined });
+  // a slow replica: every request waits first (the balancer's health checks too, well within their timeout)
+  if (delayMs > 0) app.addHook('onRequest', async () => new Promise((resolve) => setTimeout(resolve, delayMs)));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  return { app, url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
+}
+
+test('every connection of a replica pool held: clients wait (pool-waiting, critical); pg_stat_activity is counted', { timeout: 60_000 }, async () => {
+  const pool = new pg.Pool({ connectionString: schema.url, max: 2, connectionTimeoutMillis: 30_000 });
+  pool.on('error', () => undefined);
+  const engine = await createPostgresQueue({ connectionString: schema.url, schema: schema.schema, pool });
+  const { app, url } = await apiOn(pool, engine);
+  const held = [await pool.connect(), await pool.connect()];
+  let waiting: Promise<Response> | undefined;
+  try {
+    // a request that needs the database now queues for a connection
+    waiting = fetch(`${url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ handler: 'sleep', payload: { ms: 1 } }) });
+    while (pool.waitingCount === 0) await yieldOnce();
+
+    const facts = await gatherFacts({ apis: [{ id: 'api-1', url }], databaseUrl: schema.url, schema: schema.schema, windowMs: 0, timeoutMs: 500 });
+    // its /metrics and /v1/queues wait for the pool too (and time out): the pool is still read
+    const stats = facts.apis[0]?.pool;
+    assert.deepEqual([stats?.total, stats?.idle], [2, 0]);
+    assert.ok(stats!.waiting >= 1);
+    const findings = diagnose(facts);
+    const pooled = findings.find((f) => f.code === 'pool-waiting');
+    assert.equal(pooled?.severity, 'critical');
+    assert.equal(pooled?.subject, 'api-1');
+    // the database side: our connections are among pg_stat_activity's, against max_connections
+    assert.ok(facts.database && facts.database.connections >= held.length && facts.database.maxConnections > facts.database.connections);
+  } finally {
+    for (const c of held) c.release();
+    assert.equal((await waiting)?.status, 202, 'the queued request completes once connections are free');
+    await app.close();
+    await engine.close();
+    await pool.end();
+  }
+});
+
+test('a slow replica behind the balancer: uneven distribution names it, and its p95 is over 500 ms', { timeout: 60_000 }, async () => {
+  const pool = new pg.Pool({ connectionString: schema.url, max: 4 });
+  pool.on('error', () => undefined);
+  const engine = await createPostgresQueue({ connectionString: schema.url, schema: schema.schema, pool });
+  const fast = await apiOn(pool, engine);
+  const slow = await apiOn(pool, engine, 600);
+  let balancer: Balancer | undefined;
+  try {
+    balancer = await createBalancer({ host: '127.0.0.1', port: 0, healthCheck: { intervalMs: 60_000, timeoutMs: 2000 } });
+    balancer.addUpstream('api-1', fast.url, { healthy: true });
+    balancer.addUpstream('api-2', slow.url, { healthy: true });
+    const lb = balancer.url;
+
+    // the window's traffic: 100 lookups, 4 at a time, through the balancer
+    const traffic = async () => {
+      let next = 0;
+      const client = async () => {
+        while (next < 100) {
+          next++;
+          // an id no job has: a cheap lookup, answered 404
+          const res = await fetch(`${lb}/v1/jobs/${9_000_000_000 + next}`);
+          assert.equal(res.status, 404);
+          await res.arrayBuffer();
+        }
+      };
+      await Promise.all([client(), client(), client(), client()]);
+    };
+    const facts = await gatherFacts({
+      balancerUrl: lb,
+      apis: [
+        { id: 'api-1', url: fast.url },
+        { id: 'api-2', url: slow.url },
+      ],
+      windowMs: 0,
+      wait: traffic,
+      timeoutMs: 5000,
+    });
+    const sent = Object.fromEntries((facts.upstreams ?? []).map((u) => [u.id, u.requests]));
+    assert.equal(sent['api-1']! + sent['api-2']!, 100);
+    const findings = diagnose(facts);
+    const uneven = findings.find((f) => f.code === 'uneven-load');
+    assert.ok(uneven, `uneven-load expected: ${JSON.stringify(sent)}`);
+    assert.equal(uneven.subject, 'api-2');
+    const latency = findings.find((f) => f.code === 'api-latency');
+    assert.equal(latency?.subject, 'api-2');
+    assert.ok(!findings.some((f) => f.code === 'api-latency' && f.subject === 'api-1'), 'the fast replica is not reported');
+  } finally {
+    await balancer?.close();
+    await fast.app.close();
+    await slow.app.close();
+    await engine.close();
+    await pool.end();
+  }
+});
