@@ -423,6 +423,44 @@ describe('SLO policy', () => {
     assert.equal(r.planned, 200);
   });
 
+  test('a jump in the newest sub-window alone is planned at once; ordinary noise is not', () => {
+    // 20 jobs/s for two minutes, then one 5-s sub-window at 200/s (a flash crowd's first round).
+    const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 100 }));
+    series.push({ at: 125_000, value: 2400 + 1000 });
+    const policy = { kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, startupSeconds: 30 } as const;
+    const r = estimateRate(series, 125_000, policy)!;
+    assert.ok(!r.rising && r.jumped);
+    assert.equal(r.planned, 200);
+    // a sub-window at 1.5x the level (30/s, 4.7 deviations) is noise or a trend, not a jump
+    const calm = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 100 }));
+    calm.push({ at: 125_000, value: 2400 + 150 });
+    const c = estimateRate(calm, 125_000, policy)!;
+    assert.ok(!c.jumped);
+    assert.ok(c.planned <= 21, `planned ${c.planned}`);
+  });
+
+  test('on a jump with start-up longer than W, the backlog part asks for the flash crowd at once', () => {
+    // 3 replicas at 20 jobs/s, then 200/s for one round: 30 s of 200/s arrive before new replicas help.
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    for (let t = 5; t <= 125; t += 5) {
+      const now = T0 + t * 1000;
+      const arrivals = t <= 120 ? 20 * t : 2400 + 200 * (t - 120);
+      const backlog = t <= 120 ? 0 : 850;
+      d = decide({
+        now,
+        current: 3,
+        ready: 3,
+        samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: backlog, [METRIC.oldestAge]: t <= 120 ? 0 : 4.5 }, now),
+        policy: slo,
+        history,
+      });
+      history = d.history;
+    }
+    assert.ok(d!.desired >= 50, `desired ${d!.desired}`);
+    assert.equal(d!.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+  });
+
   test('flap damping: a scale-up soon after a scale-down makes the next scale-in wait longer', () => {
     const policy: ServicePolicy = {
       min: 1,

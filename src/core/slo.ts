@@ -37,6 +37,8 @@ export const SLO_DEFAULTS: Readonly<{
   drainShare: number;
   trendDeviations: number;
   burstMemorySeconds: number;
+  jumpFactor: number;
+  jumpDeviations: number;
   dampingHalfLifeSeconds: number;
   noiseDeviations: number;
   warmupCompletions: number;
@@ -59,6 +61,10 @@ export const SLO_DEFAULTS: Readonly<{
   trendDeviations: 4,
   /** Scale-in sizes for the highest sustained rate seen in this many seconds (times the damping factor). */
   burstMemorySeconds: 120,
+  /** The newest sub-window alone counts as a step when its rate is over this multiple of the slow level... */
+  jumpFactor: 2,
+  /** ...and this many Poisson deviations above it. */
+  jumpDeviations: 6,
   /** Half-life of the flap-damping penalty, seconds. */
   dampingHalfLifeSeconds: 1800,
   /** Until this many jobs have completed, the service time is at least Little's-law estimate. */
@@ -123,12 +129,14 @@ export interface RateEstimate {
   slow: number;
   /** The level now plus a clear trend over the start-up delay, ignoring a step up not yet in the median. */
   sustained: number;
-  /** What the policy plans for on the way up: `sustained`, or the fast rate after a step up. */
+  /** What the policy plans for on the way up: `sustained`, the fast rate after a step up, or the newest rate after a jump. */
   planned: number;
   /** What a smaller count must still serve: `planned` plus two standard deviations of Poisson noise. */
   cautious: number;
   /** True when the newest sub-windows stand clear above the slow level (a step up). */
   rising: boolean;
+  /** True when only the newest sub-window jumped (more than `jumpFactor` times the slow level and `jumpDeviations` above it); `planned` is then that sub-window's rate. */
+  jumped: boolean;
 }
 
 function median(xs: number[]): number {
@@ -202,7 +210,14 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     level = Math.max(slow, Math.min(slope > 0 ? my - slope * mx : my, Math.max(r0, r1)));
   }
   const sustained = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
-  const planned = rising ? Math.max(fast, sustained) : sustained;
+  // A jump: the newest sub-window alone more than doubles the slow level, far outside its noise.
+  // Waiting for the second sub-window to confirm it costs a whole sub-window of detection delay,
+  // which on a flash crowd is the difference between 90% and 92% attainment (docs/slo-policy.md,
+  // "The best a reactive policy can do"); a lump that lands in one sub-window is planned as a
+  // step for one round, which only matters when start-up is longer than W (the backlog part
+  // counts arrivals over the start-up then).
+  const jumped = !rising && rates.length >= 3 && r0 > SLO_DEFAULTS.jumpFactor * slow && r0 > slow + SLO_DEFAULTS.jumpDeviations * dev;
+  const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
   // Burst memory: the highest rate held for two sub-windows running within the memory window
@@ -216,7 +231,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     previous = r;
   }
   const cautious = Math.max(Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev, peak);
-  return { fast, slow, sustained, planned, cautious, rising };
+  return { fast, slow, sustained, planned, cautious, rising, jumped };
 }
 
 /**
