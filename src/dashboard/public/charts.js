@@ -7,6 +7,9 @@ const PALETTE = ['#1f6feb', '#e8590c', '#2f9e44', '#ae3ec9', '#f59f00', '#0c8599
 
 const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 
+/** Enough decimals to tell ticks `incr` apart (0.05 -> 2), at most 3. */
+const tickDigits = (incr) => Math.max(0, Math.min(3, -Math.floor(Math.log10(incr) + 1e-9)));
+
 const byName = (list, key, name) => list.find((x) => x[key] === name);
 const fixed = (digits) => (v) => (v == null ? '-' : v.toFixed(digits));
 
@@ -117,7 +120,7 @@ export class Charts {
       ...this.size(built.box),
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
       // whole things (replicas, jobs) get whole-number ticks
-      axes: [{}, { size: 56, values: (u, ticks) => ticks.map(def.format), ...(def.counts ? { incrs: COUNT_STEPS } : {}) }],
+      axes: [{}, { size: 56, values: (u, ticks, axis, space, incr) => ticks.map((v) => v.toFixed(tickDigits(incr))), ...(def.counts ? { incrs: COUNT_STEPS } : {}) }],
       series: [
         {},
         ...lines.map((l) => ({
