@@ -1,0 +1,88 @@
+/**
+ * `tide doctor` against a real `tide up`: it finds the services, the balancer and the API
+ * replicas through the control API by itself. The workers are scaled to zero and jobs are
+ * enqueued through the balancer: "workers not consuming" (none), critical, exit 1.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { freshSchema } from './helpers/db.js';
+
+const bin = new URL('../bin/tide.js', import.meta.url).pathname;
+
+function tide(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd, env: process.env, timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('tide doctor on a running tide up: workers scaled to zero and jobs enqueued -> critical, exit 1', { timeout: 180_000 }, async () => {
+  const db = await freshSchema('docup');
+  const dir = await mkdtemp(path.join(tmpdir(), 'tide-doctor-up-'));
+  await writeFile(
+    path.join(dir, 'tide.yaml'),
+    [
+      'project: doctorup',
+      `database: { url: "${db.url}", schema: ${db.schema} }`,
+      'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 1 } }',
+      'control: { port: 0 }',
+      'services:',
+      '  api: { kind: api, replicas: 2, max: 2, stop_grace_seconds: 5 }',
+      '  worker: { kind: worker, replicas: 1, min: 0, max: 2, concurrency: 4, stop_grace_seconds: 5 }',
+      '',
+    ].join('\n'),
+  );
+  let upPid: number | undefined;
+  try {
+    const up = await tide(dir, ['up', '-d']);
+    assert.equal(up.code, 0, up.stderr);
+    const state = JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as { pid: number; balancer: string };
+    upPid = state.pid;
+
+    const scaled = await tide(dir, ['scale', 'worker=0']);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    const jobs = Array.from({ length: 20 }, () => ({ handler: 'sleep', payload: { ms: 10 } }));
+    const res = await fetch(`${state.balancer}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs }) });
+    assert.equal(res.status, 202, await res.text());
+
+    const run = await tide(dir, ['doctor', '--json', '--window', '0.5']);
+    assert.equal(run.code, 1, run.stderr);
+    const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      findings: Array<{ severity: string; code: string; title: string; evidence: string }>;
+      facts: { services: Array<{ name: string; healthy?: number }>; upstreams?: unknown[]; apis: unknown[]; database?: { connections: number } };
+    };
+    const first = report.findings[0]!;
+    assert.deepEqual([first.severity, first.code], ['critical', 'workers-not-consuming']);
+    assert.match(first.title, /no worker consumes/);
+    assert.match(first.evidence, /20 waiting .*worker: 0 healthy of 0/);
+    // found by itself through the control API: both services, the balancer, both replicas, the database
+    assert.deepEqual(report.facts.services.map((s) => [s.name, s.healthy]), [['api', 2], ['worker', 0]]);
+    assert.equal(report.facts.upstreams?.length, 2);
+    assert.equal(report.facts.apis.length, 2);
+    assert.ok((report.facts.database?.connections ?? 0) > 0);
+
+    const down = await tide(dir, ['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(alive(upPid), false);
+  } finally {
+    if (upPid && alive(upPid)) process.kill(upPid, 'SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+    await db.drop();
+  }
+});
