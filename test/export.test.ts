@@ -174,6 +174,17 @@ function unknownKedaFields(o: Obj): string[] {
   return [...spec, ...triggers, ...(behavior ? unknownFields(behavior, 'V2HorizontalPodAutoscalerBehavior', '.spec.advanced.horizontalPodAutoscalerConfig.behavior') : [])];
 }
 
+/** Every object against its schema, and no field the schema lacks. */
+function checkKubernetes(objects: Obj[], label = ''): void {
+  for (const o of objects) {
+    const validate = VALIDATORS[o.kind];
+    assert.ok(validate, `no validator for ${o.kind}`);
+    assert.doesNotThrow(() => validate(o), `${label} ${o.kind} ${o.metadata?.name}`);
+    const unknown = o.kind === 'ScaledObject' ? unknownKedaFields(o) : unknownFields(o, MODEL_OF[o.kind]!);
+    assert.deepEqual(unknown, [], `${label} ${o.kind} ${o.metadata?.name}: fields the schema does not have`);
+  }
+}
+
 function kubernetes(text: string, options = {}): Obj[] {
   const config = parseConfig(text, 'tide.yaml');
   const result = exportConfig('kubernetes', config, { configText: text, ...options });
@@ -187,18 +198,29 @@ function find(objects: Obj[], kind: string, name: string): Obj {
   return hit;
 }
 
+const validateCompose = (() => {
+  // draft-04 style `id: "#/properties/..."` labels are only labels here; ajv refuses the
+  // keyword, so string-valued `id`s are dropped (a property named id is an object, and stays)
+  const schema = JSON.parse(readFileSync(path.join(here, 'fixtures/schemas/compose-spec.json'), 'utf8'), (key, value: unknown) =>
+    key === 'id' && typeof value === 'string' ? undefined : value,
+  ) as Obj;
+  // the file says `$schema: http://json-schema.org/draft/2019-09/schema#`, a spelling of the
+  // draft's URI ajv does not register, and uses draft-04 `id`s: not strict, no meta-check
+  const ajv = new Ajv2019({ strict: false, allErrors: true, validateSchema: false });
+  // CommonJS default export: the plugin is the module itself or its .default
+  const addFormats = ((formats as unknown as { default?: typeof formats }).default ?? formats) as unknown as (a: Ajv2019) => void;
+  addFormats(ajv);
+  // Compose durations are Go's (`30s`, `1m30s`), not the ISO 8601 `duration` of ajv-formats
+  ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/);
+  return ajv.compile(schema);
+})();
+
 describe('export kubernetes', () => {
   for (const [label, text] of [['open-forge', OPEN_FORGE], ['monitor', MONITOR]] as const) {
     it(`every object of the ${label} sample validates against its Kubernetes (or KEDA CRD) schema`, () => {
       const objects = kubernetes(text);
       assert.ok(objects.length > 5);
-      for (const o of objects) {
-        const validate = VALIDATORS[o.kind];
-        assert.ok(validate, `no validator for ${o.kind}`);
-        assert.doesNotThrow(() => validate(o), `${o.kind} ${o.metadata?.name}`);
-        const unknown = o.kind === 'ScaledObject' ? unknownKedaFields(o) : unknownFields(o, MODEL_OF[o.kind]!);
-        assert.deepEqual(unknown, [], `${o.kind} ${o.metadata?.name}: fields the schema does not have`);
-      }
+      checkKubernetes(objects);
     });
   }
 
@@ -310,31 +332,16 @@ describe('export kubernetes', () => {
 });
 
 describe('export compose', () => {
-  // draft-04 style `id: "#/properties/..."` labels are only labels here; ajv refuses the
-  // keyword, so string-valued `id`s are dropped (a property named id is an object, and stays)
-  const schema = JSON.parse(readFileSync(path.join(here, 'fixtures/schemas/compose-spec.json'), 'utf8'), (key, value: unknown) =>
-    key === 'id' && typeof value === 'string' ? undefined : value,
-  ) as Obj;
-  // the file says `$schema: http://json-schema.org/draft/2019-09/schema#`, a spelling of the
-  // draft's URI ajv does not register, and uses draft-04 `id`s: not strict, no meta-check
-  const ajv = new Ajv2019({ strict: false, allErrors: true, validateSchema: false });
-  // CommonJS default export: the plugin is the module itself or its .default
-  const addFormats = ((formats as unknown as { default?: typeof formats }).default ?? formats) as unknown as (a: Ajv2019) => void;
-  addFormats(ajv);
-  // Compose durations are Go's (`30s`, `1m30s`), not the ISO 8601 `duration` of ajv-formats
-  ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/);
-  const validate = ajv.compile(schema);
-
   it('the schema check has teeth: an unknown key or a wrong type fails', () => {
-    assert.equal(validate({ services: { api: { image: 'x', replicaz: 2 } } }), false);
-    assert.equal(validate({ services: { api: { image: 'x', deploy: { replicas: 'three' } } } }), false);
+    assert.equal(validateCompose({ services: { api: { image: 'x', replicaz: 2 } } }), false);
+    assert.equal(validateCompose({ services: { api: { image: 'x', deploy: { replicas: 'three' } } } }), false);
   });
 
   for (const [label, text] of [['open-forge', OPEN_FORGE], ['monitor', MONITOR]] as const) {
     it(`the ${label} compose file validates against the compose-spec schema`, () => {
       const [doc] = parseAllDocuments(renderExport(exportConfig('compose', parseConfig(text, 'tide.yaml')), 'yaml'));
       const body = doc!.toJS() as Obj;
-      assert.ok(validate(body), JSON.stringify(validate.errors, null, 2));
+      assert.ok(validateCompose(body), JSON.stringify(validateCompose.errors, null, 2));
     });
   }
 
@@ -417,19 +424,15 @@ describe('export prometheus-rules', () => {
   });
 
   it('passes promtool check rules', async (t) => {
-    if (!existsSync('/usr/bin/promtool')) {
-      t.skip('promtool is not installed (Debian package prometheus); the rule file was not checked');
-      return;
-    }
     const dir = await mkdtemp(path.join(tmpdir(), 'tide-rules-'));
     try {
       const file = path.join(dir, 'rules.yaml');
       await writeFile(file, text);
-      const out = await new Promise<{ code: number; output: string }>((resolve) => {
-        execFile('/usr/bin/promtool', ['check', 'rules', file], (err, stdout, stderr) => {
-          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
-        });
-      });
+      const out = await promtool([file]);
+      if (!out) {
+        t.skip('promtool is not installed (Debian package prometheus); the rule file was not checked');
+        return;
+      }
       assert.equal(out.code, 0, out.output);
       assert.match(out.output, /SUCCESS: \d+ rules found/);
     } finally {
@@ -460,6 +463,70 @@ describe('export grafana', () => {
     const exprs = panels.flatMap((p) => (p.targets as Obj[]).map((t) => t.expr as string)).join('\n');
     for (const m of ['tide_queue_ready', 'tide_queue_oldest_ready_age_seconds', 'http_request_duration_seconds_bucket', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
       assert.ok(exprs.includes(m), m);
+    }
+  });
+});
+
+/** promtool's verdict on rule files, or undefined when it is not installed. */
+async function promtool(files: string[]): Promise<{ code: number; output: string } | undefined> {
+  if (!existsSync('/usr/bin/promtool')) return undefined;
+  return new Promise((resolve) => {
+    execFile('/usr/bin/promtool', ['check', 'rules', ...files], (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
+describe('export: the five runbook examples (examples/*/tide.yaml)', () => {
+  const root = path.join(here, '..', 'examples');
+  const examples = ['habitat', 'hash-api', 'monitor-service', 'open-forge', 'recete'].filter((e) => existsSync(path.join(root, e, 'tide.yaml')));
+
+  for (const name of examples) {
+    it(`${name}: Kubernetes objects, the in-cluster config, the Compose file, ECS requests and the dashboard`, async () => {
+      const file = path.join(root, name, 'tide.yaml');
+      const text = readFileSync(file, 'utf8');
+      // no environment: every ${VAR:-default} takes its default, whatever this machine has set
+      const config = parseConfig(text, file, {});
+      const objects = parseAllDocuments(renderExport(exportConfig('kubernetes', config, { configText: text }), 'yaml')).map((d) => d.toJS() as Obj);
+      checkKubernetes(objects, name);
+      const configMap = objects.find((o) => o.kind === 'ConfigMap');
+      if (configMap) {
+        const inCluster = parseConfig(configMap.data['tide.yaml'], `${name} configmap`, {});
+        const built = await buildServices({ config: inCluster, databaseUrl: 'postgres://tide@127.0.0.1:1/none' });
+        try {
+          assert.deepEqual(built.map((b) => b.name), find(objects, 'Role', 'tide-autoscaler').rules[1].resourceNames);
+        } finally {
+          for (const b of built) await Promise.all([...b.sources.map((x) => x.source.close()), b.urgentSource?.close(), b.actuator.close()]);
+        }
+      }
+      const compose = parseAllDocuments(renderExport(exportConfig('compose', config), 'yaml'))[0]!.toJS() as Obj;
+      assert.ok(validateCompose(compose), JSON.stringify(validateCompose.errors, null, 2));
+      const ecs = exportConfig('ecs', config).documents[0]!.body as Obj;
+      assert.equal(ecs.registerScalableTargets.length, Object.values(config.services).filter((s) => s.scale).length);
+      const dashboard = exportConfig('grafana', config).documents[0]!.body as Obj;
+      assert.ok((dashboard.panels as Obj[]).every((p) => p.type === 'timeseries' && p.targets.length > 0));
+    });
+  }
+
+  it('their alert rules pass promtool check rules', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tide-rules-'));
+    try {
+      const files: string[] = [];
+      for (const name of examples) {
+        const config = parseConfig(readFileSync(path.join(root, name, 'tide.yaml'), 'utf8'), name, {});
+        const file = path.join(dir, `${name}.yaml`);
+        await writeFile(file, renderExport(exportConfig('prometheus-rules', config), 'yaml'));
+        files.push(file);
+      }
+      const out = await promtool(files);
+      if (!out) {
+        t.skip('promtool is not installed (Debian package prometheus); the rule files were not checked');
+        return;
+      }
+      assert.equal(out.code, 0, out.output);
+      assert.equal(out.output.match(/SUCCESS/g)?.length, files.length, out.output);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

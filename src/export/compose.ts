@@ -88,9 +88,11 @@ export function exportCompose(config: TideConfig, options: ExportOptions): Expor
       restart: 'unless-stopped',
       ...dependsOnDb,
     };
-    notes.push(
-      `autoscaler: tide autoscale for ${scaled.map((s) => s.name).join(', ')}; give each an \`actuator: { kind: compose, project: ${config.project}, file: /etc/tide/compose.yaml }\` in tide.yaml, and use an image with the docker CLI and its compose plugin`,
-    );
+    const without = scaled.filter((s) => s.actuator?.kind !== 'compose').map((s) => s.name);
+    notes.push(`autoscaler: tide autoscale for ${scaled.map((s) => s.name).join(', ')}; its image needs the docker CLI and its compose plugin`);
+    if (without.length) {
+      notes.push(`autoscaler: give ${without.join(', ')} \`actuator: { kind: compose, project: ${config.project}, file: /etc/tide/compose.yaml }\` in tide.yaml`);
+    }
   }
   // no top-level `name` (newer than the compose-spec schema the tests hold): run it with
   // `docker compose -p <project>`, the name the autoscaler's actuator uses

@@ -42,7 +42,7 @@ function customMetrics(service: ServiceConfig, metric: string, namespace: string
   return queues.map((q) => ({ Namespace: namespace, MetricName: name, Dimensions: [{ Name: 'Queue', Value: q }] }));
 }
 
-function targetTracking(service: ServiceConfig, t: TargetPolicy, options: ExportOptions): Obj {
+function targetTracking(config: TideConfig, service: ServiceConfig, t: TargetPolicy, options: ExportOptions): Obj {
   if (t.metric === METRIC.cpu || t.metric === METRIC.memory) {
     const predefined = t.metric === METRIC.cpu ? 'ECSServiceAverageCPUUtilization' : 'ECSServiceAverageMemoryUtilization';
     return { TargetValue: t.type === 'utilization' ? Math.round(t.target * 100) : t.target * 100, PredefinedMetricSpecification: { PredefinedMetricType: predefined } };
@@ -51,6 +51,7 @@ function targetTracking(service: ServiceConfig, t: TargetPolicy, options: Export
   const stat = t.metric === METRIC.oldestAge ? 'Maximum' : 'Average';
   if (t.type === 'average' && t.metric === METRIC.queueDepth) {
     // backlog per task: the queue (summed over its queues) over the running tasks
+    const names = ecsNames(config, service, options);
     const parts: Obj[] = metrics.map((m, i) => ({ Id: `q${i}`, MetricStat: { Metric: m, Stat: 'Average' }, ReturnData: false }));
     parts.push({
       Id: 'tasks',
@@ -59,8 +60,8 @@ function targetTracking(service: ServiceConfig, t: TargetPolicy, options: Export
           Namespace: 'ECS/ContainerInsights',
           MetricName: 'RunningTaskCount',
           Dimensions: [
-            { Name: 'ClusterName', Value: options.cluster },
-            { Name: 'ServiceName', Value: service.name },
+            { Name: 'ClusterName', Value: names.cluster },
+            { Name: 'ServiceName', Value: names.name },
           ],
         },
         Stat: 'Average',
@@ -177,6 +178,18 @@ function endCron(entry: ScheduleEntry): string | undefined {
   return `cron(${end % 60} ${Math.floor(end / 60)} * * ? *)`;
 }
 
+/**
+ * The ECS cluster and service a Tidescale service runs as: --cluster, else the service's `ecs`
+ * actuator (its `cluster` and `services` name map), else the project and service names.
+ */
+export function ecsNames(config: TideConfig, service: ServiceConfig, options: ExportOptions): { cluster: string; name: string } {
+  const actuator = service.actuator?.kind === 'ecs' ? service.actuator : undefined;
+  const actuatorCluster = typeof actuator?.cluster === 'string' ? actuator.cluster : undefined;
+  const names = actuator?.services && typeof actuator.services === 'object' ? (actuator.services as Record<string, unknown>) : {};
+  const mapped = names[service.name];
+  return { cluster: options.cluster ?? actuatorCluster ?? config.project, name: typeof mapped === 'string' ? mapped : service.name };
+}
+
 /** The Application Auto Scaling requests for every autoscaled service (one JSON document). */
 export function exportEcs(config: TideConfig, options: ExportOptions): ExportResult {
   const notes: string[] = [];
@@ -186,18 +199,19 @@ export function exportEcs(config: TideConfig, options: ExportOptions): ExportRes
   for (const service of Object.values(config.services)) {
     const policy = service.scale;
     if (!policy) continue;
-    const target: Target = { ServiceNamespace: 'ecs', ResourceId: `service/${options.cluster}/${service.name}`, ScalableDimension: 'ecs:service:DesiredCount' };
+    const { cluster, name } = ecsNames(config, service, options);
+    const target: Target = { ServiceNamespace: 'ecs', ResourceId: `service/${cluster}/${name}`, ScalableDimension: 'ecs:service:DesiredCount' };
     targets.push({ ...target, MinCapacity: policy.min, MaxCapacity: policy.max });
     policy.policies.forEach((p, i) => {
       if (p.kind === 'target') {
-        const config_ = targetTracking(service, p, options);
+        const tracking = targetTracking(config, service, p, options);
         const up = policy.behavior?.scaleUp?.cooldownSeconds;
         const down = policy.behavior?.scaleDown?.cooldownSeconds;
         out.policies.push({
           PolicyName: `${config.project}-${service.name}-${p.name ?? `target${i}`}`,
           ...target,
           PolicyType: 'TargetTrackingScaling',
-          TargetTrackingScalingPolicyConfiguration: { ...config_, ScaleOutCooldown: up ?? DEFAULT_COOLDOWN, ScaleInCooldown: down ?? DEFAULT_COOLDOWN, DisableScaleIn: false },
+          TargetTrackingScalingPolicyConfiguration: { ...tracking, ScaleOutCooldown: up ?? DEFAULT_COOLDOWN, ScaleInCooldown: down ?? DEFAULT_COOLDOWN, DisableScaleIn: false },
         });
       } else if (p.kind === 'steps') {
         stepPolicies(config, service, p, i, target, options, out);

@@ -66,7 +66,9 @@ export function renderExport(result: ExportResult, format: 'yaml' | 'json'): str
   }
   return result.documents
     .map((d) => {
-      const doc = new Document(d.body);
+      // no anchors and aliases for objects used twice: plain YAML reads better and every
+      // consumer (kubectl, compose, promtool) takes it
+      const doc = new Document(d.body, { aliasDuplicateObjects: false });
       if (d.comment) doc.commentBefore = commentLines(d.comment);
       return doc.toString({ lineWidth: 0 });
     })

@@ -18,7 +18,7 @@
  * utilisation (usage / request) means what the core's `cpu_utilization` means (a fraction of
  * a core); memory is requested at its limit for the same reason.
  */
-import { parseDocument } from 'yaml';
+import { isNode, type Node, parseDocument, visit } from 'yaml';
 
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import type { Behavior, ScalingRules, ServicePolicy, TargetPolicy } from '../core/types.js';
@@ -382,6 +382,19 @@ function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: 
  */
 export function inClusterConfig(config: TideConfig, tideServices: string[], options: ExportOptions): string {
   const doc = parseDocument(options.configText ?? `project: ${config.project}\nservices: {}\n`);
+  // aliases first become copies of what they point at: replacing an anchored node (a shared
+  // `actuator: &ecs {...}`) would leave them pointing at nothing
+  visit(doc, {
+    Alias(_, alias) {
+      const target = alias.resolve(doc);
+      return target ? (target.clone() as Node) : undefined;
+    },
+  });
+  visit(doc, {
+    Node(_, node) {
+      if (isNode(node)) node.anchor = undefined;
+    },
+  });
   for (const service of Object.values(config.services)) {
     if (tideServices.includes(service.name)) {
       if (!doc.hasIn(['services', service.name])) doc.setIn(['services', service.name], doc.createNode({ kind: service.kind }));

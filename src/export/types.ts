@@ -19,8 +19,8 @@ export interface ExportOptions {
   cpuRequest: string;
   /** Memory request and limit in MiB (utilisation is measured against it). Default 512. */
   memoryMiB: number;
-  /** ECS cluster name. Default: the project name. */
-  cluster: string;
+  /** ECS cluster name. Default: the service's ECS actuator's cluster, else the project name. */
+  cluster?: string;
   /** Prometheus server URL for KEDA `prometheus` triggers. */
   prometheusUrl: string;
   /** CloudWatch namespace the queue metrics are published under (ECS). Default `Tidescale`. */
@@ -52,7 +52,7 @@ export function defaultOptions(config: TideConfig, given: Partial<ExportOptions>
     autoscaler: given.autoscaler ?? 'auto',
     cpuRequest: given.cpuRequest ?? '1',
     memoryMiB: given.memoryMiB ?? 512,
-    cluster: given.cluster ?? config.project,
+    ...(given.cluster === undefined ? {} : { cluster: given.cluster }),
     prometheusUrl: given.prometheusUrl ?? 'http://prometheus.monitoring.svc:9090',
     cloudwatchNamespace: given.cloudwatchNamespace ?? 'Tidescale',
     ...(given.configText === undefined ? {} : { configText: given.configText }),
