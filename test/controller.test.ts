@@ -25,11 +25,17 @@ class RecordingActuator implements Actuator {
   calls: Array<{ service: string; replicas: number; why: Decision }> = [];
   /** The next this many scale calls fail with TIDE_ACTUATOR_FAILED. */
   failNext = 0;
+  /** The next this many observe calls fail. */
+  observeFails = 0;
   closed = false;
   constructor(desired: number) {
     this.desired = desired;
   }
   async observe(): Promise<Observed> {
+    if (this.observeFails > 0) {
+      this.observeFails--;
+      throw new TideError('TIDE_ACTUATOR_FAILED', 'injected failure reading the platform');
+    }
     return { desired: this.desired, ready: this.desired };
   }
   async scale(service: string, replicas: number, why: Decision): Promise<void> {
@@ -201,6 +207,30 @@ describe('controller rounds', () => {
       assert.equal(actuator.desired, 3);
       assert.equal(c.status()[0]!.actuatorError, null);
       assert.match(await c.registry.metrics(), /tide_controller_actuator_errors_total\{service="w-retry"\} 2/);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test('a platform that cannot be observed: the round decides nothing, says why, and the error clears once it answers', async () => {
+    const clock = new ManualClock();
+    const actuator = new RecordingActuator(2);
+    actuator.observeFails = 1;
+    const c = controller([{ name: 'w-observe', policy: depthSteps(1, 5), sources: [{ name: 'queue', source: builtin('observe') }], actuator }], clock);
+    try {
+      const [r1] = await c.tick();
+      assert.equal(r1!.applied, false);
+      assert.equal(r1!.errors[0]?.source, 'actuator');
+      assert.match(r1!.reasons[0]!.message, /did not report/);
+      assert.equal(c.status()[0]!.actuatorError?.code, 'TIDE_ACTUATOR_FAILED');
+      clock.advance(5_000);
+      const [r2] = await c.tick();
+      assert.equal(r2!.current, 2);
+      assert.equal(r2!.errors.length, 0);
+      assert.equal(c.status()[0]!.actuatorError, null);
+      await c.settled();
+      // the empty queue takes it down to min, now that the platform answers
+      assert.deepEqual(actuator.calls.map((x) => x.replicas), [1]);
     } finally {
       await c.stop();
     }

@@ -141,6 +141,8 @@ interface ServiceState {
   lastReady: number | null;
   failing: Map<string, FailingSource>;
   actuatorError: ActuatorErrorStatus | null;
+  /** The last failed observe (cleared by the next one that works). */
+  observeError: ActuatorErrorStatus | null;
   /** The target of the actuator call in flight. */
   applying: number | null;
   /** The next target waiting for the call in flight. */
@@ -252,6 +254,7 @@ export class Controller extends EventEmitter {
         lastReady: null,
         failing: new Map(),
         actuatorError: null,
+        observeError: null,
         applying: null,
         waiting: null,
         round: null,
@@ -314,7 +317,7 @@ export class Controller extends EventEmitter {
       lastDecision: st.last,
       pausedUntil: st.pausedUntil !== null && st.pausedUntil > now ? st.pausedUntil : null,
       failingSources: [...st.failing.values()],
-      actuatorError: st.actuatorError,
+      actuatorError: st.actuatorError ?? st.observeError,
       applying: st.applying,
       dryRun: this.dryRun,
     }));
@@ -415,12 +418,13 @@ export class Controller extends EventEmitter {
         (err: unknown) => ({ ok: false as const, error: errorFacts(err) }),
       ),
     ]);
-    if (!observed.ok) {
+    if (observed.ok) st.observeError = null;
+    else {
       this.#metrics.actuatorErrors.inc({ service: svc.name });
       errors.push({ ...observed.error, source: 'actuator' });
+      st.observeError = { ...observed.error, at: now, attempts: (st.observeError?.attempts ?? 0) + 1, target: st.applying ?? st.last?.desired ?? 0 };
       if (st.last === null) {
         // nothing known to decide from: record the failure and try again next round
-        st.actuatorError = { ...observed.error, at: now, attempts: (st.actuatorError?.attempts ?? 0) + 1, target: st.applying ?? 0 };
         const record: DecisionRecord = {
           at: now, service: svc.name, current: 0, desired: 0, ready: 0, applied: false, dryRun: this.dryRun, paused: false,
           limitedBy: null, reasons: [{ code: 'MissingMetrics', message: `The platform did not report the replica count (${observed.error.code}), so nothing was decided.` }],
