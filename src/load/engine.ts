@@ -11,6 +11,8 @@
  * next send and yields with setImmediate for the rest, so sends are on time without spinning
  * a core at low rates.
  *
+ * Requests go through the lean HTTP/1.1 client (client.ts) for http:, undici for https:.
+ *
  * Closed model: virtual users, each looping request -> response; a controller every 50 ms
  * sets the number of active VUs to the stage value interpolated at that moment (k6's
  * ramping-vus); a VU over the target finishes its request and stops. Latency is from send.
@@ -22,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 
 import { Pool } from 'undici';
 
+import { LeanPool, serialize } from './client.js';
 import { Histogram, type HistogramSnapshot } from './histogram.js';
 import { type ScheduleSpec, arrivals, scheduleDuration, split } from './schedule.js';
 import { type Stage, stagesDuration, valueAt } from './stages.js';
@@ -81,9 +84,25 @@ function threadVus(total: number, index: number, count: number): number {
   return Math.round((v * (index + 1)) / count) - Math.round((v * index) / count);
 }
 
-/** Runs one thread's share. `counters` is updated live, for progress reports. */
-export async function runEngine(plan: EnginePlan, counters: Counters, signal?: AbortSignal): Promise<EngineResult> {
-  const histogram = new Histogram();
+/** Sends one request and calls `done(status, error?)` once (status 0 with an error name on failure). */
+type Transport = { send(path: string, body: string | undefined, done: (status: number, error?: string) => void): void; destroy(): void };
+
+function transport(plan: EnginePlan): Transport {
+  const url = new URL(plan.origin);
+  const { method, headers } = plan.template;
+  if (url.protocol === 'http:') {
+    const pool = new LeanPool(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 80), plan.connections, plan.timeoutMs);
+    const head = method === 'HEAD';
+    let cached: { path: string; body: string | undefined; bytes: Buffer } | undefined;
+    return {
+      send(path, body, done) {
+        // a template without variables serializes once
+        if (!cached || cached.path !== path || cached.body !== body) cached = { path, body, bytes: serialize(method, path, url.host, headers, body) };
+        pool.request(cached.bytes, head, done);
+      },
+      destroy: () => pool.destroy(),
+    };
+  }
   const pool = new Pool(plan.origin, {
     connections: plan.connections,
     pipelining: 1,
@@ -91,35 +110,52 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
     bodyTimeout: plan.timeoutMs,
     connectTimeout: Math.min(plan.timeoutMs, 10_000),
   });
+  return {
+    send(path, body, done) {
+      pool
+        .request({ origin: plan.origin, path, method, headers, body: body ?? null })
+        .then(async (res) => {
+          await res.body.dump({ limit: Number.POSITIVE_INFINITY });
+          done(res.statusCode);
+        })
+        .catch((err: unknown) => done(0, errorName(err)));
+    },
+    destroy: () => void pool.destroy().catch(() => undefined),
+  };
+}
+
+/** Runs one thread's share. `counters` is updated live, for progress reports. */
+export async function runEngine(plan: EnginePlan, counters: Counters, signal?: AbortSignal): Promise<EngineResult> {
+  const histogram = new Histogram();
+  const client = transport(plan);
   const render = renderer(plan.template, plan.thread.index, plan.thread.count, plan.seed);
   const staticPath = render.hasVariables ? undefined : render.path();
   const staticBody = render.hasVariables ? undefined : render.body();
-  const { method, headers } = plan.template;
   // an abort destroys the pool, which fails what is in flight at once (no listener per request)
-  const onAbort = () => void pool.destroy().catch(() => undefined);
+  const onAbort = () => client.destroy();
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  // one request; resolves (never rejects) when it is recorded
-  const send = async (startedAt: number): Promise<void> => {
+  // one request, timed from `startedAt`; `after` runs once it is recorded
+  const send = (startedAt: number, after: () => void): void => {
     counters.sent++;
     counters.inFlight++;
     const path = staticPath ?? render.path();
     const body = staticPath === undefined ? render.body() : staticBody;
-    try {
-      const res = await pool.request({ origin: plan.origin, path, method, headers, body: body ?? null });
-      await res.body.dump({ limit: Number.POSITIVE_INFINITY });
-      const code = String(res.statusCode);
-      counters.statusCodes[code] = (counters.statusCodes[code] ?? 0) + 1;
-      // k6's http_req_failed: anything outside 200..399
-      if (res.statusCode >= 400) counters.failed++;
-    } catch (err) {
-      const name = errorName(err);
-      counters.errors[name] = (counters.errors[name] ?? 0) + 1;
-      counters.failed++;
-    }
-    histogram.record(performance.now() - startedAt);
-    counters.completed++;
-    counters.inFlight--;
+    client.send(path, body, (status, error) => {
+      if (error !== undefined) {
+        counters.errors[error] = (counters.errors[error] ?? 0) + 1;
+        counters.failed++;
+      } else {
+        const code = String(status);
+        counters.statusCodes[code] = (counters.statusCodes[code] ?? 0) + 1;
+        // k6's http_req_failed: anything outside 200..399
+        if (status >= 400) counters.failed++;
+      }
+      histogram.record(performance.now() - startedAt);
+      counters.completed++;
+      counters.inFlight--;
+      after();
+    });
   };
 
   const start = performance.now();
@@ -130,28 +166,37 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
     lastEnd = performance.now();
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    await pool.destroy().catch(() => undefined);
+    client.destroy();
   }
   return { ...counters, statusCodes: { ...counters.statusCodes }, errors: { ...counters.errors }, histogram: histogram.snapshot(), elapsedMs: lastEnd - start };
 }
+
+type Send = (startedAt: number, after: () => void) => void;
 
 async function runOpen(
   model: Extract<ModelSpec, { kind: 'open' }>,
   thread: EnginePlan['thread'],
   start: number,
   counters: Counters,
-  send: (intendedAt: number) => Promise<void>,
+  send: Send,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const times = split(arrivals(model.schedule), thread.index, thread.count);
-  const pending = new Set<Promise<void>>();
   let next = times.next();
+  let scheduled = false; // every arrival is sent or dropped
   await new Promise<void>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
+    let settled = false;
     const finish = () => {
+      if (settled) return;
+      settled = true;
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', finish);
       resolve();
+    };
+    // the run ends when the schedule is done and the last response is in (or on abort)
+    const after = () => {
+      if (scheduled && counters.inFlight === 0) finish();
     };
     signal?.addEventListener('abort', finish, { once: true });
     const pump = () => {
@@ -161,39 +206,40 @@ async function runOpen(
       while (!next.done && next.value <= now) {
         const intended = next.value;
         if (now - intended > model.maxLagMs || counters.inFlight >= model.maxInFlight) counters.dropped++;
-        else {
-          const p = send(start + intended);
-          pending.add(p);
-          void p.then(() => pending.delete(p));
-        }
+        else send(start + intended, after);
         next = times.next();
       }
-      if (next.done) return finish();
+      if (next.done) {
+        scheduled = true;
+        return after();
+      }
       const wait = next.value - (performance.now() - start);
       if (wait >= 1) timer = setTimeout(pump, Math.floor(wait));
       else setImmediate(pump);
     };
     pump();
   });
-  await Promise.all(pending);
 }
 
 async function runClosed(
   model: Extract<ModelSpec, { kind: 'closed' }>,
   thread: EnginePlan['thread'],
   start: number,
-  send: (startedAt: number) => Promise<void>,
+  send: Send,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const total = stagesDuration(model.stages);
   let target = 0;
   let stopped = false;
-  const loops: Array<Promise<void>> = [];
+  let running = 0;
   const active: boolean[] = [];
-  // VU i runs while i < target; a VU that sees itself over the target stops after its request
-  const vu = async (i: number) => {
-    while (!stopped && i < target) await send(performance.now());
+  let allStopped: (() => void) | undefined;
+  // VU i loops while i < target; a VU over the target (or after the end) stops after its response
+  const loop = (i: number) => {
+    if (!stopped && i < target) return send(performance.now(), () => loop(i));
     active[i] = false;
+    running--;
+    if (running === 0) allStopped?.();
   };
   const control = () => {
     const t = performance.now() - start;
@@ -201,10 +247,14 @@ async function runClosed(
     for (let i = 0; i < target; i++) {
       if (!active[i]) {
         active[i] = true;
-        loops.push(vu(i));
+        running++;
+        loop(i);
       }
     }
   };
+  // stop at once on abort: the destroyed client fails requests synchronously, and a VU must not loop on that
+  const onAbort = () => (stopped = true);
+  signal?.addEventListener('abort', onAbort, { once: true });
   control();
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
@@ -217,7 +267,8 @@ async function runClosed(
       control();
     }, 50);
   });
-  await Promise.all(loops);
+  if (running > 0) await new Promise<void>((resolve) => (allStopped = resolve));
+  signal?.removeEventListener('abort', onAbort);
 }
 
 /** Total run length of a model, ms (for progress). */

@@ -17,7 +17,7 @@ import type { Summary } from './summary.js';
 import { DEMO_JOB, type RequestTemplate, validateTemplate } from './template.js';
 
 /** Requests/s one thread sends comfortably on a small machine (bench/load.ts measures it); `threads: 'auto'` divides by it. */
-export const RATE_PER_THREAD = 15_000;
+export const RATE_PER_THREAD = 25_000;
 
 export interface LoadOptions {
   /** The target, `http://host:port[/path]`. A bare origin gets `POST /v1/jobs` with a demo job. */
