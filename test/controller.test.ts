@@ -361,6 +361,23 @@ describe('controller rounds', () => {
   });
 });
 
+test('the journal lists newest first, filters by service and time, and prunes by age', async () => {
+  const base = Date.UTC(2025, 5, 1);
+  const row = (service: string, at: number, desired: number) => ({
+    at, service, current: 1, desired, ready: 1, applied: true, dryRun: false, paused: false, limitedBy: null,
+    reasons: [{ code: 'ScalingActive' as const, message: 'x' }], metrics: { queue_depth: desired }, errors: [],
+  });
+  await journal.insert(row('j-a', base, 2));
+  await journal.insert(row('j-b', base + 1_000, 3));
+  await journal.insert(row('j-a', base + 2_000, 4));
+  const a = await journal.list({ service: 'j-a' });
+  assert.deepEqual(a.map((r) => [r.desired, r.at]), [[4, base + 2_000], [2, base]]);
+  assert.deepEqual((await journal.list({ service: 'j-a', limit: 1 })).map((r) => r.desired), [4]);
+  assert.deepEqual((await journal.list({ since: base + 1_000 })).filter((r) => r.service.startsWith('j-')).map((r) => r.desired), [4, 3]);
+  assert.equal(await journal.prune(base + 1_500), 2);
+  assert.deepEqual((await journal.list({ service: 'j-a' })).map((r) => r.desired), [4]);
+});
+
 test('combineSamples sums depths and counters, takes the largest age, averages the rest', () => {
   const out = combineSamples([
     [

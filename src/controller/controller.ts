@@ -230,6 +230,8 @@ export class Controller extends EventEmitter {
   #lastPrune = Number.NEGATIVE_INFINITY;
   readonly #applies = new Set<Promise<void>>();
   #rounds = 0;
+  /** The scheduled tick in flight, which stop() waits for. */
+  #ticking: Promise<unknown> | null = null;
 
   constructor(options: ControllerOptions) {
     super();
@@ -348,6 +350,7 @@ export class Controller extends EventEmitter {
       st.cancelRetry?.();
       st.retryWake?.();
     }
+    await this.#ticking;
     await Promise.all([...this.#states.values()].map((st) => st.round?.catch(() => undefined)));
     await Promise.all([...this.#applies]);
     const closing: Array<Promise<void>> = [];
@@ -571,9 +574,10 @@ export class Controller extends EventEmitter {
 
   #intervalRound(): void {
     const started = this.#clock.now();
-    this.tick(started)
+    this.#ticking = this.tick(started)
       .catch((err: unknown) => this.#log(`a control round failed: ${errorFacts(err).message}`))
       .finally(() => {
+        this.#ticking = null;
         // the next round starts `intervalMs` after this one started, or at once if it ran over
         this.#schedule(() => this.#intervalRound(), Math.max(0, started + this.#intervalMs - this.#clock.now()));
       });
