@@ -2,7 +2,9 @@
 import type { Scenario } from '../types.js';
 import { autoscalerFaults } from './autoscaler-faults.js';
 import { dbRestart } from './db-restart.js';
+import { fuzz } from './fuzz.js';
 import { killAndScale } from './kill-and-scale.js';
 import { replicaKill } from './replica-kill.js';
+import { security } from './security.js';
 
-export const SCENARIOS: readonly Scenario[] = [killAndScale, dbRestart, replicaKill, autoscalerFaults];
+export const SCENARIOS: readonly Scenario[] = [killAndScale, dbRestart, replicaKill, autoscalerFaults, fuzz, security];
