@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -77,6 +77,47 @@ test('tide doctor with nothing to examine says so (TIDE_DOCTOR_NO_TARGET, exit 2
   const run = await tide(['doctor', '-c', path.join(dir, 'absent.yaml')]);
   assert.equal(run.code, 2);
   assert.match(run.stderr, /TIDE_DOCTOR_NO_TARGET/);
+});
+
+test('without tide up, the config\'s metric sources: a queue with no consumer is critical, an unreachable source a warning', { timeout: 60_000 }, async () => {
+  const config = path.join(dir, 'sources.yaml');
+  await writeFile(
+    config,
+    [
+      'project: elsewhere',
+      `database: { url: "${schema.url}", schema: ${schema.schema} }`,
+      'services:',
+      '  worker:',
+      '    kind: command',
+      '    command: node worker.js',
+      '    min: 1',
+      '    max: 5',
+      '    sources:',
+      // a real SQL source answering as a broker would about its queue: 2500 ready, no consumer
+      '      events:',
+      '        kind: postgres',
+      `        connection_string: "${schema.url}"`,
+      "        query: SELECT * FROM (VALUES ('queue_depth', 2500), ('consumers', 0)) AS t(metric, value)",
+      '      cache:',
+      '        kind: redis',
+      '        url: redis://127.0.0.1:1',
+      '        key: jobs',
+      '        timeout_ms: 1000',
+      '',
+    ].join('\n'),
+  );
+  const run = await tide(['doctor', '-c', config, '--window', '0.1', '--json']);
+  assert.equal(run.code, 1, run.stderr);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { findings: Array<{ severity: string; code: string; subject?: string }>; notes: string[] };
+  assert.deepEqual(
+    report.findings.map((f) => [f.severity, f.code, f.subject]),
+    [
+      ['critical', 'workers-not-consuming', 'events'],
+      ['warning', 'queue-backlog', 'events'],
+      ['warning', 'source-failing', 'source cache'],
+    ],
+  );
+  assert.ok(report.notes.some((n) => /no load balancer/.test(n)));
 });
 
 /** A jobs API on a pool the test owns (so it can hold the pool's connections). */
