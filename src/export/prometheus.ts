@@ -7,12 +7,14 @@
  * Thresholds come from the config where it has them (a CPU or memory target, the SLO's
  * wait for the oldest job's age) and otherwise from the runbooks' own tables: CPU 70%/85%,
  * memory 80%/90%, queue depth 1,000/5,000, p99 500 ms/2 s, errors 5%, processing lag 5 min.
- * Replicas are selected by the scrape job `<project>-<service>` (see docs/platforms).
+ * Replicas are selected by the scrape job `<project>-<service>` (see docs/platforms). Where a
+ * service's `sources:` say how a metric is measured (a PromQL query, a Redis list, a RabbitMQ
+ * queue), the alert reads the same thing.
  */
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import { METRIC } from '../core/types.js';
 import type { ExportOptions, ExportResult } from './types.js';
-import { promJob, promQuery, queuesOf } from './workload.js';
+import { labelMatch, promJob, promQuery, queuesOf } from './workload.js';
 
 type Rule = { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> };
 
@@ -43,38 +45,93 @@ function pct(x: number): string {
   return `${Math.round(x * 1000) / 10}%`;
 }
 
-/** The alert rules for one service. */
+/** The PromQL of a `prometheus` source that provides `metric`, in parentheses. */
+function sourceQuery(service: ServiceConfig, metric: string): string | undefined {
+  for (const source of Object.values(service.sources ?? {})) {
+    if (source.kind === 'prometheus' && source.metric === metric && typeof source.query === 'string') return `(${source.query})`;
+  }
+  return undefined;
+}
+
+/**
+ * PromQL for the waiting jobs a service works off, from what its sources read: the builtin
+ * queue's own metrics, a Redis list as redis_exporter reports it (`redis_key_size`, with
+ * `--check-keys`), a RabbitMQ queue as its Prometheus plugin does, or a `prometheus` source's
+ * query. A worker without sources reads the builtin queue, as the autoscaler does.
+ */
+function queueDepthQuery(config: TideConfig, service: ServiceConfig, memoryBytes: number): string | undefined {
+  const fromQuery = sourceQuery(service, METRIC.queueDepth);
+  if (fromQuery) return fromQuery;
+  const sources = Object.values(service.sources ?? {});
+  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.queueDepth, memoryBytes) : undefined;
+  const builtin = sources.filter((s) => s.kind === 'builtin' && typeof s.queue === 'string').map((s) => s.queue as string);
+  if (builtin.length) return `sum(max by (queue) (tide_queue_ready{${labelMatch('queue', builtin)}}))`;
+  for (const source of sources) {
+    if (source.kind === 'redis' && (source.metric ?? METRIC.queueDepth) === METRIC.queueDepth) {
+      const keys = (Array.isArray(source.key) ? source.key : [source.key]).filter((k): k is string => typeof k === 'string');
+      if (keys.length) return `sum(redis_key_size{${labelMatch('key', keys)}})`;
+    }
+    if (source.kind === 'rabbitmq' && typeof source.queue === 'string') return `sum(rabbitmq_queue_messages_ready{${labelMatch('queue', [source.queue])}})`;
+  }
+  return undefined;
+}
+
+/** PromQL for the oldest waiting job's age: a `prometheus` source's, or the builtin queue's. */
+function oldestAgeQuery(config: TideConfig, service: ServiceConfig, memoryBytes: number): string | undefined {
+  const fromQuery = sourceQuery(service, METRIC.oldestAge);
+  if (fromQuery) return fromQuery;
+  const sources = Object.values(service.sources ?? {});
+  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.oldestAge, memoryBytes) : undefined;
+  const builtin = sources.filter((s) => s.kind === 'builtin' && typeof s.queue === 'string').map((s) => s.queue as string);
+  return builtin.length ? `max(tide_queue_oldest_ready_age_seconds{${labelMatch('queue', builtin)}})` : undefined;
+}
+
+/**
+ * The alert rules for one service. What each alert reads: a `prometheus` source for that
+ * metric when the service has one (the user said how it is measured there), else Tidescale's
+ * own metrics for `api` and `worker` replicas. A `command` service with a `port` is taken to
+ * serve HTTP with a `http_request_duration_seconds` histogram (the name Tidescale's API,
+ * prometheus-fastapi-instrumentator and express-prom-bundle use).
+ */
 export function serviceRules(config: TideConfig, service: ServiceConfig, options: ExportOptions): Rule[] {
   const rules: Rule[] = [];
   const memoryBytes = options.memoryMiB * 1024 * 1024;
+  const job = promJob(config, service.name);
+  const ours = service.kind !== 'command';
   const base = { service: service.name, project: config.project };
   const add = (alert: string, expr: string, forTime: string, severity: string, summary: string) =>
     rules.push({ alert, expr, for: forTime, labels: { severity, ...base }, annotations: { summary, description: `${summary} (service ${service.name}, value {{ $value | humanize }}).` } });
 
-  if (service.kind !== 'command') {
-    const cpu = promQuery(config, service, METRIC.cpu, memoryBytes, '5m')!;
-    const cpuWarn = targetOn(service, METRIC.cpu) ?? DEFAULT_THRESHOLDS.cpu.warning;
-    add('TideHighCPU', `${cpu} > ${cpuWarn}`, '10m', 'warning', `CPU above ${pct(cpuWarn)} of a core for 10 minutes: the autoscaler is at max or not keeping up`);
-    add('TideHighCPU', `${cpu} > ${DEFAULT_THRESHOLDS.cpu.critical}`, '10m', 'critical', `CPU above ${pct(DEFAULT_THRESHOLDS.cpu.critical)} of a core for 10 minutes`);
-    const memory = `max(process_resident_memory_bytes{job="${promJob(config, service.name)}"}) / ${memoryBytes}`;
-    const memWarn = targetOn(service, METRIC.memory) ?? DEFAULT_THRESHOLDS.memory.warning;
-    add('TideHighMemory', `${memory} > ${memWarn}`, '10m', 'warning', `a replica's memory above ${pct(memWarn)} of its ${options.memoryMiB} MiB limit`);
-    add('TideHighMemory', `${memory} > ${DEFAULT_THRESHOLDS.memory.critical}`, '5m', 'critical', `a replica's memory above ${pct(DEFAULT_THRESHOLDS.memory.critical)} of its limit: OOM kills are near`);
+  const cpu = sourceQuery(service, METRIC.cpu) ?? (ours ? promQuery(config, service, METRIC.cpu, memoryBytes, '5m') : undefined);
+  if (cpu) {
+    const warn = targetOn(service, METRIC.cpu) ?? DEFAULT_THRESHOLDS.cpu.warning;
+    add('TideHighCPU', `${cpu} > ${warn}`, '10m', 'warning', `CPU above ${pct(warn)} for 10 minutes: the autoscaler is at max or not keeping up`);
+    add('TideHighCPU', `${cpu} > ${DEFAULT_THRESHOLDS.cpu.critical}`, '10m', 'critical', `CPU above ${pct(DEFAULT_THRESHOLDS.cpu.critical)} for 10 minutes`);
   }
-  if (service.kind === 'api') {
-    const job = promJob(config, service.name);
-    const p99 = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="${job}"}[5m])))`;
+  const memory = sourceQuery(service, METRIC.memory) ?? (ours ? `max(process_resident_memory_bytes{${labelMatch('job', [job])}}) / ${memoryBytes}` : undefined);
+  if (memory) {
+    const warn = targetOn(service, METRIC.memory) ?? DEFAULT_THRESHOLDS.memory.warning;
+    add('TideHighMemory', `${memory} > ${warn}`, '10m', 'warning', `memory above ${pct(warn)} of the limit`);
+    add('TideHighMemory', `${memory} > ${DEFAULT_THRESHOLDS.memory.critical}`, '5m', 'critical', `memory above ${pct(DEFAULT_THRESHOLDS.memory.critical)} of the limit: OOM kills are near`);
+  }
+  if (service.kind === 'api' || (service.kind === 'command' && service.port !== undefined)) {
+    const p99 = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{${labelMatch('job', [job])}}[5m])))`;
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.critical}`, '10m', 'critical', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.critical} s`);
     add('TideApiErrorRate', `${promQuery(config, service, METRIC.errorRate, memoryBytes, '5m')!} > ${DEFAULT_THRESHOLDS.errorRate}`, '5m', 'warning', `more than ${pct(DEFAULT_THRESHOLDS.errorRate)} of API requests answer 5xx`);
   }
-  if (service.kind === 'worker') {
-    const depth = promQuery(config, service, METRIC.queueDepth, memoryBytes)!;
-    const queues = queuesOf(service)?.join(', ') ?? 'all queues';
+  const p95 = sourceQuery(service, METRIC.latencyP95);
+  if (p95) add('TideApiLatencyP95', `${p95} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `p95 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
+  const queues = queuesOf(service)?.join(', ') ?? 'its queue';
+  const depth = queueDepthQuery(config, service, memoryBytes);
+  if (depth) {
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.warning}`, '5m', 'warning', `more than ${DEFAULT_THRESHOLDS.queueDepth.warning} jobs waiting (${queues})`);
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.critical}`, '5m', 'critical', `more than ${DEFAULT_THRESHOLDS.queueDepth.critical} jobs waiting (${queues})`);
+  }
+  const age = oldestAgeQuery(config, service, memoryBytes);
+  if (age) {
     const wait = oldestAgeThreshold(service);
-    add('TideOldestJobAge', `${promQuery(config, service, METRIC.oldestAge, memoryBytes)!} > ${wait}`, '5m', 'warning', `the oldest waiting job has waited more than ${wait} s (${queues})`);
+    add('TideOldestJobAge', `${age} > ${wait}`, '5m', 'warning', `the oldest waiting job has waited more than ${wait} s (${queues})`);
   }
   return rules;
 }

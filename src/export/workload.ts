@@ -87,14 +87,24 @@ export function queueSql(metric: string, schema: string, queues: string[] | unde
   return undefined;
 }
 
-/** A PromQL label matcher on the queue label, or '' for all queues. */
-function queueMatcher(queues: string[] | undefined): string {
-  if (!queues) return '';
-  return queues.length === 1 ? `queue="${queues[0]}"` : `queue=~"${queues.map(escapeRegex).join('|')}"`;
+/** A PromQL string literal's contents: backslashes and double quotes escaped. */
+export function promString(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * A PromQL label matcher: `label="v"` for one value, `label=~"a|b"` for several (each value's
+ * regex metacharacters escaped, then the whole made a PromQL string).
+ */
+export function labelMatch(label: string, values: string[]): string {
+  if (values.length === 1) return `${label}="${promString(values[0]!)}"`;
+  const alternatives = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+  return `${label}=~"${promString(alternatives)}"`;
+}
+
+/** A PromQL label matcher on the queue label, or '' for all queues. */
+function queueMatcher(queues: string[] | undefined): string {
+  return queues ? labelMatch('queue', queues) : '';
 }
 
 /**
@@ -112,7 +122,7 @@ export function promJob(config: TideConfig, service: string): string {
  */
 export function promQuery(config: TideConfig, service: ServiceConfig, metric: string, memoryBytes: number, window = '2m'): string | undefined {
   const q = queueMatcher(queuesOf(service));
-  const job = `job="${promJob(config, service.name)}"`;
+  const job = labelMatch('job', [promJob(config, service.name)]);
   switch (metric) {
     case METRIC.queueDepth:
       return `sum(max by (queue) (tide_queue_ready{${q}}))`;
