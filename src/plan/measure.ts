@@ -5,12 +5,12 @@
  * handler wrapped to time each job (the same handler time the queue's service-time histogram
  * records). One probe job gives a first service time S0; then a short ramp enqueues at 25%,
  * 50%, 75%, 100% and 125% of the worker's estimated throughput (concurrency / S0), one step
- * each, so the sample covers the worker idle, busy and saturated; the last step measures the
- * throughput at saturation. Everything is bounded by `maxSeconds`.
+ * each, so the sample covers the worker idle, busy and saturated; the last step starts with a
+ * backlog of two jobs per slot and measures the throughput at saturation. Everything is bounded by `maxSeconds`.
  *
  * API: the load generator (in a worker thread, so an in-process API keeps its event loop)
- * sends POST /v1/jobs at rising rates, doubling until the p95 misses the target, requests
- * fail or the achieved rate falls short, then bisects between the last good and first bad
+ * sends POST /v1/jobs at rising rates after one warm-up step at the first rate, doubling
+ * until the p95 misses the target, requests fail or the achieved rate falls short, then bisects between the last good and first bad
  * rate. The capacity is the highest rate that met the target.
  */
 import { performance } from 'node:perf_hooks';
@@ -125,8 +125,12 @@ export async function measureWorker(o: WorkerMeasureOptions): Promise<WorkerMeas
     for (const share of [0.25, 0.5, 0.75, 1, 1.25]) {
       const rate = share * mu0;
       const stepStart = performance.now();
-      if (share === 1.25) saturatedStart = stepStart;
       let sent = 0;
+      if (share === 1.25) {
+        // a backlog of two rounds of slots first, so the worker is saturated for the whole step
+        saturatedStart = stepStart;
+        await enqueue(2 * o.concurrency);
+      }
       while (performance.now() - stepStart < step * 1000 && !o.signal?.aborted) {
         const due = Math.floor((rate * (performance.now() - stepStart)) / 1000) + 1;
         await enqueue(due - sent);
@@ -221,6 +225,9 @@ export async function measureApi(o: ApiMeasureOptions): Promise<ApiMeasurement> 
   let good = 0;
   let bad = Number.POSITIVE_INFINITY;
   let rate = o.startRate ?? 50;
+  // a warm-up step, not counted: the API's JIT, its pool's connections, the thread's loading
+  await tryRate(rate);
+  steps.length = 0;
   while (steps.length < maxSteps && !o.signal?.aborted) {
     const step = await tryRate(rate);
     if (step.ok) good = rate;
