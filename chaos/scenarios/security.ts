@@ -206,7 +206,7 @@ export async function checkSecretsHidden(databaseUrl: string): Promise<{ problem
     const load = startLoad({ url: lb, ratePerSecond: 30, seed: 1, headers: { 'x-api-key': apiKey }, job: (i) => (i % 5 === 0 ? { handler: 'hash', payload: { rounds: 'many' } } : { handler: 'sleep', payload: { ms: 5 } }) });
     await Promise.race([load.accepted(40), new Promise((r) => setTimeout(r, 20_000).unref())]);
     await load.stop();
-    for (const headers of [{ 'x-api-key': `${apiKey}-wrong` }, { authorization: `Bearer ${token}` }, {}]) {
+    for (const headers of [{ 'x-api-key': `${apiKey}-wrong` }, { authorization: `Bearer ${token}` }, {}] as Array<Record<string, string>>) {
       captured.push({ where: 'API answer', text: (await answer(`${lb}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"handler":"hash"}' })).text });
     }
     captured.push({ where: 'API answer', text: (await answer(`${lb}/nowhere?token=x`, { headers: { 'x-api-key': apiKey } })).text });

@@ -1,0 +1,49 @@
+/**
+ * The chaos scenarios in short versions (about 20 s each) against real systems: real
+ * replicas under the supervisor, the balancer, PostgreSQL. The assertions are the scenarios'
+ * invariants (nothing accepted is lost, failures only where the fault explains them), never
+ * timings. `npm run test:chaos` runs the longer versions and writes docs/reliability.md.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { autoscalerFaults } from '../chaos/scenarios/autoscaler-faults.js';
+import { dbRestart } from '../chaos/scenarios/db-restart.js';
+import { killAndScale } from '../chaos/scenarios/kill-and-scale.js';
+import { replicaKill } from '../chaos/scenarios/replica-kill.js';
+import type { Scenario } from '../chaos/types.js';
+import { databaseUrl } from './helpers/db.js';
+
+const quiet = process.env.CHAOS_VERBOSE ? (line: string) => console.log(line) : () => undefined;
+
+async function runShort(scenario: Scenario, durationMs: number) {
+  const result = await scenario.run({ databaseUrl: databaseUrl(), full: false, durationMs, seed: 7, log: quiet });
+  assert.deepEqual(result.violations, [], `${scenario.name}: ${JSON.stringify(result.counts)}`);
+  return result;
+}
+
+test('kill and scale under load: every 202 completes or is dead by its own failures, duplicates only after kills, no HTTP failure', { timeout: 120_000 }, async () => {
+  const { counts } = await runShort(killAndScale, 20_000);
+  assert.ok(counts.kills! >= 2, 'workers were killed');
+  assert.ok(counts.accepted! > 100, 'jobs were accepted');
+  assert.equal(counts.completed! + counts.deadOwnFailures!, counts.accepted);
+});
+
+test('database restart under load: only 503 + Retry-After while it is down, recovery by itself, nothing lost', { timeout: 120_000 }, async () => {
+  const { counts } = await runShort(dbRestart, 18_000);
+  assert.ok(counts.acceptedAfterRestart! > 0);
+  assert.equal(counts.completed, counts.accepted);
+});
+
+test('an api replica killed under load: failures no more than its requests in flight', { timeout: 120_000 }, async () => {
+  const { counts } = await runShort(replicaKill, 15_000);
+  assert.ok(counts.httpFailures! <= counts.inFlightAtKills!);
+  assert.equal(counts.completed, counts.accepted);
+});
+
+test('autoscaler faults: bad metrics hold or fall back within bounds; a failing actuator is retried and shown', { timeout: 60_000 }, async () => {
+  const { counts } = await runShort(autoscalerFaults, 10_000);
+  assert.ok(counts.fallbacks! > 0, 'the fallback was reached');
+  assert.ok(counts.heldOnBadMetric! > 0, 'bad metrics were held on');
+  assert.ok(counts.actuatorRetries! > 0, 'failing scale calls were retried');
+});
