@@ -9,7 +9,7 @@
  * DNS answers with every replica.
  */
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
-import type { ExportOptions, ExportResult } from './types.js';
+import { type ExportOptions, type ExportResult, imageOf } from './types.js';
 import { containerPort, serviceCommand, serviceEnv, terminationSeconds } from './workload.js';
 
 type Obj = Record<string, unknown>;
@@ -26,7 +26,7 @@ function composeService(config: TideConfig, service: ServiceConfig, options: Exp
   const command = serviceCommand(service);
   const port = containerPort(service);
   const out: Obj = {
-    image: options.image,
+    image: imageOf(options, service.name),
     ...('args' in command ? { command: command.args } : { entrypoint: ['sh', '-c'], command: [command.shell] }),
     environment: { DATABASE_URL: databaseUrl, ...serviceEnv(config, service) },
     ...(port !== undefined ? { expose: [String(port)] } : {}),

@@ -66,6 +66,7 @@ export function kedaTriggerFor(source: SourceConfig, policy: TargetPolicy, notes
     }
     case 'rabbitmq':
       // hostFromEnv: the AMQP URL with its credentials stays in the container's environment
+      notes.push(`${service}: the KEDA rabbitmq trigger reads the broker URL from AMQP_URL in the ${service} container's environment; add it from a Secret`);
       return { type: 'rabbitmq', metricType, metadata: { protocol: 'amqp', queueName: str(source.queue) ?? '', mode: 'QueueLength', value: target, hostFromEnv: 'AMQP_URL' } };
     case 'postgres':
       return { type: 'postgresql', metricType, metadata: { query: str(source.query) ?? '', targetQueryValue: target, connectionFromEnv: 'DATABASE_URL' } };

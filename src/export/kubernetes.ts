@@ -25,7 +25,7 @@ import type { Behavior, ScalingRules, ServicePolicy, TargetPolicy } from '../cor
 import { METRIC } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { kedaTriggerFor, sourceMetrics } from './keda-sources.js';
-import type { AutoscalerChoice, ExportDocument, ExportOptions, ExportResult } from './types.js';
+import { type AutoscalerChoice, type ExportDocument, type ExportOptions, type ExportResult, imageOf } from './types.js';
 import {
   API_DEREGISTER_SECONDS,
   containerPort,
@@ -96,7 +96,7 @@ function deployment(config: TideConfig, service: ServiceConfig, options: ExportO
   ];
   const container: Obj = {
     name: service.name,
-    image: options.image,
+    image: imageOf(options, service.name),
     ...('args' in command ? { args: command.args } : { command: ['sh', '-c', command.shell] }),
     env,
     resources: {

@@ -11,6 +11,8 @@ export type AutoscalerChoice = 'auto' | 'hpa' | 'keda' | 'tide';
 export interface ExportOptions {
   /** Container image with `tide` as its entrypoint. Default `tidescale:latest`. */
   image: string;
+  /** Per-service images (a `command` service usually runs its own), by service name. */
+  images: Record<string, string>;
   /** Kubernetes namespace. Default: the project name. */
   namespace: string;
   /** Kubernetes: force one autoscaler for every autoscaled service (default `auto`). */
@@ -48,6 +50,7 @@ export type Exporter = (config: TideConfig, options: ExportOptions) => ExportRes
 export function defaultOptions(config: TideConfig, given: Partial<ExportOptions> = {}): ExportOptions {
   return {
     image: given.image ?? 'tidescale:latest',
+    images: given.images ?? {},
     namespace: given.namespace ?? kubernetesName(config.project),
     autoscaler: given.autoscaler ?? 'auto',
     cpuRequest: given.cpuRequest ?? '1',
@@ -57,6 +60,11 @@ export function defaultOptions(config: TideConfig, given: Partial<ExportOptions>
     cloudwatchNamespace: given.cloudwatchNamespace ?? 'Tidescale',
     ...(given.configText === undefined ? {} : { configText: given.configText }),
   };
+}
+
+/** The image a service's replicas run. */
+export function imageOf(options: ExportOptions, service: string): string {
+  return options.images[service] ?? options.image;
 }
 
 /** A project name as a DNS-1123 label (Kubernetes names): lowercase, `-` for anything else. */

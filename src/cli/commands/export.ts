@@ -23,7 +23,8 @@ options:
   -c, --config <file>       the project file (default tide.yaml)
   -o, --output <file>       write to this file instead of stdout
   --json                    JSON instead of YAML (Kubernetes: a v1 List)
-  --image <ref>             container image with tide as entrypoint (default tidescale:latest)
+  --image <ref>             container image with tide as entrypoint (default tidescale:latest);
+                            <service>=<ref> for one service (repeatable), e.g. a command service's own
   --namespace <ns>          Kubernetes namespace (default: the project name)
   --autoscaler <kind>       Kubernetes: auto (default), hpa, keda or tide for every service
   --cpu <quantity>          CPU request per replica, 100% utilisation (default 1)
@@ -44,7 +45,7 @@ export const command: Command = {
       config: { type: 'string', short: 'c', default: 'tide.yaml' },
       output: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
-      image: { type: 'string' },
+      image: { type: 'string', multiple: true },
       namespace: { type: 'string' },
       autoscaler: { type: 'string' },
       cpu: { type: 'string' },
@@ -64,15 +65,26 @@ export const command: Command = {
     if (!(AUTOSCALERS as readonly string[]).includes(autoscaler)) {
       throw new TideError('TIDE_USAGE', `--autoscaler takes ${AUTOSCALERS.join(', ')}, not "${autoscaler}".`, { where: { arg: '--autoscaler' } });
     }
+    let image: string | undefined;
+    const images: Record<string, string> = {};
+    for (const value of values.image ?? []) {
+      const perService = /^([a-z][a-z0-9-]{0,62})=(.+)$/.exec(value);
+      if (perService) images[perService[1]!] = perService[2]!;
+      else image = value;
+    }
     const { EXPORTS, exportConfig, isExportTarget, renderExport, unknownTarget } = await import('../../export/index.js');
     if (!isExportTarget(target)) throw unknownTarget(target);
     const { loadConfig } = await import('../../config/load.js');
     const config = await loadConfig(values.config);
+    for (const name of Object.keys(images)) {
+      if (!config.services[name]) throw new TideError('TIDE_USAGE', `--image ${name}=...: the config has no service "${name}".`, { where: { arg: '--image' } });
+    }
     const configText = await readFile(values.config, 'utf8');
     const result = exportConfig(target, config, {
       configText,
       autoscaler: autoscaler as (typeof AUTOSCALERS)[number],
-      ...(values.image ? { image: values.image } : {}),
+      ...(image ? { image } : {}),
+      images,
       ...(values.namespace ? { namespace: values.namespace } : {}),
       ...(values.cpu ? { cpuRequest: values.cpu } : {}),
       ...(values['memory-mib'] ? { memoryMiB: numberArg(values['memory-mib'], '--memory-mib', 512, 1) } : {}),
