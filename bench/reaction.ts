@@ -81,7 +81,9 @@ async function run(databaseUrl: string, urgent: boolean): Promise<Result> {
     path.join(dir, 'tide.yaml'),
   );
   if (!urgent) config.autoscale.urgentPollMs = 0;
-  const system = await startSystem(config, { configDir: dir, log: () => {}, writeState: false });
+  // the benchmark drives its own controller (`autoscaler: false` keeps `tide up`'s own out of it)
+  const systemOptions = { configDir: dir, log: () => {}, writeState: false, autoscaler: false };
+  const system = await startSystem(config, systemOptions);
   const queue = await createPostgresQueue({ connectionString: databaseUrl, schema, migrate: false, poolSize: 2 });
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();

@@ -72,7 +72,10 @@ test('tide up with the autoscaler: a step in load scales workers out within two 
       return () => clearTimeout(t);
     },
   };
-  const system = await startSystem(config, { configDir: dir, log: () => {}, writeState: false });
+  // `autoscaler: false`: once `tide up` runs its own autoscaler, this test still drives its own
+  // (with the offset clock); a variable, so the option type-checks before that wiring lands
+  const systemOptions = { configDir: dir, log: () => {}, writeState: false, autoscaler: false };
+  const system = await startSystem(config, systemOptions);
   const queue = await createPostgresQueue({ connectionString: db.url, schema: db.schema, migrate: false, poolSize: 1 });
   let running: Awaited<ReturnType<typeof startController>> | undefined;
   try {
