@@ -44,7 +44,7 @@ test('thresholds are checked on the summary, each with its measured value', () =
   for (let i = 1; i <= 100; i++) histogram.record(i);
   const summary: Summary = {
     model: 'open', url: 'http://x', threads: 1, sent: 100, requests: 100, ok: 98, failed: 2, dropped: 0, durationSeconds: 2, rate: 50,
-    latency: histogram.stats(), statusCodes: { '200': 98, '500': 2 }, errors: {}, histogram,
+    latency: histogram.stats(), sendLatency: histogram.stats(), statusCodes: { '200': 98, '500': 2 }, errors: {}, histogram,
   };
   const results = checkThresholds(['p(99)<100', 'p(50)<=50.1', 'failed<0.01', 'rate>=50', 'count==100', 'dropped<1', 'max<100'].map((t) => parseThreshold(t)), summary);
   // percentiles come from the histogram: within its 0.1%

@@ -61,6 +61,8 @@ export interface Counters {
 
 export interface EngineResult extends Counters {
   histogram: HistogramSnapshot;
+  /** Latency from the moment each request actually left (open model: without the scheduling lag). */
+  sendHistogram: HistogramSnapshot;
   /** From the first intended send to the last response, ms. */
   elapsedMs: number;
 }
@@ -127,6 +129,7 @@ function transport(plan: EnginePlan): Transport {
 /** Runs one thread's share. `counters` is updated live, for progress reports. */
 export async function runEngine(plan: EnginePlan, counters: Counters, signal?: AbortSignal): Promise<EngineResult> {
   const histogram = new Histogram();
+  const sendHistogram = new Histogram();
   const client = transport(plan);
   const render = renderer(plan.template, plan.thread.index, plan.thread.count, plan.seed);
   const staticPath = render.hasVariables ? undefined : render.path();
@@ -141,6 +144,7 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
     counters.inFlight++;
     const path = staticPath ?? render.path();
     const body = staticPath === undefined ? render.body() : staticBody;
+    const sentAt = performance.now();
     client.send(path, body, (status, error) => {
       if (error !== undefined) {
         counters.errors[error] = (counters.errors[error] ?? 0) + 1;
@@ -151,7 +155,9 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
         // k6's http_req_failed: anything outside 200..399
         if (status >= 400) counters.failed++;
       }
-      histogram.record(performance.now() - startedAt);
+      const end = performance.now();
+      histogram.record(end - startedAt);
+      sendHistogram.record(end - sentAt);
       counters.completed++;
       counters.inFlight--;
       after();
@@ -168,7 +174,7 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
     signal?.removeEventListener('abort', onAbort);
     client.destroy();
   }
-  return { ...counters, statusCodes: { ...counters.statusCodes }, errors: { ...counters.errors }, histogram: histogram.snapshot(), elapsedMs: lastEnd - start };
+  return { ...counters, statusCodes: { ...counters.statusCodes }, errors: { ...counters.errors }, histogram: histogram.snapshot(), sendHistogram: sendHistogram.snapshot(), elapsedMs: lastEnd - start };
 }
 
 type Send = (startedAt: number, after: () => void) => void;

@@ -248,6 +248,7 @@ export async function runLoad(options: LoadOptions, hooks: LoadHooks = {}): Prom
     if (progress) clearInterval(progress);
   }
   const histogram = new Histogram();
+  const sendHistogram = new Histogram();
   const statusCodes: Record<string, number> = {};
   const errors: Record<string, number> = {};
   let sent = 0;
@@ -257,6 +258,7 @@ export async function runLoad(options: LoadOptions, hooks: LoadHooks = {}): Prom
   let elapsedMs = 0;
   for (const r of results) {
     histogram.merge(r.histogram);
+    sendHistogram.merge(r.sendHistogram);
     add(statusCodes, r.statusCodes);
     add(errors, r.errors);
     sent += r.sent;
@@ -278,6 +280,7 @@ export async function runLoad(options: LoadOptions, hooks: LoadHooks = {}): Prom
     durationSeconds,
     rate: durationSeconds > 0 ? requests / durationSeconds : 0,
     latency: histogram.stats(),
+    sendLatency: sendHistogram.stats(),
     statusCodes,
     errors,
     histogram,

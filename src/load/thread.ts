@@ -16,7 +16,7 @@ port.on('message', (m: unknown) => {
 const progress = setInterval(() => port.postMessage({ type: 'progress', counters }), 200);
 try {
   const result = await runEngine(workerData as EnginePlan, counters, abort.signal);
-  port.postMessage({ type: 'done', result }, [result.histogram.counts.buffer as ArrayBuffer]);
+  port.postMessage({ type: 'done', result }, [result.histogram.counts.buffer as ArrayBuffer, result.sendHistogram.counts.buffer as ArrayBuffer]);
 } catch (err) {
   port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) });
 } finally {
