@@ -311,8 +311,8 @@ function scaledObject(config: TideConfig, service: ServiceConfig, policy: Servic
 }
 
 /** The in-cluster `tide autoscale`: its config, identity, rights (the scale subresource of these Deployments only) and Deployment. */
-function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: ExportOptions): ExportDocument[] {
-  const names = services.map((s) => s.name);
+function tideAutoscaler(config: TideConfig, services: Array<{ service: ServiceConfig; why: string }>, options: ExportOptions): ExportDocument[] {
+  const names = services.map((s) => s.service.name);
   const m = meta(config, options, AUTOSCALER_NAME);
   const configMap = {
     apiVersion: 'v1',
@@ -365,7 +365,7 @@ function tideAutoscaler(config: TideConfig, services: ServiceConfig[], options: 
       },
     },
   };
-  const why = `tide autoscale, in the cluster, for ${names.join(', ')}: their policies have no HPA or KEDA equivalent.`;
+  const why = ['tide autoscale, in the cluster, for the policies the HPA and KEDA cannot run:', ...services.map((s) => `  ${s.service.name}: ${s.why}`)].join('\n');
   return [
     { body: configMap, comment: `${why}\nIts config: the project's tide.yaml.` },
     { body: account },
@@ -411,20 +411,25 @@ export function exportKubernetes(config: TideConfig, options: ExportOptions): Ex
   assertExpressible(config, options.autoscaler);
   const documents: ExportDocument[] = [];
   const notes: string[] = [];
-  const byTide: ServiceConfig[] = [];
+  const byTide: Array<{ service: ServiceConfig; why: string }> = [];
   for (const service of Object.values(config.services)) {
     const policy = service.scale;
-    const plan = policy ? planAutoscaler(policy, options.autoscaler) : undefined;
-    if (plan && plan.kind !== 'tide' && policy!.policies.length === 0) {
-      notes.push(`${service.name}: the scale block has no policy; no autoscaler exported`);
+    let plan = policy ? planAutoscaler(policy, options.autoscaler) : undefined;
+    if (policy && plan && plan.kind !== 'tide') {
+      if (policy.policies.length === 0) {
+        notes.push(`${service.name}: the scale block has no policy; no autoscaler exported`);
+        plan = undefined;
+      }
+      for (const [field, present] of [['schedule', policy.schedule?.length], ['panic', policy.panic]] as const) {
+        if (present) notes.push(`${service.name}: ${field} cannot run in ${plan?.kind === 'hpa' ? 'an HPA' : 'KEDA'} and was left out (--autoscaler tide runs it)`);
+      }
     }
-    const autoscaled = plan !== undefined && !(plan.kind !== 'tide' && policy!.policies.length === 0);
-    documents.push({ body: deployment(config, service, options, autoscaled), comment: `service ${service.name} (${service.kind})` });
+    documents.push({ body: deployment(config, service, options, plan !== undefined), comment: `service ${service.name} (${service.kind})` });
     if (service.kind === 'api') documents.push({ body: apiService(config, service, options) });
     if (service.max > 1 || service.replicas > 1) documents.push({ body: disruptionBudget(config, service, options) });
-    if (!policy || !plan || !autoscaled) continue;
+    if (!policy || !plan) continue;
     if (plan.kind === 'tide') {
-      byTide.push(service);
+      byTide.push({ service, why: plan.why });
       continue;
     }
     const body = plan.kind === 'hpa' ? hpa(config, service, policy, options, notes) : scaledObject(config, service, policy, options, notes);
