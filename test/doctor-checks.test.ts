@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { apiLatency } from '../src/doctor/checks/api-latency.js';
+import { balancerRefusals } from '../src/doctor/checks/balancer-refusals.js';
 import { capacity } from '../src/doctor/checks/capacity.js';
 import { dbConnections } from '../src/doctor/checks/db-connections.js';
 import { failingSources } from '../src/doctor/checks/failing-sources.js';
@@ -163,6 +164,22 @@ test('flapping: reversals within 300 s in the journal warn; spaced-out changes d
   assert.match(f!.title, /3 reversals/);
   facts.scaleEvents = facts.scaleEvents.map((e, i) => ({ ...e, at: t0 + i * 600_000 }));
   assert.deepEqual(flapping(facts), []);
+});
+
+test('balancer refusals: 429s from its rate limit warn, 503s for want of a replica are critical', () => {
+  const facts = healthy();
+  facts.balancer = { rateLimited: 0, noUpstream: 0 };
+  assert.deepEqual(balancerRefusals(facts), []);
+  facts.balancer = { rateLimited: 476, noUpstream: 3 };
+  assert.deepEqual(balancerRefusals(facts).map((f) => [f.code, f.severity]), [['no-upstream', 'critical'], ['rate-limited', 'warning']]);
+});
+
+test('fixes name the service of a replica (tide up ids are service.n)', () => {
+  const facts = healthy();
+  facts.apis = [{ id: 'app.2', requests: 40, errors: 0, p95Seconds: 0.9 }];
+  assert.match(apiLatency(facts)[0]!.fix, /`tide scale app=N`/);
+  facts.apis = [{ id: 'app (source latency)', p95Seconds: 0.9 }];
+  assert.match(apiLatency(facts)[0]!.fix, /`tide scale app=N`/);
 });
 
 test('failing sources: one warning each, with the code', () => {

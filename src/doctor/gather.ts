@@ -193,6 +193,7 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
       const windowSeconds = windowMs / 1000;
       const services = serviceFacts(b.ps ?? a.ps, options.config);
       const upstreams = upstreamFacts(a.lb, b.lb);
+      const refusals = b.lb ? balancerFacts(a.lb, b.lb) : undefined;
       const apiFacts: ApiReplicaFacts[] = [];
       for (const api of apis) {
         const after = b.metrics.get(api.id);
@@ -226,6 +227,7 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
         thresholds: { ...DEFAULT_THRESHOLDS, ...options.thresholds },
         services,
         ...(upstreams ? { upstreams } : {}),
+        ...(refusals ? { balancer: refusals } : {}),
         apis: apiFacts,
         queues,
         sourceFailures: failures,
@@ -323,6 +325,11 @@ function upstreamFacts(a: BalancerStats | undefined, b: BalancerStats | undefine
     const delta = (now: number, then: number | undefined) => (then === undefined || now < then ? now : now - then);
     return { id: u.id, healthy: u.healthy, draining: u.draining, requests: delta(u.requests, before?.requests), inFlight: u.in_flight, failures: delta(u.failures, before?.failures) };
   });
+}
+
+function balancerFacts(a: BalancerStats | undefined, b: BalancerStats): NonNullable<Facts['balancer']> {
+  const delta = (now: number, then: number | undefined) => (then === undefined || now < then ? now : now - then);
+  return { rateLimited: delta(b.totals.rate_limited, a?.totals.rate_limited), noUpstream: delta(b.totals.no_upstream, a?.totals.no_upstream) };
 }
 
 function queueFactsFromApi(a: Snapshot['queues'], b: Snapshot['queues']): QueueFacts[] {

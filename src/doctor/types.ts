@@ -160,6 +160,8 @@ export interface Facts {
   services: ServiceFacts[];
   /** From the balancer's /lb/stats; absent without a balancer. */
   upstreams?: UpstreamFacts[];
+  /** The balancer's own refusals during the window (its /lb/stats totals). */
+  balancer?: { rateLimited: number; noUpstream: number };
   apis: ApiReplicaFacts[];
   queues: QueueFacts[];
   database?: DatabaseFacts;

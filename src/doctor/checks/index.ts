@@ -1,6 +1,7 @@
 /** The checks `tide doctor` runs, in the order their findings print within one severity. */
 import type { Check } from '../types.js';
 import { apiLatency } from './api-latency.js';
+import { balancerRefusals } from './balancer-refusals.js';
 import { capacity } from './capacity.js';
 import { dbConnections } from './db-connections.js';
 import { failingSources } from './failing-sources.js';
@@ -16,6 +17,7 @@ export const CHECKS: ReadonlyArray<{ name: string; check: Check }> = [
   { name: 'db-connections', check: dbConnections },
   { name: 'pool-waiting', check: poolWaiting },
   { name: 'queue-backlog', check: queueBacklog },
+  { name: 'balancer-refusals', check: balancerRefusals },
   { name: 'api-latency', check: apiLatency },
   { name: 'uneven-load', check: unevenLoad },
   { name: 'flapping', check: flapping },

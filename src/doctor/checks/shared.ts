@@ -24,3 +24,8 @@ export function seconds(x: number): string {
 export function percent(x: number): string {
   return `${(x * 100).toFixed(x < 0.1 ? 1 : 0)}%`;
 }
+
+/** The service of a `tide up` replica id (`api.2` -> `api`) or of a source's figure (`api (source x)`). */
+export function serviceOfReplica(id: string): string {
+  return id.replace(/ \(source [^)]*\)$/, '').replace(/[.-]\d+$/, '');
+}

@@ -5,7 +5,7 @@
  * fewest in flight, so a replica that gets far fewer than the others is usually slow.
  */
 import type { Facts, Finding } from '../types.js';
-import { percent, seconds } from './shared.js';
+import { percent, seconds, serviceOfReplica } from './shared.js';
 
 export function unevenLoad(facts: Facts): Finding[] {
   const findings: Finding[] = [];
@@ -18,7 +18,7 @@ export function unevenLoad(facts: Facts): Finding[] {
       subject: u.id,
       title: `API replica ${u.id} is out of the balancer (failing its health check)`,
       evidence: `${u.id}: healthy false, ${u.failures} failed connections in ${seconds(facts.windowSeconds)}.`,
-      fix: `\`tide logs ${u.id.replace(/-\d+$/, '')}\` for why; \`tide restart ${u.id.replace(/-\d+$/, '')}\` replaces replicas one at a time.`,
+      fix: `\`tide logs ${serviceOfReplica(u.id)}\` for why; \`tide restart ${serviceOfReplica(u.id)}\` replaces replicas one at a time.`,
     });
   }
   const serving = upstreams.filter((u) => u.healthy && !u.draining);
@@ -37,7 +37,7 @@ export function unevenLoad(facts: Facts): Finding[] {
     subject: quietest.id,
     title: `Uneven load across API replicas: ${busiest.id} took ${percent(busiest.requests / total)} of requests, ${quietest.id} ${percent(quietest.requests / total)}`,
     evidence: `${serving.map((u) => `${u.id} ${u.requests}`).join(', ')} requests in ${seconds(facts.windowSeconds)} (a fair share is ${Math.round(fair)} each)${p95 !== undefined ? `; ${quietest.id} answers with p95 ${seconds(p95)}` : ''}.`,
-    fix: `The balancer sends less to a replica with requests piling up in flight: ${quietest.id} is slow or stuck (its CPU, a blocking handler, a slow dependency). \`tide logs\` for it, then \`tide restart ${quietest.id.replace(/-\d+$/, '')}\`. Behind another proxy (Caddy, nginx), check it balances over every replica.`,
+    fix: `The balancer sends less to a replica with requests piling up in flight: ${quietest.id} is slow or stuck (its CPU, a blocking handler, a slow dependency). \`tide logs ${serviceOfReplica(quietest.id)}\` for it, then \`tide restart ${serviceOfReplica(quietest.id)}\`. Behind another proxy (Caddy, nginx), check it balances over every replica.`,
   });
   return findings;
 }
