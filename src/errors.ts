@@ -121,6 +121,7 @@ export const ERRORS = {
   TIDE_DASHBOARD_NOT_FOUND: { status: 404, exit: 1, summary: 'No dashboard page, asset or endpoint at this path (the page is /dashboard/).' },
   TIDE_DASHBOARD_REMOTE: { status: 502, exit: 1, summary: '`tide dashboard --connect`: the remote control API does not answer, or answers without a dashboard (an older `tide up`).' },
   TIDE_DASHBOARD_LISTEN: { status: 500, exit: 1, summary: '`tide dashboard` cannot listen on its host and port (in use, or not allowed).' },
+  TIDE_DASHBOARD_ORIGIN: { status: 403, exit: 2, summary: 'A browser request to the control API came from a page of another site (its Origin), or named a Host that is not a loopback name on a loopback-bound API (DNS rebinding); refused.' },
 
   // --- doctor
   TIDE_DOCTOR_NO_TARGET: { status: 400, exit: 2, summary: '`tide doctor` has nothing to examine: no running `tide up`, no --api or --balancer, and no metric `sources:` in the config.' },

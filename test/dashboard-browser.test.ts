@@ -67,6 +67,10 @@ test('dashboard in headless Chromium: live charts, the decision timeline, and a 
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (err) => pageErrors.push(err.message));
+    // a CSP violation or a failed load shows as a console error
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
     page.on('response', (r) => {
       if (r.status() >= 400) pageErrors.push(`${r.status()} ${r.url()}`);
     });
@@ -74,12 +78,16 @@ test('dashboard in headless Chromium: live charts, the decision timeline, and a 
     await page.waitForSelector('#connection[data-state="live"]');
 
     // the charts draw live data: several points on the replica chart, API p95 and jobs/s values
-    // (page code as strings: tsx's helpers such as __name do not exist in the page)
-    await page.waitForFunction(`(() => {
-      const charts = window.tideDashboard.charts;
-      const has = (key) => (charts[key]?.data.slice(1).flat().filter((v) => v !== null && v > 0).length ?? 0) > 0;
-      return (charts.replicas?.data[0]?.length ?? 0) >= 3 && has('p95') && has('jobs');
-    })()`);
+    // (no named helpers inside page functions: tsx would wrap them in __name, which the page lacks;
+    // and a function, not a string, since the page's CSP forbids eval)
+    type ChartsWindow = { tideDashboard: { charts: Record<string, { data: Array<Array<number | null>> } | undefined> } };
+    await page.waitForFunction(() => {
+      const charts = (globalThis as unknown as ChartsWindow).tideDashboard.charts;
+      return (
+        (charts.replicas?.data[0]?.length ?? 0) >= 3 &&
+        ['p95', 'jobs'].every((key) => (charts[key]?.data.slice(1).flat().filter((v) => v !== null && v > 0).length ?? 0) > 0)
+      );
+    });
     const lengths = (await page.evaluate(
       'Object.fromEntries(Object.entries(window.tideDashboard.charts).map(([k, u]) => [k, u.data[0].length]))',
     )) as Record<string, number>;

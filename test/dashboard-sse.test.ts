@@ -184,6 +184,46 @@ test('GET /dashboard/events: hello with the history ring, then live snapshots wi
   assert.equal(back.status, 200);
 });
 
+/** A raw request with the headers a browser would send (fetch may not set Host or Origin). */
+function raw(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('a page of another site cannot drive the control API or the proxy through a browser (Origin), nor a rebound DNS name (Host)', async () => {
+  const port = new URL(control.url).port;
+  const code = (r: { body: string }) => (JSON.parse(r.body) as { error: { code: string } }).error.code;
+  // a cross-site form POST needs no preflight: refused on its Origin, and nothing scaled
+  const crossSite = await raw(`${control.url}/v1/scale`, 'POST', { origin: 'http://evil.example', 'content-type': 'text/plain' }, '{"replicas":{"web":2}}');
+  assert.equal(crossSite.status, 403);
+  assert.equal(code(crossSite), 'TIDE_DASHBOARD_ORIGIN');
+  assert.equal(supervisor.ps().services[0]!.desired, 1);
+  const rebound = await raw(`${control.url}/dashboard/events`, 'GET', { host: `evil.example:${port}` });
+  assert.equal(rebound.status, 403);
+  assert.equal(code(rebound), 'TIDE_DASHBOARD_ORIGIN');
+  // the page's own requests (same origin), and tools without an Origin, pass
+  const sameOrigin = await raw(`${control.url}/v1/ps`, 'GET', { origin: control.url, host: `127.0.0.1:${port}` });
+  assert.equal(sameOrigin.status, 200);
+  assert.equal((await raw(`${control.url}/v1/ps`, 'GET', { host: `localhost:${port}` })).status, 200);
+
+  const proxy = await startDashboardProxy({ remote: control.url, token: TOKEN });
+  try {
+    const viaProxy = await raw(`${proxy.url}/v1/scale`, 'POST', { origin: 'http://evil.example', 'content-type': 'text/plain' }, '{"replicas":{"web":2}}');
+    assert.equal(viaProxy.status, 403);
+    assert.equal(supervisor.ps().services[0]!.desired, 1);
+  } finally {
+    await proxy.close();
+  }
+});
+
 test('beyond loopback: the page is public, the events and scale need the bearer token; the proxy of tide dashboard --connect passes them', async () => {
   // a second control API on the wildcard address, as `control.host: 0.0.0.0` would be
   const remoteDashboard = createDashboard({ supervisor, info: () => ({ project: 'remote' }), intervalMs: 100 });

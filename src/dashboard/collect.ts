@@ -52,7 +52,7 @@ export interface Collector {
 /** The entries of the timeline loaded from the journal when an autoscaler is attached. */
 const JOURNAL_BACKFILL = 50;
 /** Routes that are not traffic: health checks and scrapes (ours included) would flatten the p95. */
-const NOT_TRAFFIC = new Set(['/health', '/metrics']);
+const NOT_TRAFFIC = new Set(['/health', '/metrics', '/db/pool/stats']);
 
 /** A decision is a timeline entry when it changed (or wanted to change) the count. */
 export function timelineFromDecision(d: JournalEntry): TimelineEntry | undefined {

@@ -19,7 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
-import { isLoopback } from '../supervisor/control.js';
+import { browserRefusal, isLoopback } from '../supervisor/control.js';
 import { DASHBOARD_PREFIX, serveAsset } from './server.js';
 
 export interface DashboardProxyOptions {
@@ -69,6 +69,9 @@ export async function startDashboardProxy(options: DashboardProxyOptions): Promi
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // it acts with the token: a page of another site must not drive it through a browser here
+    const foreign = browserRefusal(req, true);
+    if (foreign) throw new TideError('TIDE_DASHBOARD_ORIGIN', `Refused: ${foreign}. Open the dashboard at this server's own address.`);
     const url = new URL(req.url ?? '/', 'http://dashboard');
     const route = `${req.method} ${url.pathname}`;
     if (PASSED.has(route)) return pass(req, res, url);

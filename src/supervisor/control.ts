@@ -96,6 +96,9 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // the dashboard puts this API in browsers: a page of another site must not drive it
+    const foreign = browserRefusal(req, !remote);
+    if (foreign) throw new TideError('TIDE_DASHBOARD_ORIGIN', `Refused: ${foreign}. Open the dashboard from this server's own address.`);
     const allowed = !remote || authorized(req.headers.authorization, options.token!);
     const url = new URL(req.url ?? '/', 'http://control');
     if (options.mount && (await options.mount(req, res, url, { authorized: allowed }))) return;
@@ -186,6 +189,26 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
       });
     },
   };
+}
+
+/**
+ * Why a browser request must be refused, or undefined. Browsers send Origin on cross-site
+ * requests (a form POST needs no preflight, so CORS alone would not stop it), and a rebound
+ * DNS name reaches a loopback server with a foreign Host. The tide commands and curl send no
+ * Origin and a loopback Host.
+ */
+export function browserRefusal(req: IncomingMessage, loopbackOnly: boolean): string | undefined {
+  const host = req.headers.host ?? '';
+  if (loopbackOnly && host !== '' && !isLoopback(host.replace(/:\d+$/, ''))) return `the Host ${host} is not a loopback name`;
+  const origin = req.headers.origin;
+  if (origin === undefined) return undefined;
+  let from: string | undefined;
+  try {
+    from = new URL(origin).host;
+  } catch {
+    // "null" (a sandboxed page, a file) or garbage: not this server's page
+  }
+  return from === host ? undefined : `the request comes from a page of ${origin}`;
 }
 
 function authorized(header: string | undefined, token: string): boolean {
