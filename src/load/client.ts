@@ -13,14 +13,16 @@
  * socket is silent for `timeoutMs`.
  */
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 
-/** Called once per request: the status, or the error's name. */
-export type Done = (status: number, error?: string) => void;
+/** Called once per request: the status (0 on failure), the error's name, and when the request was written to its socket (performance.now(); 0 if never). */
+export type Done = (status: number, error: string | undefined, writtenAt: number) => void;
 
 interface Request {
   bytes: Buffer;
   head: boolean;
   done: Done;
+  writtenAt: number;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -64,6 +66,7 @@ class Connection {
     this.untilClose = false;
     this.chunkTrailer = false;
     this.socket.setTimeout(this.timeoutMs);
+    req.writtenAt = performance.now();
     this.socket.write(req.bytes);
   }
 
@@ -71,7 +74,7 @@ class Connection {
     const req = this.current;
     this.current = undefined;
     this.socket.destroy();
-    req?.done(0, code);
+    req?.done(0, code, req.writtenAt);
   }
 
   private complete(): void {
@@ -80,7 +83,7 @@ class Connection {
     this.socket.setTimeout(0);
     const status = this.status;
     if (!this.keepAlive) this.socket.destroy();
-    req.done(status);
+    req.done(status, undefined, req.writtenAt);
     if (this.keepAlive && !this.socket.destroyed) this.onFree(this);
   }
 
@@ -176,8 +179,8 @@ export class LeanPool {
 
   /** Sends one request (bytes already serialized); `done` is called exactly once. */
   request(bytes: Buffer, head: boolean, done: Done): void {
-    if (this.destroyed) return done(0, 'DESTROYED');
-    const req = { bytes, head, done };
+    if (this.destroyed) return done(0, 'DESTROYED', 0);
+    const req = { bytes, head, done, writtenAt: 0 };
     const conn = this.idle.pop();
     if (conn) return conn.send(req);
     if (this.all.size < this.connections) return this.open().send(req);
@@ -214,7 +217,7 @@ export class LeanPool {
   /** Fails everything queued or in flight and closes the sockets. */
   destroy(): void {
     this.destroyed = true;
-    for (const req of this.queue.splice(0)) req.done(0, 'DESTROYED');
+    for (const req of this.queue.splice(0)) req.done(0, 'DESTROYED', 0);
     for (const c of [...this.all]) c.socket.destroy();
   }
 }

@@ -61,7 +61,7 @@ export interface Counters {
 
 export interface EngineResult extends Counters {
   histogram: HistogramSnapshot;
-  /** Latency from the moment each request actually left (open model: without the scheduling lag). */
+  /** Latency from each request's socket write: without the scheduler's lag or the wait for a free socket. */
   sendHistogram: HistogramSnapshot;
   /** From the first intended send to the last response, ms. */
   elapsedMs: number;
@@ -86,8 +86,11 @@ function threadVus(total: number, index: number, count: number): number {
   return Math.round((v * (index + 1)) / count) - Math.round((v * index) / count);
 }
 
-/** Sends one request and calls `done(status, error?)` once (status 0 with an error name on failure). */
-type Transport = { send(path: string, body: string | undefined, done: (status: number, error?: string) => void): void; destroy(): void };
+/**
+ * Sends one request and calls `done` once: the status (0 with an error name on failure), and
+ * when the request went out (its socket write; undici: when it was handed over; 0 if never).
+ */
+type Transport = { send(path: string, body: string | undefined, done: (status: number, error: string | undefined, writtenAt: number) => void): void; destroy(): void };
 
 function transport(plan: EnginePlan): Transport {
   const url = new URL(plan.origin);
@@ -114,13 +117,14 @@ function transport(plan: EnginePlan): Transport {
   });
   return {
     send(path, body, done) {
+      const at = performance.now();
       pool
         .request({ origin: plan.origin, path, method, headers, body: body ?? null })
         .then(async (res) => {
           await res.body.dump({ limit: Number.POSITIVE_INFINITY });
-          done(res.statusCode);
+          done(res.statusCode, undefined, at);
         })
-        .catch((err: unknown) => done(0, errorName(err)));
+        .catch((err: unknown) => done(0, errorName(err), at));
     },
     destroy: () => void pool.destroy().catch(() => undefined),
   };
@@ -144,8 +148,7 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
     counters.inFlight++;
     const path = staticPath ?? render.path();
     const body = staticPath === undefined ? render.body() : staticBody;
-    const sentAt = performance.now();
-    client.send(path, body, (status, error) => {
+    client.send(path, body, (status, error, writtenAt) => {
       if (error !== undefined) {
         counters.errors[error] = (counters.errors[error] ?? 0) + 1;
         counters.failed++;
@@ -157,7 +160,8 @@ export async function runEngine(plan: EnginePlan, counters: Counters, signal?: A
       }
       const end = performance.now();
       histogram.record(end - startedAt);
-      sendHistogram.record(end - sentAt);
+      // a request that never went out (refused before writing, destroyed) has no send time
+      if (writtenAt > 0) sendHistogram.record(end - writtenAt);
       counters.completed++;
       counters.inFlight--;
       after();

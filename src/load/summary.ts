@@ -25,7 +25,7 @@ export interface Summary {
   rate: number;
   /** ms; open model: from the intended send time (what thresholds check). */
   latency: LatencyStats;
-  /** ms, from when the scheduler handed each request to the client: the open model's latency without the generator's own lag (wrk2's "uncorrected"). */
+  /** ms, from each request's socket write: without the generator's lag or the wait for a free socket (how wrk and autocannon time; wrk2's "uncorrected"). */
   sendLatency: LatencyStats;
   statusCodes: Record<string, number>;
   errors: Record<string, number>;
@@ -65,7 +65,7 @@ export function formatSummary(s: Summary, thresholds: readonly ThresholdResult[]
     `${s.model} model, ${s.threads} thread${s.threads === 1 ? '' : 's'}, ${s.url}`,
     `requests      ${s.requests} in ${s.durationSeconds.toFixed(1)}s, ${s.rate.toFixed(1)}/s; ok ${s.ok}, failed ${s.failed} (${((s.requests ? s.failed / s.requests : 0) * 100).toFixed(2)}%)`,
     `latency       min ${ms(l.min)}  avg ${ms(l.avg)}  p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p95 ${ms(l.p95)}  p99 ${ms(l.p99)}  max ${ms(l.max)}${s.model === 'open' ? '  (from the intended send time)' : ''}`,
-    ...(s.model === 'open' ? [`  from send    p50 ${ms(s.sendLatency.p50)}  p99 ${ms(s.sendLatency.p99)}  (the same requests, timed from when the scheduler sent them)`] : []),
+    ...(s.model === 'open' ? [`  from write   p50 ${ms(s.sendLatency.p50)}  p99 ${ms(s.sendLatency.p99)}  (the same requests timed from their socket write, as wrk and autocannon time)`] : []),
     `status codes  ${Object.entries(s.statusCodes).map(([c, n]) => `${c}: ${n}`).join(', ') || 'none'}`,
   ];
   if (Object.keys(s.errors).length > 0) lines.push(`errors        ${Object.entries(s.errors).map(([c, n]) => `${c}: ${n}`).join(', ')}`);
