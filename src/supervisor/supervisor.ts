@@ -175,6 +175,8 @@ export class Supervisor extends EventEmitter {
   private readonly healthIntervalMs: number;
   private readonly logLines: number;
   private stopping = false;
+  /** Set by `tide up` when the autoscaler runs: until when a manual scale pauses it, per service (ms epoch). */
+  pausedUntilOf: ((service: string) => number | null) | undefined;
   private readonly killAll = () => this.killEverything();
 
   constructor(options: SupervisorOptions) {
@@ -566,7 +568,7 @@ export class Supervisor extends EventEmitter {
       scaledAt: service.scaledAt,
       scaledBy: service.scaledBy,
       manualScaledAt: service.manualScaledAt,
-      pausedUntil: null,
+      pausedUntil: this.pausedUntilOf?.(service.spec.name) ?? null,
     };
   }
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { TideConfig } from '../config/schema.js';
+import type { RunningController } from '../controller/start.js';
 import type { Dashboard } from '../dashboard/server.js';
 import { TideError } from '../errors.js';
 import type { Balancer } from './balancer.js';
@@ -40,6 +41,8 @@ export interface SystemOptions {
   workerArgs?: string[];
   /** Sample for the dashboard from the start (`tide up`), not only once a page is open. */
   dashboardEager?: boolean;
+  /** Run the autoscaler for services with a `scale:` block. Default true; a test driving its own controller turns it off. */
+  autoscaler?: boolean;
 }
 
 export interface RunningSystem {
@@ -52,6 +55,8 @@ export interface RunningSystem {
   embedded: boolean;
   schema: string;
   stateDir: string;
+  /** The autoscaler (every service with a `scale:` block); absent with `autoscaler: false`. */
+  autoscaler: RunningController | undefined;
   /** Stops everything (idempotent); resolves when it has. */
   stop(reason?: string): Promise<void>;
   /** Resolves once stop() has finished (after `tide down`, say). */
@@ -154,10 +159,13 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     let resolveStopped!: () => void;
     const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
     let stopping: Promise<void> | undefined;
+    let autoscaler: RunningController | undefined;
     const maxGraceMs = Math.max(0, ...specs.map((s) => s.stopGraceMs ?? 30_000));
     const stop = (reason?: string): Promise<void> => {
       stopping ??= (async () => {
         log(`stopping${reason ? ` (${reason})` : ''}: draining the replicas`);
+        // first, so the autoscaler cannot scale while everything drains
+        await autoscaler?.stop().catch(() => undefined);
         const bounded = new Promise<void>((resolve) => setTimeout(resolve, maxGraceMs + 10_000).unref());
         await Promise.race([supervisor.shutdown(), bounded]);
         cleanups.length = 0;
@@ -202,7 +210,15 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     log(`control API on ${control.url}${balancer ? `, load balancer on ${balancer.url}` : ''}`);
 
     await supervisor.start();
-    return { supervisor, balancer, control, dashboard, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
+    // no journal connection at all for a project without a `scale:` block
+    if (options.autoscaler !== false && Object.values(config.services).some((s) => s.scale)) {
+      const { startController } = await import('../controller/start.js');
+      const running = await startController({ config, databaseUrl: database.url, supervisor, log: (line) => log(`autoscaler: ${line}`) });
+      autoscaler = running;
+      cleanups.push(() => running.stop());
+      supervisor.pausedUntilOf = (name) => running.status().find((s) => s.service === name)?.pausedUntil ?? null;
+    }
+    return { supervisor, balancer, control, dashboard, autoscaler, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
   } catch (err) {
     await unwind();
     throw err;
