@@ -497,6 +497,34 @@ describe('export grafana', () => {
       assert.ok(exprs.includes(m), m);
     }
   });
+
+  it('every panel query is valid PromQL (promtool parses them as recording rules)', async (t) => {
+    const configs = [parseConfig(OPEN_FORGE, 'tide.yaml'), parseConfig(MONITOR, 'tide.yaml')];
+    const root = path.join(here, '..', 'examples');
+    for (const name of ['habitat', 'hash-api', 'monitor-service', 'open-forge', 'recete']) {
+      const file = path.join(root, name, 'tide.yaml');
+      if (existsSync(file)) configs.push(parseConfig(readFileSync(file, 'utf8'), file, {}));
+    }
+    const rules = configs.flatMap((config, c) =>
+      ((exportConfig('grafana', config).documents[0]!.body as Obj).panels as Obj[]).flatMap((p) =>
+        (p.targets as Obj[]).map((target, i) => ({ record: `tide:dashboard${c}:panel${p.id}_${i}`, expr: target.expr as string })),
+      ),
+    );
+    const dir = await mkdtemp(path.join(tmpdir(), 'tide-dashboard-'));
+    try {
+      const file = path.join(dir, 'panels.yaml');
+      await writeFile(file, renderExport({ documents: [{ body: { groups: [{ name: 'panels', rules }] } }], notes: [] }, 'yaml'));
+      const out = await promtool([file]);
+      if (!out) {
+        t.skip('promtool is not installed (Debian package prometheus); the panel queries were not parsed');
+        return;
+      }
+      assert.equal(out.code, 0, out.output);
+      assert.match(out.output, new RegExp(`SUCCESS: ${rules.length} rules found`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** promtool's verdict on rule files, or undefined when it is not installed. */

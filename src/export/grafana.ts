@@ -3,12 +3,13 @@
  * CPU, memory, the queue (waiting jobs, the oldest one's age, arrivals and completions, job
  * run time) and the API (request rate, latency percentiles, error rate). Panels are
  * `timeseries` with PromQL targets on a `datasource` variable, so the file imports into any
- * Grafana with a Prometheus data source.
+ * Grafana with a Prometheus data source. Each service's series read what its alert rules read
+ * (its sources' queries where it has them), one line per service.
  */
 import type { TideConfig } from '../config/schema.js';
 import type { ExportOptions, ExportResult } from './types.js';
-import { oldestAgeThreshold } from './prometheus.js';
-import { promJob } from './workload.js';
+import { oldestAgeThreshold, type ServiceSignals, serviceSignals } from './prometheus.js';
+import { labelMatch, promJob } from './workload.js';
 
 type Obj = Record<string, unknown>;
 
@@ -49,59 +50,70 @@ function panel(spec: PanelSpec, id: number): Obj {
 }
 
 /** The dashboard JSON of the project. */
-export function exportGrafana(config: TideConfig, _options: ExportOptions): ExportResult {
-  const services = Object.values(config.services).filter((s) => s.kind !== 'command');
-  const jobs = services.map((s) => promJob(config, s.name));
-  const jobMatch = `job=~"${jobs.join('|')}"`;
-  const apis = services.filter((s) => s.kind === 'api').map((s) => promJob(config, s.name));
-  const apiMatch = `job=~"${apis.join('|')}"`;
-  const workers = services.filter((s) => s.kind === 'worker');
-  const specs: PanelSpec[] = [
-    { title: 'Replicas up', unit: 'short', targets: [{ expr: `count by (job) (up{${jobMatch}} == 1)`, legend: '{{job}}' }] },
-    { title: 'CPU per replica (fraction of a core)', unit: 'percentunit', targets: [{ expr: `avg by (job) (rate(process_cpu_seconds_total{${jobMatch}}[2m]))`, legend: '{{job}}' }], threshold: 0.7 },
-    { title: 'Memory per replica (resident)', unit: 'bytes', targets: [{ expr: `max by (job) (process_resident_memory_bytes{${jobMatch}})`, legend: '{{job}}' }] },
-    { title: 'Jobs waiting', unit: 'short', targets: [{ expr: 'max by (queue) (tide_queue_ready)', legend: '{{queue}}' }, { expr: 'sum(max by (queue) (tide_queue_active))', legend: 'running' }], threshold: 1000 },
-    {
-      title: 'Oldest waiting job',
-      unit: 's',
-      targets: [{ expr: 'max by (queue) (tide_queue_oldest_ready_age_seconds)', legend: '{{queue}}' }],
-      threshold: Math.min(...(workers.length ? workers.map(oldestAgeThreshold) : [300])),
-    },
-    {
-      title: 'Arrivals and completions',
-      unit: 'reqps',
-      targets: [
-        { expr: 'max by (queue) (rate(tide_queue_arrivals_total[2m]))', legend: 'arrivals {{queue}}' },
-        { expr: 'max by (queue) (rate(tide_queue_completions_total[2m]))', legend: 'completions {{queue}}' },
-        { expr: 'max by (queue) (rate(tide_queue_failures_total[2m]))', legend: 'failures {{queue}}' },
-      ],
-    },
-    {
-      title: 'Job run time (mean)',
-      unit: 's',
-      targets: [{ expr: 'max by (queue) (rate(tide_job_service_time_seconds_sum[5m])) / max by (queue) (rate(tide_job_service_time_seconds_count[5m]))', legend: '{{queue}}' }],
-    },
-  ];
-  if (apis.length) {
+export function exportGrafana(config: TideConfig, options: ExportOptions): ExportResult {
+  const services = Object.values(config.services).map((s) => ({ service: s, signal: serviceSignals(config, s, options) }));
+  const per = (pick: (x: ServiceSignals) => string | undefined) =>
+    services.flatMap(({ service, signal }) => {
+      const expr = pick(signal);
+      return expr ? [{ expr, legend: service.name }] : [];
+    });
+  const scraped = services.filter(({ service, signal }) => service.kind !== 'command' || signal.http).map(({ service }) => promJob(config, service.name));
+  const http = services.filter(({ signal }) => signal.http);
+  // the builtin queue's own series exist when an API serves it or a worker reads it
+  const builtin = services.some(({ service }) => service.kind === 'api' || (service.kind === 'worker' && (!service.sources || Object.values(service.sources).some((x) => x.kind === 'builtin'))));
+  const workers = services.filter(({ signal }) => signal.oldestAge).map(({ service }) => oldestAgeThreshold(service));
+
+  const specs: PanelSpec[] = [];
+  if (scraped.length) specs.push({ title: 'Replicas up', unit: 'short', targets: [{ expr: `count by (job) (up{${labelMatch('job', scraped)}} == 1)`, legend: '{{job}}' }] });
+  const cpu = per((x) => x.cpu);
+  if (cpu.length) specs.push({ title: 'CPU (fraction of a core, or of the limit)', unit: 'percentunit', targets: cpu, threshold: 0.7 });
+  const memory = per((x) => x.memory);
+  if (memory.length) specs.push({ title: 'Memory (fraction of the limit)', unit: 'percentunit', targets: memory, threshold: 0.8 });
+  const depth = per((x) => x.queueDepth);
+  if (depth.length) specs.push({ title: 'Jobs waiting', unit: 'short', targets: depth, threshold: 1000 });
+  const age = per((x) => x.oldestAge);
+  if (age.length) specs.push({ title: 'Oldest waiting job', unit: 's', targets: age, threshold: Math.min(...workers) });
+  if (builtin) {
     specs.push(
-      { title: 'API requests', unit: 'reqps', targets: [{ expr: `sum by (status_code) (rate(http_request_duration_seconds_count{${apiMatch}}[2m]))`, legend: '{{status_code}}' }] },
+      {
+        title: 'Arrivals and completions (Tidescale queue)',
+        unit: 'reqps',
+        targets: [
+          { expr: 'max by (queue) (rate(tide_queue_arrivals_total[2m]))', legend: 'arrivals {{queue}}' },
+          { expr: 'max by (queue) (rate(tide_queue_completions_total[2m]))', legend: 'completions {{queue}}' },
+          { expr: 'max by (queue) (rate(tide_queue_failures_total[2m]))', legend: 'failures {{queue}}' },
+        ],
+      },
+      {
+        title: 'Job run time (mean)',
+        unit: 's',
+        targets: [{ expr: 'max by (queue) (rate(tide_job_service_time_seconds_sum[5m])) / max by (queue) (rate(tide_job_service_time_seconds_count[5m]))', legend: '{{queue}}' }],
+      },
+    );
+  }
+  if (http.length) {
+    const match = labelMatch('job', http.map(({ service }) => promJob(config, service.name)));
+    specs.push(
+      { title: 'API requests', unit: 'reqps', targets: [{ expr: `sum by (job, status_code) (rate(http_request_duration_seconds_count{${match}}[2m]))`, legend: '{{job}} {{status_code}}' }] },
       {
         title: 'API latency',
         unit: 's',
         targets: [0.5, 0.95, 0.99].map((q) => ({
-          expr: `histogram_quantile(${q}, sum by (le) (rate(http_request_duration_seconds_bucket{${apiMatch}}[5m])))`,
-          legend: `p${Math.round(q * 100)}`,
+          expr: `histogram_quantile(${q}, sum by (job, le) (rate(http_request_duration_seconds_bucket{${match}}[5m])))`,
+          legend: `{{job}} p${Math.round(q * 100)}`,
         })),
         threshold: 0.5,
       },
       {
         title: 'API error rate (5xx)',
         unit: 'percentunit',
-        targets: [{ expr: `sum(rate(http_request_duration_seconds_count{${apiMatch},status_code=~"5.."}[5m])) / sum(rate(http_request_duration_seconds_count{${apiMatch}}[5m]))`, legend: '5xx' }],
+        targets: [{ expr: `sum by (job) (rate(http_request_duration_seconds_count{${match},status_code=~"5.."}[5m])) / sum by (job) (rate(http_request_duration_seconds_count{${match}}[5m]))`, legend: '{{job}}' }],
         threshold: 0.05,
       },
     );
   }
+  const p95 = per((x) => x.p95);
+  if (p95.length) specs.push({ title: 'Latency p95 (from the sources)', unit: 's', targets: p95, threshold: 0.5 });
   const body: Obj = {
     title: `Tidescale: ${config.project}`,
     uid: `tide-${config.project}`.toLowerCase().slice(0, 40),

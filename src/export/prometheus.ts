@@ -86,49 +86,71 @@ function oldestAgeQuery(config: TideConfig, service: ServiceConfig, memoryBytes:
   return builtin.length ? `max(tide_queue_oldest_ready_age_seconds{${labelMatch('queue', builtin)}})` : undefined;
 }
 
+/** What can be watched of a service, as PromQL (CPU and memory as fractions, 0..1). */
+export interface ServiceSignals {
+  cpu?: string;
+  memory?: string;
+  queueDepth?: string;
+  oldestAge?: string;
+  /** A p95 latency query from a `prometheus` source, seconds. */
+  p95?: string;
+  /** The label matcher of its http_request_duration_seconds series, when it serves HTTP. */
+  http?: string;
+}
+
 /**
- * The alert rules for one service. What each alert reads: a `prometheus` source for that
- * metric when the service has one (the user said how it is measured there), else Tidescale's
- * own metrics for `api` and `worker` replicas. A `command` service with a `port` is taken to
- * serve HTTP with a `http_request_duration_seconds` histogram (the name Tidescale's API,
+ * The signals of one service: a `prometheus` source for that metric when the service has one
+ * (the user said how it is measured there), else Tidescale's own metrics for `api` and
+ * `worker` replicas. A `command` service with a `port` is taken to serve HTTP with a
+ * `http_request_duration_seconds` histogram (the name Tidescale's API,
  * prometheus-fastapi-instrumentator and express-prom-bundle use).
  */
+export function serviceSignals(config: TideConfig, service: ServiceConfig, options: ExportOptions): ServiceSignals {
+  const memoryBytes = options.memoryMiB * 1024 * 1024;
+  const job = labelMatch('job', [promJob(config, service.name)]);
+  const ours = service.kind !== 'command';
+  const cpu = sourceQuery(service, METRIC.cpu) ?? (ours ? promQuery(config, service, METRIC.cpu, memoryBytes, '5m') : undefined);
+  const memory = sourceQuery(service, METRIC.memory) ?? (ours ? `max(process_resident_memory_bytes{${job}}) / ${memoryBytes}` : undefined);
+  const queueDepth = queueDepthQuery(config, service, memoryBytes);
+  const oldestAge = oldestAgeQuery(config, service, memoryBytes);
+  const p95 = sourceQuery(service, METRIC.latencyP95);
+  const http = service.kind === 'api' || (service.kind === 'command' && service.port !== undefined) ? job : undefined;
+  return { ...(cpu ? { cpu } : {}), ...(memory ? { memory } : {}), ...(queueDepth ? { queueDepth } : {}), ...(oldestAge ? { oldestAge } : {}), ...(p95 ? { p95 } : {}), ...(http ? { http } : {}) };
+}
+
+/** The alert rules for one service, on its signals (serviceSignals). */
 export function serviceRules(config: TideConfig, service: ServiceConfig, options: ExportOptions): Rule[] {
   const rules: Rule[] = [];
-  const memoryBytes = options.memoryMiB * 1024 * 1024;
-  const job = promJob(config, service.name);
-  const ours = service.kind !== 'command';
+  const signal = serviceSignals(config, service, options);
   const base = { service: service.name, project: config.project };
   const add = (alert: string, expr: string, forTime: string, severity: string, summary: string) =>
     rules.push({ alert, expr, for: forTime, labels: { severity, ...base }, annotations: { summary, description: `${summary} (service ${service.name}, value {{ $value | humanize }}).` } });
 
-  const cpu = sourceQuery(service, METRIC.cpu) ?? (ours ? promQuery(config, service, METRIC.cpu, memoryBytes, '5m') : undefined);
-  if (cpu) {
+  if (signal.cpu) {
     const warn = targetOn(service, METRIC.cpu) ?? DEFAULT_THRESHOLDS.cpu.warning;
-    add('TideHighCPU', `${cpu} > ${warn}`, '10m', 'warning', `CPU above ${pct(warn)} for 10 minutes: the autoscaler is at max or not keeping up`);
-    add('TideHighCPU', `${cpu} > ${DEFAULT_THRESHOLDS.cpu.critical}`, '10m', 'critical', `CPU above ${pct(DEFAULT_THRESHOLDS.cpu.critical)} for 10 minutes`);
+    add('TideHighCPU', `${signal.cpu} > ${warn}`, '10m', 'warning', `CPU above ${pct(warn)} for 10 minutes: the autoscaler is at max or not keeping up`);
+    add('TideHighCPU', `${signal.cpu} > ${DEFAULT_THRESHOLDS.cpu.critical}`, '10m', 'critical', `CPU above ${pct(DEFAULT_THRESHOLDS.cpu.critical)} for 10 minutes`);
   }
-  const memory = sourceQuery(service, METRIC.memory) ?? (ours ? `max(process_resident_memory_bytes{${labelMatch('job', [job])}}) / ${memoryBytes}` : undefined);
-  if (memory) {
+  if (signal.memory) {
     const warn = targetOn(service, METRIC.memory) ?? DEFAULT_THRESHOLDS.memory.warning;
-    add('TideHighMemory', `${memory} > ${warn}`, '10m', 'warning', `memory above ${pct(warn)} of the limit`);
-    add('TideHighMemory', `${memory} > ${DEFAULT_THRESHOLDS.memory.critical}`, '5m', 'critical', `memory above ${pct(DEFAULT_THRESHOLDS.memory.critical)} of the limit: OOM kills are near`);
+    add('TideHighMemory', `${signal.memory} > ${warn}`, '10m', 'warning', `memory above ${pct(warn)} of the limit`);
+    add('TideHighMemory', `${signal.memory} > ${DEFAULT_THRESHOLDS.memory.critical}`, '5m', 'critical', `memory above ${pct(DEFAULT_THRESHOLDS.memory.critical)} of the limit: OOM kills are near`);
   }
-  if (service.kind === 'api' || (service.kind === 'command' && service.port !== undefined)) {
-    const p99 = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{${labelMatch('job', [job])}}[5m])))`;
+  if (signal.http) {
+    const p99 = `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{${signal.http}}[5m])))`;
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
     add('TideApiLatencyP99', `${p99} > ${DEFAULT_THRESHOLDS.p99Seconds.critical}`, '10m', 'critical', `API p99 latency above ${DEFAULT_THRESHOLDS.p99Seconds.critical} s`);
-    add('TideApiErrorRate', `${promQuery(config, service, METRIC.errorRate, memoryBytes, '5m')!} > ${DEFAULT_THRESHOLDS.errorRate}`, '5m', 'warning', `more than ${pct(DEFAULT_THRESHOLDS.errorRate)} of API requests answer 5xx`);
+    const errors = `sum(rate(http_request_duration_seconds_count{${signal.http},status_code=~"5.."}[5m])) / sum(rate(http_request_duration_seconds_count{${signal.http}}[5m]))`;
+    add('TideApiErrorRate', `${errors} > ${DEFAULT_THRESHOLDS.errorRate}`, '5m', 'warning', `more than ${pct(DEFAULT_THRESHOLDS.errorRate)} of API requests answer 5xx`);
   }
-  const p95 = sourceQuery(service, METRIC.latencyP95);
-  if (p95) add('TideApiLatencyP95', `${p95} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `p95 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
+  if (signal.p95) add('TideApiLatencyP95', `${signal.p95} > ${DEFAULT_THRESHOLDS.p99Seconds.warning}`, '10m', 'warning', `p95 latency above ${DEFAULT_THRESHOLDS.p99Seconds.warning * 1000} ms`);
   const queues = queuesOf(service)?.join(', ') ?? 'its queue';
-  const depth = queueDepthQuery(config, service, memoryBytes);
+  const depth = signal.queueDepth;
   if (depth) {
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.warning}`, '5m', 'warning', `more than ${DEFAULT_THRESHOLDS.queueDepth.warning} jobs waiting (${queues})`);
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.critical}`, '5m', 'critical', `more than ${DEFAULT_THRESHOLDS.queueDepth.critical} jobs waiting (${queues})`);
   }
-  const age = oldestAgeQuery(config, service, memoryBytes);
+  const age = signal.oldestAge;
   if (age) {
     const wait = oldestAgeThreshold(service);
     add('TideOldestJobAge', `${age} > ${wait}`, '5m', 'warning', `the oldest waiting job has waited more than ${wait} s (${queues})`);
