@@ -294,3 +294,15 @@ test('open-forge: tide export prometheus-rules gives the runbook alert rules', {
   assert.ok(has('agent-worker', /.*/, '1000', '5m'), 'HighQueueDepth: agent:tasks:pending > 1000 for 5m');
   assert.ok(has('api', /histogram_quantile\(0\.99/, '2', '10m'), 'HighAPILatency: p99 > 2 s for 10m');
 });
+
+test("monitor-service: its capacity table in the README is tide plan's model for the measured check time", async () => {
+  const { capacityTable } = await import('../src/plan/model.js');
+  const readme = readFileSync(path.join(root, 'examples', 'monitor-service', 'README.md'), 'utf8');
+  // the measurement printed in the README: mean 499.0 ms, scv 0.71, 10 at once, 99% within 60 s
+  const measured = /service time mean ([\d.]+) ms, .* scv ([\d.]+)/.exec(readme);
+  assert.ok(measured, 'the README shows the measurement');
+  const rows = [...readme.matchAll(/^\s+([\d.]+)\s+(\d+)\s+\d+%$/gm)].map((m) => ({ rate: Number(m[1]), workers: Number(m[2]) }));
+  assert.deepEqual(rows.map((r) => r.rate), [1.67, 16.7, 167, 1667]);
+  const table = capacityTable(rows.map((r) => r.rate), { mean: Number(measured[1]) / 1000, scv: Number(measured[2]) }, { concurrency: 10, waitSeconds: 60, attainment: 0.99 });
+  assert.deepEqual(table.map((r) => r.workers), rows.map((r) => r.workers));
+});
