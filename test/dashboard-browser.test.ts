@@ -13,6 +13,8 @@ import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
 import { startController } from '../src/controller/start.js';
+import { createDashboard } from '../src/dashboard/server.js';
+import { startControl } from '../src/supervisor/control.js';
 import { startSystem } from '../src/supervisor/system.js';
 import { freshSchema } from './helpers/db.js';
 
@@ -116,6 +118,33 @@ test('dashboard in headless Chromium: live charts, the decision timeline, and a 
     console.log(`screenshot: ${shot}`);
     assert.deepEqual(pageErrors, []);
     if (process.env.TIDE_KEEP_SCREENSHOT) await import('node:fs/promises').then((fs) => fs.copyFile(shot, process.env.TIDE_KEEP_SCREENSHOT!));
+
+    // a control API beyond loopback: the page asks for the token, then streams and scales with it
+    const token = 'browser-test-token';
+    const guardedErrors: string[] = [];
+    const remoteDashboard = createDashboard({ supervisor: system.supervisor, info: () => ({ project: 'remote' }) });
+    const remote = await startControl({ target: system.supervisor, host: '0.0.0.0', port: 0, token, onDown: () => {}, mount: (req, res, url, access) => remoteDashboard.handle(req, res, url, access) });
+    try {
+      const guarded = await browser.newPage();
+      guarded.on('pageerror', (err) => guardedErrors.push(err.message));
+      await guarded.goto(`${remote.url}/dashboard/`);
+      await guarded.locator('#token-form').waitFor({ state: 'visible' });
+      assert.equal(await guarded.locator('#connection').getAttribute('data-state'), 'error');
+      await guarded.fill('#token-input', token);
+      await guarded.click('#token-form button[type="submit"]');
+      await guarded.waitForSelector('#connection[data-state="live"]');
+      const card = guarded.locator('article[data-service="worker"][data-ready="2"]');
+      await card.waitFor();
+      await card.locator('button.minus').click();
+      await guarded.waitForSelector('article[data-service="worker"][data-ready="1"][data-desired="1"]');
+      assert.equal(system.supervisor.ps().services.find((s) => s.name === 'worker')!.desired, 1);
+      assert.ok(!(await guarded.content()).includes(token), 'the token is not written into the page');
+      await guarded.close();
+    } finally {
+      await remoteDashboard.close();
+      await remote.close();
+    }
+    assert.deepEqual(guardedErrors, []);
   } finally {
     await browser.close();
     loading = false;
