@@ -115,7 +115,7 @@ try {
   say(`autocannon -R ${rate.toFixed(0)}         ${ar.rps.toFixed(0)} req/s  p50 ${ar.p50.toFixed(3)} ms  p99 ${ar.p99.toFixed(3)} ms`);
   const t = await tide(url, rate);
   say(`tide load --rate ${rate.toFixed(0)}      ${t.rps.toFixed(0)} req/s  p50 ${t.p50.toFixed(3)} ms  p99 ${t.p99.toFixed(3)} ms  (from the intended send time; ${t.dropped} dropped)`);
-  say(`  the same, from send           p50 ${t.sendP50.toFixed(3)} ms  p99 ${t.sendP99.toFixed(3)} ms  (as autocannon and wrk time them)`);
+  say(`  the same, from socket write   p50 ${t.sendP50.toFixed(3)} ms  p99 ${t.sendP99.toFixed(3)} ms  (as autocannon and wrk time them)`);
   const result = {
     tide_rps: Math.round(t.rps),
     autocannon_rps: Math.round(a.rps),
