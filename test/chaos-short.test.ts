@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { renderReport } from '../chaos/report.js';
 import { autoscalerFaults } from '../chaos/scenarios/autoscaler-faults.js';
 import { dbRestart } from '../chaos/scenarios/db-restart.js';
 import { killAndScale } from '../chaos/scenarios/kill-and-scale.js';
+import { SCENARIOS } from '../chaos/scenarios/index.js';
 import { replicaKill } from '../chaos/scenarios/replica-kill.js';
 import type { Scenario } from '../chaos/types.js';
 import { databaseUrl } from './helpers/db.js';
@@ -46,4 +48,20 @@ test('autoscaler faults: bad metrics hold or fall back within bounds; a failing 
   assert.ok(counts.fallbacks! > 0, 'the fallback was reached');
   assert.ok(counts.heldOnBadMetric! > 0, 'bad metrics were held on');
   assert.ok(counts.actuatorRetries! > 0, 'failing scale calls were retried');
+});
+
+test('the report: one row per scenario with its verdict, and the details of what failed', () => {
+  const names = SCENARIOS.map((s) => s.name);
+  assert.equal(new Set(names).size, names.length, 'scenario names are unique (--only picks by name)');
+  const text = renderReport(
+    [
+      { name: 'a', did: 'did | things', durationMs: 1500, counts: { accepted: 3, ratio: 0.5 }, violations: [], notes: [] },
+      { name: 'b', did: 'other', durationMs: 100, counts: {}, violations: ['2 jobs lost'], notes: ['a note'] },
+    ],
+    { full: false, seed: 7, at: new Date(Date.UTC(2026, 0, 2, 3, 4)) },
+  );
+  assert.match(text, /^\| a \| did \\\| things \| 2 s \| accepted 3, ratio 0\.50 \| pass \|$/m);
+  assert.match(text, /^\| b \| other \| 0 s \|  \| \*\*FAIL\*\* \(1\) \|$/m);
+  assert.match(text, /- violation: 2 jobs lost/);
+  assert.match(text, /2026-01-02 03:04 UTC/);
 });
