@@ -323,6 +323,31 @@ describe('export kubernetes', () => {
     );
   });
 
+  it('--autoscaler forces one kind: KEDA cpu/memory triggers, or an HPA External metric for a queue', () => {
+    const text = `
+project: forced
+services:
+  api:
+    kind: api
+    min: 2
+    max: 8
+    scale: { policies: [{ kind: target, metric: cpu_utilization, type: utilization, target: 0.6 }] }
+  worker:
+    kind: worker
+    queues: [mail]
+    max: 12
+    scale: { policies: [{ kind: target, metric: queue_depth, type: average, target: 25 }] }
+`;
+    const keda = kubernetes(text, { autoscaler: 'keda' });
+    checkKubernetes(keda);
+    assert.deepEqual(find(keda, 'ScaledObject', 'api').spec.triggers, [{ type: 'cpu', metricType: 'Utilization', metadata: { value: '60' } }]);
+    const hpa = kubernetes(text, { autoscaler: 'hpa' });
+    checkKubernetes(hpa);
+    assert.deepEqual(find(hpa, 'HorizontalPodAutoscaler', 'worker').spec.metrics, [
+      { type: 'External', external: { metric: { name: 'tide_queue_ready', selector: { matchLabels: { queue: 'mail' } } }, target: { type: 'AverageValue', averageValue: '25' } } },
+    ]);
+  });
+
   it('--json is a v1 List of the same objects', () => {
     const config = parseConfig(OPEN_FORGE, 'tide.yaml');
     const list = JSON.parse(renderExport(exportConfig('kubernetes', config), 'json')) as Obj;
