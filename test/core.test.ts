@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { decide } from '../src/core/decide.js';
-import { estimateRate, replicasToDrain, startingReplicas } from '../src/core/slo.js';
+import { burstRate, estimateRate, recurring, replicasToDrain, startingReplicas } from '../src/core/slo.js';
 import { type DecideInput, type Decision, type History, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0); // a Monday, noon UTC
@@ -459,6 +459,77 @@ describe('SLO policy', () => {
     }
     assert.ok(d!.desired >= 50, `desired ${d!.desired}`);
     assert.equal(d!.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+  });
+
+  /** A counter sampled every 5 s over `seconds`, from per-second rates. */
+  function counter(rateAt: (t: number) => number, seconds: number): Array<{ at: number; value: number }> {
+    const out = [{ at: 0, value: 0 }];
+    let total = 0;
+    for (let t = 0; t < seconds; t++) {
+      total += rateAt(t);
+      if ((t + 1) % 5 === 0) out.push({ at: (t + 1) * 1000, value: total });
+    }
+    return out;
+  }
+  /** On/off: `on` seconds at 150 jobs/s, then `off` seconds at 10. */
+  const onOff = (on: number, off: number) => (t: number) => (t % (on + off) < on ? 150 : 10);
+
+  test('burst envelope: the service rate under which every burst drains within its share of W', () => {
+    // 20 s at 150/s then 20 s at 10/s: one burst of 3,000 jobs needs 3000 / (20 + w) jobs/s.
+    const series = counter(onOff(20, 20), 240);
+    assert.ok(Math.abs(burstRate(series, 240_000, 5000, 120, 2.5)! - 3000 / 22.5) < 1e-9);
+    assert.ok(Math.abs(burstRate(series, 240_000, 5000, 120, 5)! - 3000 / 25) < 1e-9);
+    // a lump in one sub-window is backlog, not a burst: it is clipped to its neighbours
+    const lump = counter((t) => (t >= 100 && t < 101 ? 20_000 : 2), 240);
+    assert.ok(burstRate(lump, 240_000, 5000, 120, 5)! <= 2, `${burstRate(lump, 240_000, 5000, 120, 5)}`);
+  });
+
+  test('bursts recur when the rates swing far and climb across their middle again and again', () => {
+    const rates = (f: (t: number) => number, seconds: number) => Array.from({ length: seconds / 5 }, (_, i) => f(seconds - 5 * (i + 1)));
+    assert.ok(recurring(rates(onOff(20, 20), 300), 5));
+    assert.ok(!recurring(rates((t) => (t < 150 ? 20 : 200), 300), 5), 'a step up');
+    assert.ok(!recurring(rates((t) => (t < 150 ? 200 : 20), 300), 5), 'a step down');
+    assert.ok(!recurring(rates((t) => 100 + (t % 10 === 0 ? 6 : -6), 300), 5), 'noise around a level');
+    // recurring bursts are remembered for the reversal window, a single one for the burst memory
+    const old = counter((t) => (t >= 10 && t < 130 ? onOff(20, 20)(t - 10) : 10), 300);
+    assert.ok(burstRate(old, 300_000, 5000, 120, 2.5, 300)! > 130);
+    const single = counter((t) => (t < 60 ? 150 : 10), 300);
+    assert.ok(burstRate(single, 300_000, 5000, 120, 2.5, 300)! < 20);
+  });
+
+  test('on/off traffic: no trend is read from it, and the fleet the bursts need is held, not the on rate\'s', () => {
+    const series = counter(onOff(25, 15), 400);
+    const policy = { kind: 'slo', waitSeconds: 5, attainment: 0.99, concurrency: 8, startupSeconds: 2 } as const;
+    const r = estimateRate(series, 400_000, policy)!;
+    // the median is the on rate (25 s of every 40); the plan is the mean, the bursts the envelope's
+    assert.ok(r.slow >= 140, `slow ${r.slow}`);
+    assert.ok(r.sustained <= 110, `sustained ${r.sustained}`);
+    assert.ok(r.burstDown > 130 && r.burstDown < 140, `burst ${r.burstDown}`);
+    // through decide(): 9 replicas of 8 slots at 0.5 s serve 144 jobs/s, enough for 25 s bursts
+    // of 150/s; once it has seen a few bursts (the first 10 s look like a steady 150/s, and a
+    // scale-up holds 300 s) it neither sizes for the on rate (10) nor goes below what bursts need
+    const bursty: ServicePolicy = { min: 1, max: 40, behavior: free, policies: [{ ...policy }] };
+    for (const start of [9, 12]) {
+      let history = emptyHistory();
+      let current = start;
+      const seen = new Set<number>();
+      for (let t = 5; t <= 900; t += 5) {
+        const now = T0 + t * 1000;
+        const arrivals = counter(onOff(25, 15), t).at(-1)!.value;
+        const d = decide({
+          now,
+          current,
+          ready: current,
+          samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 0.5, [METRIC.serviceTimeScv]: 4, [METRIC.queueDepth]: 0 }, now),
+          policy: bursty,
+          history,
+        });
+        history = d.history;
+        current = d.desired;
+        if (t > 400) seen.add(current);
+      }
+      assert.deepEqual([...seen], [9], `from ${start}`);
+    }
   });
 
   test('flap damping: a scale-up soon after a scale-down makes the next scale-in wait longer', () => {

@@ -37,6 +37,10 @@ export const SLO_DEFAULTS: Readonly<{
   drainShare: number;
   trendDeviations: number;
   burstMemorySeconds: number;
+  burstWaitShare: number;
+  burstRecurrences: number;
+  recurringMemorySeconds: number;
+  onOffDispersion: number;
   jumpFactor: number;
   jumpDeviations: number;
   dampingHalfLifeSeconds: number;
@@ -59,8 +63,16 @@ export const SLO_DEFAULTS: Readonly<{
   drainShare: 1,
   /** A trend is projected over the start-up delay only when its slope is this many deviations above zero. */
   trendDeviations: 4,
-  /** Scale-in sizes for the highest sustained rate seen in this many seconds (times the damping factor). */
+  /** Scale-in keeps the burst envelope of this many seconds (times the damping factor). */
   burstMemorySeconds: 120,
+  /** In the burst envelope a burst's own backlog may use this share of W (the rest is for the randomness the Erlang part sizes for). */
+  burstWaitShare: 0.5,
+  /** Bursts recur when the rates climb across the middle of their range at least this many times... */
+  burstRecurrences: 3,
+  /** ...and then the burst envelope remembers them this long (the reversal window: a scale-in the next burst undoes within it is a flap). */
+  recurringMemorySeconds: 300,
+  /** Sub-window rates whose scatter around the line exceeds this many times the Poisson variance are on/off traffic: no trend is read from them. */
+  onOffDispersion: 16,
   /** The newest sub-window alone counts as a step when its rate is over this multiple of the slow level... */
   jumpFactor: 2,
   /** ...and this many Poisson deviations above it. */
@@ -135,6 +147,8 @@ export interface RateEstimate {
   cautious: number;
   /** True when the newest sub-windows stand clear above the slow level (a step up). */
   rising: boolean;
+  /** The burst envelope (`burstRate`) over the burst memory: a smaller fleet must still serve this many jobs/s. */
+  burstDown: number;
   /** True when only the newest sub-window jumped (more than `jumpFactor` times the slow level and `jumpDeviations` above it); `planned` is then that sub-window's rate. */
   jumped: boolean;
 }
@@ -143,6 +157,59 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Whether sub-window rates (newest first) show bursts that recur: the rates swing between a low
+ * and a high level far apart (six Poisson deviations at the high level) and climb across their
+ * midpoint at least `SLO_DEFAULTS.burstRecurrences` times. A single step up or down does not
+ * recur; Poisson noise around a level does not swing that far.
+ */
+export function recurring(rates: readonly number[], subSeconds: number): boolean {
+  if (rates.length < 4) return false;
+  const lo = Math.min(...rates);
+  const hi = Math.max(...rates);
+  if (hi - lo <= 6 * Math.sqrt(Math.max(hi, 1 / subSeconds) / subSeconds)) return false;
+  const mid = (lo + hi) / 2;
+  let rises = 0;
+  for (let i = rates.length - 1; i > 0; i--) if (rates[i]! <= mid && rates[i - 1]! > mid) rises++;
+  return rises >= SLO_DEFAULTS.burstRecurrences;
+}
+
+/**
+ * Burst memory as an arrival envelope: the lowest steady service rate under which every burst
+ * of the memory window starts its jobs within `wait` seconds. A burst at rate r held for τ
+ * seconds into a fleet serving μ jobs/s leaves its last job waiting (r − μ)τ/μ, so μ ≥ rτ/(τ + w)
+ * suffices for that burst; the envelope is the largest such μ over every window of at least
+ * two sub-windows (from the memory's sub-window rates). Each sub-window rate is first clipped to
+ * the higher of its neighbours, so a lump that landed in one sub-window counts as backlog (the
+ * drain part's business), not as a burst. Undefined with fewer than two sub-windows.
+ */
+export function burstRate(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds = memorySeconds): number | undefined {
+  const first = series[0];
+  if (!first) return undefined;
+  const all: number[] = []; // newest first
+  const longest = Math.max(memorySeconds, recurringMemorySeconds);
+  for (let end = now; end - subMs >= first.at && end > now - longest * 1000 + 1; end -= subMs) {
+    const r = rateOver(series, end - subMs, end);
+    if (r === undefined) break;
+    all.push(r);
+  }
+  const sub = subMs / 1000;
+  const rates = recurring(all, sub) ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
+  const m = rates.length;
+  if (m < 2) return undefined;
+  const prefix = [0];
+  for (let i = 0; i < m; i++) prefix.push(prefix[i]! + Math.min(rates[i]!, Math.max(rates[i - 1] ?? 0, rates[i + 1] ?? 0)) * sub);
+  let best = 0;
+  for (let i = 0; i < m; i++) {
+    for (let j = i + 2; j <= m; j++) {
+      const jobs = prefix[j]! - prefix[i]!;
+      const mu = jobs / ((j - i) * sub + wait);
+      if (mu > best) best = mu;
+    }
+  }
+  return best;
 }
 
 /**
@@ -183,6 +250,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const falling = rates.length >= 3 && Math.max(r0, r1) < slow - 3 * dev;
   let level: number;
   let slope = 0;
+  // The level the plan never goes under (but on a drop): the median, or on on/off traffic, where
+  // the median flips between the off and the on rate, the mean if lower (bursts are the
+  // envelope's business, below).
+  let floor = slow;
   if (falling) {
     level = Math.max(r0, r1);
   } else {
@@ -204,10 +275,14 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     const slopeDev = n > 2 && sxx > 0 ? Math.sqrt(residual / (n - 2) / sxx) : Infinity;
     // Only a trend that stands clear of the noise moves the plan: a noisy slope projected over
     // the start-up delay would swing the count up and down with every burst.
-    slope = fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
+    // On/off traffic (sub-window rates scattered far beyond Poisson noise) has no line to trust:
+    // a change in the duty cycle looks like a trend, and the line's end sits at the on rate.
+    const onOff = n > 2 && residual / (n - 2) > SLO_DEFAULTS.onOffDispersion * dev * dev;
+    slope = !onOff && fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
     // The line's value now, but never above what the newest sub-windows saw: only the start-up
     // projection below looks ahead.
-    level = Math.max(slow, Math.min(slope > 0 ? my - slope * mx : my, Math.max(r0, r1)));
+    if (!rising) floor = Math.min(slow, my);
+    level = Math.max(floor, Math.min(slope > 0 ? my - slope * mx : my, Math.max(r0, r1)));
   }
   const sustained = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
   // A jump: the newest sub-window alone more than doubles the slow level, far outside its noise.
@@ -220,18 +295,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
-  // Burst memory: the highest rate held for two sub-windows running within the memory window
-  // (one sub-window alone may be a lump), so scale-in does not undercut a burst that just ended.
-  let peak = 0;
-  let previous: number | undefined;
-  for (let end = now; end > now - memorySeconds * 1000 + 1; end -= sub) {
-    const r = rateOver(series, end - sub, end);
-    if (r === undefined) break;
-    if (previous !== undefined) peak = Math.max(peak, Math.min(previous, r));
-    previous = r;
-  }
-  const cautious = Math.max(Math.max(planned, slow) + SLO_DEFAULTS.noiseDeviations * planDev, peak);
-  return { fast, slow, sustained, planned, cautious, rising, jumped };
+  const cautious = Math.max(planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
+  const w = Math.max(0, p.waitSeconds);
+  const burstDown = burstRate(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds) ?? 0;
+  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown };
 }
 
 /**
@@ -397,7 +464,13 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // plan) at a stricter share (the margin), and keep qualifying for the hold time.
   const margin = p.margin ?? SLO_DEFAULTS.margin;
   const cautious = { ...model, lambda: rate.cautious };
-  const smaller = Math.max(replicasToDrain({ ...drainInput, lambda: rate.cautious }), replicasForWait(cautious, allowedLate * margin, c, cap));
+  const smaller = Math.max(
+    needed,
+    replicasToDrain({ ...drainInput, lambda: rate.cautious }),
+    replicasForWait(cautious, allowedLate * margin, c, cap),
+    // burst memory: a repeat of the bursts remembered must still drain within its share of W
+    Math.min(cap, Math.ceil((rate.burstDown * serviceTime) / c - 1e-9)),
+  );
   if (smaller >= ctx.current) {
     return {
       replicas: ctx.current,
@@ -407,7 +480,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
           code: 'SloHysteresis',
           policy: label,
           replicas: ctx.current,
-          message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin, so it keeps ${ctx.current} (${facts}).`,
+          message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin or for the bursts of the last ${round(SLO_DEFAULTS.burstMemorySeconds * damp)} s (envelope ${round(rate.burstDown)}/s), so it keeps ${ctx.current} (${facts}).`,
         },
       ],
       state: { service, damping },
