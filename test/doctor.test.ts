@@ -16,6 +16,7 @@ import { setImmediate as yieldOnce } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 
+import { openJournal } from '../src/controller/journal.js';
 import { diagnose } from '../src/doctor/diagnose.js';
 import { gatherFacts } from '../src/doctor/gather.js';
 import { buildApi } from '../src/runtime/api/server.js';
@@ -215,4 +216,33 @@ test('a slow replica behind the balancer: uneven distribution names it, and its 
     await engine.close();
     await pool.end();
   }
+});
+
+test("the autoscaler's journal: reversals within 300 s are flapping; its last round's failing source is reported", { timeout: 60_000 }, async () => {
+  const journal = await openJournal({ connectionString: schema.url, schema: schema.schema });
+  const now = Date.now();
+  try {
+    const entry = { service: 'worker', ready: 0, applied: true, dryRun: false, paused: false, limitedBy: null, reasons: [], metrics: {}, errors: [] };
+    const moves: Array<[number, number]> = [[2, 6], [6, 3], [3, 7], [7, 2]];
+    for (const [i, [from, to]] of moves.entries()) await journal.insert({ ...entry, at: now - 600_000 + i * 60_000, current: from, desired: to });
+    await journal.insert({
+      ...entry,
+      at: now - 1000,
+      current: 2,
+      desired: 2,
+      applied: false,
+      errors: [{ code: 'TIDE_SOURCE_FAILED', source: 'events', message: 'rabbitmq source "events": connection refused' }],
+    });
+  } finally {
+    await journal.close();
+  }
+  const facts = await gatherFacts({ databaseUrl: schema.url, schema: schema.schema, windowMs: 0, now: () => now });
+  assert.deepEqual(facts.scaleEvents?.map((e) => [e.from, e.to]), [[2, 6], [6, 3], [3, 7], [7, 2]]);
+  const findings = diagnose(facts);
+  const flap = findings.find((f) => f.code === 'flapping');
+  assert.equal(flap?.subject, 'worker');
+  assert.match(flap!.title, /3 reversals/);
+  const source = findings.find((f) => f.code === 'source-failing');
+  assert.equal(source?.subject, 'source events');
+  assert.match(source!.evidence, /^TIDE_SOURCE_FAILED: rabbitmq source "events": connection refused/);
 });

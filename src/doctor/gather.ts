@@ -85,6 +85,9 @@ interface NamedSource {
   source: MetricSource;
 }
 
+/** A journal row older than this says nothing about the sources now. */
+const JOURNAL_RECENT_MS = 120_000;
+
 const realWait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function message(err: unknown): { code: string; message: string } {
@@ -275,6 +278,17 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
       `SELECT service, at, current, desired FROM "${schema.replace(/"/g, '""')}".decisions WHERE applied AND desired <> current AND at >= $1 ORDER BY at`,
       [new Date(since)],
     );
+    // the live loop's own source failures: the latest decision of each service, if recent
+    const latest = await client.query<{ service: string; errors: Array<{ code: string; message: string; source?: string }> }>(
+      `SELECT DISTINCT ON (service) service, errors FROM "${schema.replace(/"/g, '""')}".decisions WHERE at >= $1 ORDER BY service, at DESC`,
+      [new Date(now() - JOURNAL_RECENT_MS)],
+    );
+    for (const row of latest.rows) {
+      for (const e of row.errors ?? []) {
+        if (!e.code?.startsWith('TIDE_SOURCE') || failures.some((f) => f.source === `source ${e.source ?? '?'}`)) continue;
+        failures.push({ source: `source ${e.source ?? '?'}`, service: row.service, code: e.code, message: `${e.message} (the autoscaler's last round, from its journal)` });
+      }
+    }
     return rows.map((r) => ({ service: r.service, at: r.at.getTime(), from: r.current, to: r.desired }));
   }
 }
