@@ -215,6 +215,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       const { startController } = await import('../controller/start.js');
       const running = await startController({ config, databaseUrl: database.url, supervisor, log: (line) => log(`autoscaler: ${line}`) });
       autoscaler = running;
+      dashboard.attachAutoscaler(running);
       cleanups.push(() => running.stop());
       supervisor.pausedUntilOf = (name) => running.status().find((s) => s.service === name)?.pausedUntil ?? null;
     }
