@@ -2,10 +2,12 @@
  * An API replica killed under load: SIGKILL of one api replica (of three) while jobs arrive
  * through the balancer; the supervisor restarts it and it rejoins.
  *
- * Invariant: failed requests are no more than those in flight on that replica at the kill
- * (read from the balancer in the same tick as the kill, so no request can be sent to it in
- * between); every accepted job completes; the replica is healthy again and back in the
- * balancer.
+ * Invariant: failed requests are no more than those in flight on that replica: the ones it
+ * had at the kill (read from the balancer in the same tick as the kill) plus the ones the
+ * balancer sent it after the kill and before it could know (until a closed connection or the
+ * supervisor's exit notice reaches it; counted from the upstream's request counter, reported
+ * apart as sentAfterKill); every accepted job completes; the replica is healthy again and back
+ * in the balancer.
  */
 import { failuresByCause, startLoad } from '../load.js';
 import { auditJobs, drained, secs, sleep, startChaosSystem, until } from '../system.js';
@@ -78,8 +80,11 @@ export const replicaKill: Scenario = {
       }
       await Promise.race([load.accepted(150), sleep(30_000, end.signal)]);
       const totals = await load.stop();
-      if (totals.failures.length > inFlightAtKills) {
-        violations.push(`${totals.failures.length} requests failed, more than the ${inFlightAtKills} in flight on the killed replicas: ${JSON.stringify(failuresByCause(totals.failures))}`);
+      // in flight on it: those it had at the kill, and those the balancer still sent it before
+      // it could know (a POST on a keep-alive connection the dead process left is not replayed:
+      // the balancer cannot tell whether it was read, as nginx cannot)
+      if (totals.failures.length > inFlightAtKills + sentAfterKill) {
+        violations.push(`${totals.failures.length} requests failed, more than the ${inFlightAtKills + sentAfterKill} in flight on the killed replicas: ${JSON.stringify(failuresByCause(totals.failures))}`);
       }
       if (!(await drained(chaos.db, chaos.schema, 60_000))) violations.push('the queue did not drain within 60 s after the load stopped');
       const audit = await auditJobs(chaos.db, chaos.schema, totals.accepted, []);
@@ -100,7 +105,10 @@ export const replicaKill: Scenario = {
           ...Object.fromEntries(Object.entries(failuresByCause(totals.failures)).map(([k, v]) => [`failed ${k}`, v])),
         },
         violations,
-        notes: [],
+        notes:
+          sentAfterKill > 0
+            ? [`${sentAfterKill} request(s) reached a killed replica after the kill, before the balancer knew: a POST on a keep-alive connection the dead process left fails with 502 (not replayed, since the balancer cannot tell whether it was read)`]
+            : [],
       };
     } finally {
       end.abort();
