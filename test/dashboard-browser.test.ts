@@ -1,6 +1,6 @@
 // End to end in headless Chromium (Debian's `chromium`, driven by playwright-core): a real
 // system (startSystem: the balancer, 1 api and 1 worker replica on the test database, the
-// control API serving the dashboard) with the autoscaler in dry run attached, under a little
+// control API serving the dashboard, the autoscaler in dry run attached to it), under a little
 // load. The page loads, the charts draw live data (read from the uPlot instances, not
 // pixels), the autoscaler's proposal shows in the timeline with its reasons, and the + button
 // on the worker card scales it to 2 ready replicas. The test saves a screenshot.
@@ -12,7 +12,6 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
-import { startController } from '../src/controller/start.js';
 import { createDashboard } from '../src/dashboard/server.js';
 import { startControl } from '../src/supervisor/control.js';
 import { startSystem } from '../src/supervisor/system.js';
@@ -49,8 +48,8 @@ test('dashboard in headless Chromium: live charts, the decision timeline, and a 
     '<dashboard test>',
   );
   const system = await startSystem(config, { configDir: dir, log: () => {}, writeState: false, dashboardEager: true });
-  const controller = await startController({ config, databaseUrl: system.databaseUrl, supervisor: system.supervisor });
-  system.dashboard.attachAutoscaler(controller);
+  // tide up's own autoscaler (dry run), which startSystem attaches to the dashboard
+  assert.ok(system.autoscaler, 'the worker has a scale: block, so the system runs the autoscaler');
 
   // a trickle of jobs through the balancer, so the queue and API charts have something to draw
   let loading = true;
@@ -149,7 +148,6 @@ test('dashboard in headless Chromium: live charts, the decision timeline, and a 
     await browser.close();
     loading = false;
     await load;
-    await controller.stop();
     await system.stop('test over');
     await db.drop();
     await rm(dir, { recursive: true, force: true });
