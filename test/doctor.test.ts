@@ -121,6 +121,27 @@ test('without tide up, the config\'s metric sources: a queue with no consumer is
   assert.ok(report.notes.some((n) => /no load balancer/.test(n)));
 });
 
+test('Tidescale workers outside tide up: the worker queue read from the database (builtin source); jobs nobody takes are critical', { timeout: 60_000 }, async () => {
+  const engine = await createPostgresQueue({ connectionString: schema.url, schema: schema.schema, poolSize: 1 });
+  try {
+    await engine.enqueueMany(Array.from({ length: 12 }, () => ({ handler: 'sleep', queue: 'imports', payload: { ms: 1 } })));
+  } finally {
+    await engine.close();
+  }
+  const config = path.join(dir, 'workers.yaml');
+  await writeFile(
+    config,
+    ['project: k8s', `database: { url: "${schema.url}", schema: ${schema.schema} }`, 'services:', '  importer: { kind: worker, queues: [imports], min: 1, max: 4 }', ''].join('\n'),
+  );
+  const run = await tide(['doctor', '-c', config, '--window', '0.2', '--json']);
+  assert.equal(run.code, 1, run.stderr);
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { findings: Array<{ severity: string; code: string; title: string; subject?: string; evidence: string }> };
+  const [first] = report.findings;
+  assert.deepEqual([first?.severity, first?.code, first?.subject], ['critical', 'workers-not-consuming', 'queue-imports']);
+  assert.match(first!.title, /nothing consumes them/);
+  assert.match(first!.evidence, /12 waiting \(was 12 .*importer: \? healthy of \?/);
+});
+
 /** A jobs API on a pool the test owns (so it can hold the pool's connections). */
 async function apiOn(pool: pg.Pool, engine: PostgresQueue, delayMs = 0): Promise<{ app: FastifyInstance; url: string }> {
   const app = buildApi({ engine, pool, version: 'test', rateLimit: false, defaultMetrics: false, dbCheck: async () => undefined });

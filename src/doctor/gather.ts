@@ -311,6 +311,20 @@ function openSources(options: GatherOptions, notes: string[], failed: (source: s
         failed(`source ${name}`, err, service.name);
       }
     }
+    // Tidescale workers running without `tide up` (Compose, Kubernetes): their queue, read
+    // from the database as the autoscaler would, when no API replica is there to ask
+    const alone = !options.control && !options.apis?.length;
+    if (alone && service.kind === 'worker' && !service.sources && options.databaseUrl) {
+      for (const queue of service.queues?.filter((q) => q !== '*') ?? ['default']) {
+        const name = `queue-${queue}`;
+        const cfg = { kind: 'builtin', name, connection_string: options.databaseUrl, schema: config.database.schema, queue };
+        try {
+          out.push({ name, service: service.name, source: options.createSource(cfg, `services.${service.name}.queues`) });
+        } catch (err) {
+          failed(`source ${name}`, err, service.name);
+        }
+      }
+    }
   }
   return out;
 }

@@ -86,7 +86,9 @@ export const command: Command = {
         throw new TideError('TIDE_USAGE', `--api takes a URL (http://host:port), not "${url}".`, { where: { arg: '--api' }, cause });
       }
     });
-    const hasSources = Object.values(config?.services ?? {}).some((s) => Object.keys(s.sources ?? {}).length > 0);
+    // the database URL a worker's builtin queue source would read, when nothing else says
+    const configuredDatabase = values['database-url'] ?? config?.database.url ?? process.env.DATABASE_URL;
+    const hasSources = Object.values(config?.services ?? {}).some((s) => Object.keys(s.sources ?? {}).length > 0 || (s.kind === 'worker' && configuredDatabase));
     if (!control && apis.length === 0 && !values.balancer && !hasSources) {
       throw new TideError(
         'TIDE_DOCTOR_NO_TARGET',
@@ -96,7 +98,7 @@ export const command: Command = {
     }
 
     // the database: named, configured, or the embedded one a running tide up uses
-    let databaseUrl = values['database-url'] ?? config?.database.url ?? process.env.DATABASE_URL;
+    let databaseUrl = configuredDatabase;
     let stopDatabase: () => Promise<void> = async () => undefined;
     if (!databaseUrl && embedded) {
       const { resolveDatabase } = await import('../../db/connect.js');

@@ -25,7 +25,11 @@ export function workersNotConsuming(facts: Facts): Finding[] {
       severity: 'critical',
       code: 'workers-not-consuming',
       subject: q.name,
-      title: none ? `Queue ${q.name}: jobs wait and no worker consumes them` : `Queue ${q.name}: jobs wait while its workers are idle`,
+      title: none
+        ? `Queue ${q.name}: jobs wait and no worker consumes them`
+        : known.length > 0
+          ? `Queue ${q.name}: jobs wait while its workers are idle`
+          : `Queue ${q.name}: jobs wait and nothing consumes them`,
       evidence: `${q.depth} waiting${grew}, ${q.active ?? 0} in progress, ${q.completed ?? 0} completed in ${seconds(facts.windowSeconds)}${q.consumers !== undefined ? `, ${q.consumers} consumers` : ''}${q.oldestAgeSeconds !== undefined ? `, oldest waiting ${seconds(q.oldestAgeSeconds)}` : ''}; ${who} (from ${q.source}).`,
       fix: none
         ? `Start workers for it: \`tide scale ${workers[0]?.name ?? 'worker'}=N\` (a min of 0 lets the autoscaler leave none: give it an activation threshold or min 1); \`tide logs ${workers[0]?.name ?? 'worker'}\` shows why replicas exit.`
