@@ -32,6 +32,10 @@ export interface ChaosSystemOptions {
   apiEnv?: Record<string, string>;
   controlToken?: string;
   workerArgs?: string[];
+  /** The worker's `scale:` and `sources:` blocks (the autoscaler runs when scale is set), and the `autoscale:` block. */
+  workerScale?: Record<string, unknown>;
+  workerSources?: Record<string, Record<string, unknown>>;
+  autoscale?: Record<string, unknown>;
   log?: (line: string) => void;
   onLog?: (line: LogLine) => void;
 }
@@ -66,9 +70,10 @@ export async function startChaosSystem(options: ChaosSystemOptions): Promise<Cha
     `database: { url: ${JSON.stringify(options.databaseUrl)}, schema: ${schema} }`,
     'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 0.5, timeout_seconds: 1 } }',
     `control: { host: 127.0.0.1, port: 0${options.controlToken ? `, token: ${JSON.stringify(options.controlToken)}` : ''} }`,
+    ...(options.autoscale ? [`autoscale: ${JSON.stringify(options.autoscale)}`] : []),
     'services:',
     `  api: { kind: api, replicas: ${options.api.replicas}, min: 1, max: ${options.api.max}, stop_grace_seconds: 10${env(options.apiEnv)} }`,
-    `  worker: { kind: worker, replicas: ${options.worker.replicas}, min: 1, max: ${options.worker.max}, concurrency: ${options.worker.concurrency}, stop_grace_seconds: 10, handlers: ${JSON.stringify(HANDLERS)} }`,
+    `  worker: { kind: worker, replicas: ${options.worker.replicas}, min: 1, max: ${options.worker.max}, concurrency: ${options.worker.concurrency}, stop_grace_seconds: 10, handlers: ${JSON.stringify(HANDLERS)}${flow('scale', options.workerScale)}${flow('sources', options.workerSources)} }`,
   ].join('\n');
   const config = parseConfig(configText, '<chaos>');
   let system: RunningSystem;
@@ -103,6 +108,11 @@ export async function startChaosSystem(options: ChaosSystemOptions): Promise<Cha
       return stopping;
     },
   };
+}
+
+/** `, key: {...}` in YAML flow style (JSON is YAML), or nothing. */
+function flow(key: string, value: unknown): string {
+  return value === undefined ? '' : `, ${key}: ${JSON.stringify(value)}`;
 }
 
 async function dropSchema(db: pg.Pool, schema: string): Promise<void> {

@@ -9,6 +9,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -18,7 +21,7 @@ import { isTideError } from '../../src/errors.js';
 import { startApi } from '../../src/runtime/api/start.js';
 import { createSource } from '../../src/sources/registry.js';
 import { startControl } from '../../src/supervisor/control.js';
-import { Supervisor } from '../../src/supervisor/supervisor.js';
+import { Supervisor, freePort } from '../../src/supervisor/supervisor.js';
 import { startLoad } from '../load.js';
 import { startChaosSystem, until } from '../system.js';
 import type { Scenario, ScenarioResult } from '../types.js';
@@ -188,12 +191,25 @@ export async function checkSecretsHidden(databaseUrl: string): Promise<{ problem
   const secrets = [password, encodeURIComponent(password), apiKey, token];
   const captured: Array<{ where: string; text: string }> = [];
   const notes: string[] = [];
+  // nothing listens there: a source that cannot connect, with the password in its URL
+  const closed = new URL(url);
+  closed.port = String(await freePort());
+  const sql = (connection: string, query: string) => ({ kind: 'postgres', connection_string: connection, query, metric: 'queue_depth', timeout_ms: 1_000 });
   const chaos = await startChaosSystem({
     databaseUrl: url,
     api: { replicas: 2, max: 2 },
-    worker: { replicas: 1, max: 1, concurrency: 4 },
+    worker: { replicas: 1, max: 2, concurrency: 4 },
     apiEnv: { API_KEYS: apiKey },
     controlToken: token,
+    // the autoscaler runs, with sources that work, fail on their query, and cannot connect:
+    // their errors reach the journal, the control API, the dashboard and the logs
+    autoscale: { interval_seconds: 0.5 },
+    workerScale: { policies: [{ kind: 'target', metric: 'queue_depth', type: 'average', target: 50 }], fallback: { failureThreshold: 2, replicas: 1 } },
+    workerSources: {
+      'sql-ok': sql(url, 'SELECT 1'),
+      'sql-bad': sql(url, 'SELECT nope FROM nowhere'),
+      'sql-down': sql(closed.toString(), 'SELECT 1'),
+    },
     // every request logged, so the headers' fate is tested too
     env: { LOG_LEVEL: 'info' },
     log: (line) => captured.push({ where: 'supervisor log', text: line }),
@@ -222,6 +238,21 @@ export async function checkSecretsHidden(databaseUrl: string): Promise<{ problem
       captured.push({ where: `${r.id} /health`, text: (await answer(`http://127.0.0.1:${r.port}/health`)).text });
     }
     const auth = { authorization: `Bearer ${token}` };
+    const failing = await until(async () => {
+      const ps = (await (await fetch(`${system.control.url}/v1/ps`, { headers: auth })).json()) as { autoscaler?: Array<{ failingSources: unknown[]; lastDecision: unknown }> };
+      return (ps.autoscaler?.[0]?.failingSources.length ?? 0) >= 2;
+    }, 30_000);
+    if (!failing) notes.push('the autoscaler did not report its two failing sources within 30 s');
+    const events = await sseText(`${system.control.url}/dashboard/events`, auth, 3);
+    if (!events.includes('snapshot')) notes.push(`the dashboard sent no snapshot event: ${events.slice(0, 120)}`);
+    captured.push({ where: 'dashboard events', text: events });
+    const configFile = path.join(await mkdtemp(path.join(tmpdir(), 'tide-sec-')), 'tide.yaml');
+    await writeFile(configFile, chaos.configText);
+    const decisions = await promisify(execFile)(process.execPath, [TIDE_BIN, 'decisions', '--json', '-c', configFile, '--limit', '50'], { timeout: 30_000 })
+      .catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: `tide decisions failed: ${err.stderr ?? String(err)}` }));
+    await rm(path.dirname(configFile), { recursive: true, force: true });
+    captured.push({ where: 'tide decisions --json', text: `${decisions.stdout}\n${decisions.stderr}` });
+    if (!decisions.stdout.includes('sql-bad')) notes.push(`tide decisions --json shows no failing source: ${decisions.stderr.slice(0, 200)}`);
     captured.push({ where: 'control GET /v1/ps', text: (await answer(`${system.control.url}/v1/ps`, { headers: auth })).text });
     captured.push({ where: 'control GET /v1/logs', text: (await answer(`${system.control.url}/v1/logs?tail=2000`, { headers: auth })).text });
     const ps = await promisify(execFile)(process.execPath, [TIDE_BIN, 'ps', '--json', '--url', system.control.url], {
@@ -230,7 +261,6 @@ export async function checkSecretsHidden(databaseUrl: string): Promise<{ problem
     }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: `tide ps failed: ${err.stderr ?? String(err)}` }));
     captured.push({ where: 'tide ps --json', text: `${ps.stdout}\n${ps.stderr}` });
     if (!ps.stdout.includes('"replicas"')) notes.push(`tide ps --json printed no replicas: ${ps.stderr.slice(0, 200)}`);
-    notes.push('the dashboard is not served by startSystem yet, so its events were not captured');
   } finally {
     await chaos.stop();
   }
@@ -240,6 +270,27 @@ export async function checkSecretsHidden(databaseUrl: string): Promise<{ problem
     if (found.length > 0) problems.push(`${where} shows a secret (${found.map((s) => (s === token ? 'the control token' : s === apiKey ? 'an API key' : 'the database password')).join(', ')}): ${redact(text, secrets).slice(0, 300)}`);
   }
   return { problems: [...new Set(problems)], bytes: captured.reduce((n, c) => n + c.text.length, 0), outputs: captured.length, notes };
+}
+
+/** The first `events` server-sent events of a stream, as text (bounded: 15 s at most). */
+async function sseText(url: string, headers: Record<string, string>, events: number): Promise<string> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), 15_000);
+  let text = '';
+  try {
+    const res = await fetch(url, { headers, signal: controller.signal });
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body ?? []) {
+      text += decoder.decode(chunk as Uint8Array, { stream: true });
+      if ((text.match(/\n\n/g) ?? []).length >= events) break;
+    }
+  } catch {
+    // aborted by the bound: what came so far is what is searched
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+  return text;
 }
 
 function redact(text: string, secrets: string[]): string {
@@ -257,7 +308,7 @@ export const security: Scenario = {
     const secrets = await checkSecretsHidden(options.databaseUrl);
     return {
       name: this.name,
-      did: 'control API on 0.0.0.0 called with no, wrong and right tokens; the API with keys called with no, wrong and right keys; the SQL source given 11 kinds of write; a system with a database password, API keys and a control token run with request logging, a failing job and a worker crash, and its logs, /metrics, /health, control API and `tide ps --json` searched',
+      did: 'control API on 0.0.0.0 called with no, wrong and right tokens; the API with keys called with no, wrong and right keys; the SQL source given 11 kinds of write; a system with a database password, API keys and a control token run with request logging, a failing job and a worker crash, and its logs, /metrics, /health, control API, dashboard events, `tide decisions --json` and `tide ps --json` searched (the autoscaler running with SQL sources, with the password in their URLs, that fail on their query or cannot connect)',
       durationMs: performance.now() - started,
       counts: { sqlWritesRefused: sql.refused, sqlWritesRolledBack: sql.rolledBack, outputsSearched: secrets.outputs, bytesSearched: secrets.bytes, problems: control.length + keys.length + sql.problems.length + secrets.problems.length },
       violations: [...control, ...keys, ...sql.problems, ...secrets.problems],
