@@ -279,7 +279,7 @@ test('recete and open-forge: their performance targets are valid tide load thres
   for (const t of [...recete, ...forge]) assert.doesNotThrow(() => parseThreshold(t), t);
 });
 
-test('open-forge: tide export prometheus-rules gives the runbook alert rules', { todo: 'waiting for tide export: rules for kind command services from their sources' }, async () => {
+test('open-forge: tide export prometheus-rules gives the runbook alert rules', async () => {
   const { exportPrometheusRules } = await import('../src/export/prometheus.js');
   const { defaultOptions } = await import('../src/export/types.js');
   const config = await load('open-forge');
