@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { arrivalRate, percentile, scriptedWorkers, seeded } from '../src/supervisor/demo.js';
+import { parseConfig } from '../src/config/load.js';
+import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded } from '../src/supervisor/demo.js';
 import { freshSchema } from './helpers/db.js';
 
 const bin = new URL('../bin/tide.js', import.meta.url).pathname;
@@ -25,13 +26,21 @@ function processesWithSchema(schema: string): number[] {
     .map(Number);
 }
 
-test('the demo pieces: scenario rates, the scripted worker rule, seeded arrivals, percentiles', () => {
+test('the demo pieces: scenario rates, the autoscaled project, reason headlines, seeded arrivals, percentiles', () => {
   assert.deepEqual([0, 0.5, 0.9].map((f) => arrivalRate('calm-spike', f)), [15, 100, 15]);
   assert.equal(arrivalRate('ramp', 1), 100);
-  assert.equal(scriptedWorkers(15, 0, 8), 1);
-  assert.equal(scriptedWorkers(100, 0, 8), 3, '100 jobs/s of 200 ms at concurrency 10 and 75% utilisation');
-  assert.equal(scriptedWorkers(100, 1000, 8), 7, 'a backlog of 1000 adds capacity to clear it in 5 s');
-  assert.equal(scriptedWorkers(1000, 0, 8), 8);
+  const config = parseConfig(demoConfig({ stateDir: '/tmp/x', schema: 'tide_demo' }), '<tide demo>');
+  assert.deepEqual(config.services.worker?.scale?.policies.map((p) => p.kind), ['slo'], 'the workers keep an SLO');
+  assert.deepEqual(config.services.api?.scale?.policies.map((p) => p.kind), ['target'], 'the api aims at a CPU target');
+  assert.equal(config.services.api?.sources?.cpu?.kind, 'process');
+  assert.equal(config.autoscale.intervalMs, 2000);
+  const reasons = [
+    { code: 'SloWaitTarget' as const, message: 'wait', policy: 'slo[0]', replicas: 3 },
+    { code: 'SloBacklog' as const, message: 'backlog', policy: 'slo[0]', replicas: 5 },
+    { code: 'TooManyReplicas' as const, message: 'max', replicas: 4 },
+  ];
+  assert.deepEqual(headline(reasons, 'TooManyReplicas'), { codes: ['SloBacklog', 'TooManyReplicas'], why: 'backlog' });
+  assert.deepEqual(headline([{ code: 'DesiredWithinRange', message: 'hold' }], null), { codes: ['DesiredWithinRange'], why: 'hold' });
   const a = seeded(7);
   const b = seeded(7);
   assert.deepEqual([a(), a(), a()], [b(), b(), b()]);
@@ -52,8 +61,14 @@ test('tide demo --minutes 0.25 (DATABASE_URL, fresh schema) completes with lost 
       );
     });
     assert.equal(code, 0, stderr);
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { accepted: number; completed: number; lost: number; rejected: number; replicas: Record<string, { max: number }> };
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as DemoSummary;
     assert.equal(summary.lost, 0);
+    // the autoscaler, not a script, scaled the workers out once the spike began
+    const outs = summary.autoscaler.decisions.filter((d) => d.service === 'worker' && d.direction === 'up' && d.applied);
+    assert.ok(outs.length >= 1, `worker scale-outs by the autoscaler: ${JSON.stringify(summary.autoscaler)}`);
+    assert.ok(outs.some((d) => d.atSeconds >= summary.spike!.fromSeconds), `a scale-out during the spike: ${JSON.stringify(outs)} vs ${JSON.stringify(summary.spike)}`);
+    assert.ok(summary.replicas.worker!.max > 1, JSON.stringify(summary.replicas));
+    assert.match(stderr, /autoscaler: worker 1 -> \d+ \[Slo/, 'each decision is narrated with its reason codes');
     assert.ok(summary.accepted > 50, `accepted ${summary.accepted}`);
     assert.equal(summary.completed, summary.accepted);
     assert.equal(summary.rejected, 0, stderr);

@@ -7,20 +7,25 @@
  *   Open means arrivals do not wait for answers, as real clients do not; a cap on requests
  *   in flight keeps a stalled system from piling up sockets (those arrivals count as shed).
  *   Inter-arrival times come from a seeded generator, so a run's load is reproducible.
- * - the scaler, every tick: until the live autoscaler lands this is a scripted rule (the
- *   capacity the measured arrival rate needs at 75% utilisation, plus enough to clear the
- *   backlog within a few seconds; up at once, down one replica at a time after three calm
- *   ticks), applied through the supervisor like `tide scale`.
- * - the reporter: one line per interval (replicas, depth, oldest age, jobs/s, API p95) and a
- *   summary at the end, after the load stops and the queue drains. `lost` counts accepted
- *   jobs (202) that neither completed nor failed once the queue is empty: it must be 0.
+ * - the autoscaler of `tide up` (src/controller), from the demo project's own `scale:` blocks
+ *   (DEMO_CONFIG): the workers on an SLO, the api on its replicas' CPU. The demo only listens
+ *   to its decisions ('decision' events) and prints the ones that change a count.
+ * - the reporter: one line per interval (replicas, depth, oldest age, jobs/s, API p95, and
+ *   what the autoscaler last said per service) and a summary at the end, after the load stops
+ *   and the queue drains. `lost` counts accepted jobs (202) that neither completed nor failed
+ *   once the queue is empty: it must be 0.
  */
+import type { DecisionRecord } from '../controller/controller.js';
+import type { Reason } from '../core/types.js';
 import type { QueueStats } from '../runtime/queue/types.js';
 import { TideError } from '../errors.js';
 import type { RunningSystem } from './system.js';
 
 export type Scenario = 'calm-spike' | 'steady' | 'ramp';
 export const SCENARIOS: readonly Scenario[] = ['calm-spike', 'steady', 'ramp'];
+
+/** The calm-spike scenario's spike, as fractions of the run. */
+const SPIKE = [0.35, 0.7] as const;
 
 /** Jobs per second asked of the system at `fraction` (0..1) of the run. */
 export function arrivalRate(scenario: Scenario, fraction: number): number {
@@ -31,8 +36,46 @@ export function arrivalRate(scenario: Scenario, fraction: number): number {
     case 'ramp':
       return 10 + 90 * Math.min(1, Math.max(0, fraction));
     case 'calm-spike':
-      return fraction >= 0.35 && fraction < 0.7 ? 100 : 15;
+      return fraction >= SPIKE[0] && fraction < SPIKE[1] ? 100 : 15;
   }
+}
+
+/**
+ * The demo's project, as a tide.yaml would say it (ports 0: any free ones). Workers keep a
+ * promise, "95% of jobs start within 3 s" (the SLO policy sizes them from the arrival rate,
+ * the service time and the backlog); the api aims at half a core per replica, measured from
+ * its processes. A 2 s round suits a run of a few minutes; the api's scale-down window is
+ * shortened from the HPA's 300 s for the same reason.
+ */
+export function demoConfig(options: { stateDir: string; schema: string }): string {
+  return [
+    'project: demo',
+    `state_dir: ${JSON.stringify(options.stateDir)}`,
+    `database: { schema: ${options.schema} }`,
+    'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 1 } }',
+    'control: { host: 127.0.0.1, port: 0 }',
+    'autoscale: { interval_seconds: 2, manual_pause_seconds: 60 }',
+    'services:',
+    '  api:',
+    '    kind: api',
+    '    replicas: 1',
+    '    min: 1',
+    '    max: 3',
+    '    stop_grace_seconds: 10',
+    '    sources: { cpu: { kind: process } }',
+    '    scale:',
+    '      policies: [{ kind: target, metric: cpu_utilization, type: utilization, target: 0.5 }]',
+    '      behavior: { scaleDown: { stabilizationWindowSeconds: 30 } }',
+    '  worker:',
+    '    kind: worker',
+    '    replicas: 1',
+    '    min: 1',
+    '    max: 8',
+    `    concurrency: ${CONCURRENCY}`,
+    '    stop_grace_seconds: 15',
+    '    scale:',
+    '      policies: [{ kind: slo, waitSeconds: 3, attainment: 0.95, startupSeconds: 2 }]',
+  ].join('\n');
 }
 
 export interface DemoOptions {
@@ -64,13 +107,29 @@ export interface DemoSummary {
   peakDepth: number;
   peakOldestSeconds: number;
   replicas: Record<string, { min: number; max: number; timeline: string }>;
-  scaleEvents: Array<{ atSeconds: number; service: string; from: number; to: number; why: string }>;
+  /** The seconds of the run the spike lasts (calm-spike only). */
+  spike: { fromSeconds: number; toSeconds: number } | null;
+  /** The autoscaler's rounds over the run, and each decision that changed a count. */
+  autoscaler: { rounds: number; decisions: DemoDecision[] };
+}
+
+/** One decision of the autoscaler that changed a service's count. */
+export interface DemoDecision {
+  atSeconds: number;
+  service: string;
+  from: number;
+  to: number;
+  direction: 'up' | 'down';
+  /** Applied through the supervisor (false: paused by a manual scale). */
+  applied: boolean;
+  /** The reason codes that made it: the winning policy's, and the step that bounded it. */
+  reasons: string[];
+  /** The winning policy's sentence. */
+  why: string;
 }
 
 const MEAN_SERVICE_MS = 200;
 const CONCURRENCY = 10;
-const TARGET_UTILISATION = 0.75;
-const BACKLOG_CLEAR_SECONDS = 5;
 
 /** A small seeded PRNG (mulberry32): reproducible arrivals. */
 export function seeded(seed: number): () => number {
@@ -90,12 +149,15 @@ export function percentile(values: number[], p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Workers the scripted rule asks for (see the design note). */
-export function scriptedWorkers(ratePerSecond: number, depth: number, max: number): number {
-  const perWorker = (CONCURRENCY * 1000) / MEAN_SERVICE_MS;
-  const forRate = ratePerSecond / (perWorker * TARGET_UTILISATION);
-  const forBacklog = depth / (perWorker * BACKLOG_CLEAR_SECONDS);
-  return Math.min(max, Math.max(1, Math.ceil(forRate + forBacklog)));
+/**
+ * The codes that explain a decision in a few words: the proposal that won (the largest
+ * replica count a policy asked for) and the step that bounded the result, if one did.
+ */
+export function headline(reasons: readonly Reason[], limitedBy: string | null): { codes: string[]; why: string } {
+  const proposals = reasons.filter((r) => r.policy !== undefined && r.replicas !== undefined);
+  const winner = proposals.reduce<Reason | undefined>((best, r) => (best === undefined || r.replicas! > best.replicas! ? r : best), undefined) ?? reasons[0];
+  const codes = [winner?.code, limitedBy].filter((c): c is string => !!c);
+  return { codes: [...new Set(codes)], why: winner?.message ?? '' };
 }
 
 function sum(stats: QueueStats[]) {
@@ -113,11 +175,13 @@ function sum(stats: QueueStats[]) {
   );
 }
 
-/** Runs the load, the scripted scaler and the reporter; resolves with the summary. */
+/** Runs the load and the reporter while the system's autoscaler scales; resolves with the summary. */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const { system, print, scenario } = options;
   const balancer = system.balancer;
   if (!balancer) throw new TideError('TIDE_INTERNAL', 'The demo needs its api service behind the balancer.');
+  const autoscaler = system.autoscaler;
+  if (!autoscaler) throw new TideError('TIDE_INTERNAL', 'The demo needs the autoscaler of its system (startSystem without `autoscaler: false`).');
   const { createPostgresQueue } = await import('../runtime/queue/postgres.js');
   const queue = await createPostgresQueue({ connectionString: system.databaseUrl, schema: system.schema, poolSize: 2, migrate: false });
   const durationMs = options.minutes * 60_000;
@@ -187,27 +251,35 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     tick();
   });
 
-  // --- the scripted scaler and the reporter
-  const scaleEvents: DemoSummary['scaleEvents'] = [];
+  // --- the autoscaler's decisions, as they come
+  const decisions: DemoDecision[] = [];
+  const roundsAtStart = autoscaler.controller.rounds;
+  const onDecision = (record: DecisionRecord) => {
+    if (record.desired === record.current) return;
+    const { codes, why } = headline(record.reasons, record.limitedBy);
+    const decision: DemoDecision = {
+      atSeconds: seconds(),
+      service: record.service,
+      from: record.current,
+      to: record.desired,
+      direction: record.desired > record.current ? 'up' : 'down',
+      applied: record.applied,
+      reasons: codes,
+      why,
+    };
+    decisions.push(decision);
+    const note = record.applied ? '' : record.paused ? ' (paused by a manual scale: not applied)' : ' (not applied)';
+    print(`        autoscaler: ${record.service} ${record.current} -> ${record.desired} [${codes.join(', ')}]${note} ${why}`);
+  };
+  autoscaler.controller.on('decision', onDecision);
+
+  // --- the reporter
   const timelines = new Map<string, number[]>();
-  const busy = new Set<string>();
-  let calmTicks = 0;
   let peakDepth = 0;
   let peakOldest = 0;
   let previous = baseline;
   let previousAt = Date.now();
-  const scale = (service: string, to: number, why: string) => {
-    const status = sup.ps().services.find((s) => s.name === service);
-    if (!status || busy.has(service) || status.desired === to) return;
-    scaleEvents.push({ atSeconds: seconds(), service, from: status.desired, to, why });
-    print(`  scale ${service} ${status.desired} -> ${to}: ${why}`);
-    busy.add(service);
-    sup
-      .scale(service, to, { by: 'demo' })
-      .catch((err: unknown) => print(`  scale ${service} failed: ${err instanceof Error ? err.message : String(err)}`))
-      .finally(() => busy.delete(service));
-  };
-  const report = async (final = false) => {
+  const report = async () => {
     const now = Date.now();
     const current = sum(await queue.stats());
     const dt = Math.max(0.001, (now - previousAt) / 1000);
@@ -221,57 +293,49 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     for (const s of ps.services) timelines.set(s.name, [...(timelines.get(s.name) ?? []), s.healthy]);
     const p95 = percentile(latencies, 95);
     latencies = [];
-    const replicas = ps.services.map((s) => `${s.name} ${s.healthy}${s.desired !== s.healthy ? `->${s.desired}` : ''}`).join('  ');
+    const said = new Map(autoscaler.status().map((st) => [st.service, st.lastDecision]));
+    const replicas = ps.services
+      .map((s) => {
+        const last = said.get(s.name);
+        const code = last ? headline(last.reasons, last.limitedBy).codes.at(-1) : undefined;
+        return `${s.name} ${s.healthy}${s.desired !== s.healthy ? `->${s.desired}` : ''}${code ? ` (${code})` : ''}`;
+      })
+      .join('  ');
     print(
       `${String(Math.round(seconds())).padStart(4)}s  ${replicas}  depth ${String(current.ready).padStart(4)}  oldest ${current.oldest.toFixed(1)}s  ` +
         `in ${arrivalRateNow.toFixed(0)}/s  done ${doneRate.toFixed(0)}/s  api p95 ${p95 === null ? '-' : `${p95.toFixed(0)}ms`}`,
     );
-    if (final) return;
-    const worker = ps.services.find((s) => s.kind === 'worker');
-    if (worker) {
-      const want = scriptedWorkers(arrivalRateNow, current.ready, worker.max);
-      if (want > worker.desired) {
-        calmTicks = 0;
-        scale(worker.name, want, `${arrivalRateNow.toFixed(0)} jobs/s in, ${current.ready} waiting, oldest ${current.oldest.toFixed(1)}s`);
-      } else if (want < worker.desired && ++calmTicks >= 3) {
-        calmTicks = 0;
-        scale(worker.name, worker.desired - 1, `calm: ${want} would do`);
-      } else if (want >= worker.desired) calmTicks = 0;
-    }
-    const api = ps.services.find((s) => s.kind === 'api');
-    if (api && p95 !== null) {
-      // a slow p95 at a trickle is a busy machine, not a busy API: ask for a real rate too
-      if ((p95 > 250 && arrivalRateNow > 30) || arrivalRateNow > 120) {
-        if (api.desired < api.max) scale(api.name, api.desired + 1, `api p95 ${p95.toFixed(0)} ms at ${arrivalRateNow.toFixed(0)} req/s`);
-      }
-      else if (p95 < 30 && arrivalRateNow < 50 && api.desired > api.min && calmTicks >= 2) scale(api.name, api.desired - 1, 'calm');
-    }
   };
 
-  print(`demo: scenario ${scenario}, ${options.minutes} min; load through ${balancer.url}; a line every ${(intervalMs / 1000).toFixed(0)} s`);
-  let reporting = Promise.resolve();
-  const reporter = setInterval(() => {
-    reporting = reporting.then(() => report()).catch((err: unknown) => print(`  (status read failed: ${String(err)})`));
-  }, intervalMs);
+  let end: ReturnType<typeof sum>;
   try {
-    await loadDone;
-  } finally {
-    generating = false;
-    if (loadTimer) clearTimeout(loadTimer);
-    clearInterval(reporter);
-    await reporting;
-  }
-  await Promise.all([...pending]);
+    print(`demo: scenario ${scenario}, ${options.minutes} min; load through ${balancer.url}; a line every ${(intervalMs / 1000).toFixed(0)} s`);
+    let reporting = Promise.resolve();
+    const reporter = setInterval(() => {
+      reporting = reporting.then(() => report()).catch((err: unknown) => print(`  (status read failed: ${String(err)})`));
+    }, intervalMs);
+    try {
+      await loadDone;
+    } finally {
+      generating = false;
+      if (loadTimer) clearTimeout(loadTimer);
+      clearInterval(reporter);
+      await reporting;
+    }
+    await Promise.all([...pending]);
 
-  // --- drain: the queue empties (bounded), then count
-  print(`load stopped after ${seconds()} s; waiting for the queue to drain`);
-  const drainDeadline = Date.now() + 120_000;
-  let end = sum(await queue.stats());
-  while (end.ready + end.active > 0 && Date.now() < drainDeadline) {
-    await new Promise((r) => setTimeout(r, 250));
+    // --- drain: the queue empties (bounded), then count
+    print(`load stopped after ${seconds()} s; waiting for the queue to drain`);
+    const drainDeadline = Date.now() + 120_000;
     end = sum(await queue.stats());
+    while (end.ready + end.active > 0 && Date.now() < drainDeadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      end = sum(await queue.stats());
+    }
+    await report();
+  } finally {
+    autoscaler.controller.off('decision', onDecision);
   }
-  await report(true);
 
   const sample = acceptedIds.filter((_, i) => i % Math.max(1, Math.floor(acceptedIds.length / 400)) === 0);
   const waits: number[] = [];
@@ -304,6 +368,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     peakDepth,
     peakOldestSeconds: peakOldest,
     replicas,
-    scaleEvents,
+    spike: scenario === 'calm-spike' ? { fromSeconds: SPIKE[0] * options.minutes * 60, toSeconds: SPIKE[1] * options.minutes * 60 } : null,
+    autoscaler: { rounds: autoscaler.controller.rounds - roundsAtStart, decisions },
   };
 }

@@ -1,7 +1,8 @@
 /**
  * `tide demo`: no config needed. Starts an api (1-3 replicas) and workers (1-8, concurrency
- * 10, the built-in `sleep` handler) on the embedded database, drives a built-in load through
- * the balancer, scales the workers as the load changes, and prints a summary.
+ * 10, the built-in `sleep` handler) on the embedded database with the autoscaler of `tide up`,
+ * drives a built-in load through the balancer, narrates what the autoscaler decides, and
+ * prints a summary.
  */
 import path from 'node:path';
 
@@ -11,9 +12,11 @@ import type { Command } from '../main.js';
 
 const HELP = `usage: tide demo [options]
 
-Runs the whole system on this machine under a built-in load: a line every few seconds
-(replicas per service, queue depth, oldest job age, jobs/s, API p95), then a summary
-(jobs accepted, completed, lost, p95 wait, replicas over time). Needs no tide.yaml and no
+Runs the whole system on this machine under a built-in load, scaled by the autoscaler (the
+workers keep "95% of jobs start within 3 s", the api aims at half a core per replica): a line
+every few seconds (replicas per service with the autoscaler's last reason, queue depth,
+oldest job age, jobs/s, API p95), a line per scale decision with its reasons, then a summary
+(jobs accepted, completed, lost, p95 wait, replicas over time, the scale decisions). Needs no tide.yaml and no
 database: PostgreSQL is embedded (or DATABASE_URL when set).
 
 options:
@@ -49,7 +52,7 @@ export const command: Command = {
     const minutes = numberArg(values.minutes, '--minutes', 3, 0.05);
     const seed = numberArg(values.seed, '--seed', 42);
     const intervalMs = values.interval === undefined ? undefined : numberArg(values.interval, '--interval', 5, 0.2) * 1000;
-    const [{ SCENARIOS, runDemo }, { parseConfig }, { startSystem }] = await Promise.all([
+    const [{ SCENARIOS, demoConfig, runDemo }, { parseConfig }, { startSystem }] = await Promise.all([
       import('../../supervisor/demo.js'),
       import('../../config/load.js'),
       import('../../supervisor/system.js'),
@@ -61,24 +64,15 @@ export const command: Command = {
     const out = values.json ? process.stderr : process.stdout;
     const print = (line: string) => out.write(`${line}\n`);
 
-    // the demo's project, validated like any tide.yaml; ports 0: any free ones
-    const config = parseConfig(
-      [
-        'project: demo',
-        `state_dir: ${JSON.stringify(path.resolve(values['state-dir']))}`,
-        `database: { schema: ${values.schema} }`,
-        'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 1 } }',
-        'control: { host: 127.0.0.1, port: 0 }',
-        'services:',
-        '  api: { kind: api, replicas: 1, min: 1, max: 3, stop_grace_seconds: 10 }',
-        '  worker: { kind: worker, replicas: 1, min: 1, max: 8, concurrency: 10, stop_grace_seconds: 15 }',
-      ].join('\n'),
-      '<tide demo>',
-    );
-    print('starting: database, migrations, balancer, 1 api and 1 worker replica');
+    // the demo's project, validated like any tide.yaml
+    const config = parseConfig(demoConfig({ stateDir: path.resolve(values['state-dir']), schema: values.schema }), '<tide demo>');
+    print('starting: database, migrations, balancer, 1 api and 1 worker replica, the autoscaler');
     const system = await startSystem(config, {
       configDir: process.cwd(),
-      log: (line) => print(`  ${line}`),
+      // the demo narrates each decision itself (runDemo); the controller's "scaled to" would repeat it
+      log: (line) => {
+        if (!/^autoscaler: [a-z0-9-]+: scaled to \d+$/.test(line)) print(`  ${line}`);
+      },
       dashboardEager: true,
       onLog: (l) => {
         // replica output stays in `tide logs`; crashes are news
@@ -97,7 +91,12 @@ export const command: Command = {
         `${summary.rejected ? `, ${summary.rejected} requests rejected` : ''}${summary.shed ? `, ${summary.shed} shed by the generator` : ''}`);
       print(`  p95 wait before a job started: ${fmtMs(summary.waitP95Ms)}; API p95: ${fmtMs(summary.apiP95Ms)}; peak depth ${summary.peakDepth}, oldest ${summary.peakOldestSeconds.toFixed(1)} s`);
       for (const [name, r] of Object.entries(summary.replicas)) print(`  ${name} replicas over time: ${r.timeline}`);
-      print(`  scale decisions: ${summary.scaleEvents.length} (scripted until the live autoscaler lands)`);
+      const { rounds, decisions } = summary.autoscaler;
+      print(`  autoscaler: ${rounds} rounds, ${decisions.length} scale decision${decisions.length === 1 ? '' : 's'}${decisions.length ? ':' : ''}`);
+      for (const d of decisions) {
+        const when = summary.spike && d.atSeconds >= summary.spike.fromSeconds && d.atSeconds < summary.spike.toSeconds + 5 ? ' (spike)' : '';
+        print(`    ${d.atSeconds.toFixed(0).padStart(4)}s${when.padEnd(8)} ${d.service} ${d.from} -> ${d.to}  ${d.reasons.join(', ')}${d.applied ? '' : ' (not applied)'}`);
+      }
       if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       return summary.lost === 0 ? 0 : 1;
     } finally {
