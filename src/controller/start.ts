@@ -10,14 +10,32 @@ import type { TideConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { createSource } from '../sources/registry.js';
-import type { MetricSource } from '../sources/types.js';
+import type { MetricSource, SourceContext } from '../sources/types.js';
 import type { Clock } from './clock.js';
 import { type ControlledService, Controller, type ServiceControlStatus, combineSamples } from './controller.js';
 import { type Journal, openJournal } from './journal.js';
 
 /** The supervisor as the controller sees it: the local actuator's part, plus when a service was scaled by hand. */
 export interface ControllerSupervisor extends LocalSupervisor {
-  ps(): { services: ReadonlyArray<{ name: string; desired: number; healthy: number; manualScaledAt?: number | null }> };
+  ps(): {
+    services: ReadonlyArray<{ name: string; desired: number; healthy: number; manualScaledAt?: number | null }>;
+    /** The replicas' processes, for a `process` source named in a service's `sources:`. */
+    replicas?: ReadonlyArray<{ service: string; pid: number | null; state: string }>;
+  };
+}
+
+/**
+ * The source context of one service: inside `tide up`, `pids()` names the processes of its
+ * healthy replicas (asked afresh on every read). Starting and draining replicas are left out:
+ * one has no work yet, the other's is going away, and either would skew the mean.
+ */
+function sourceContext(service: string, supervisor: ControllerSupervisor | undefined): SourceContext {
+  const now = () => Date.now();
+  if (!supervisor) return { now };
+  return {
+    now,
+    pids: () => (supervisor.ps().replicas ?? []).flatMap((r) => (r.service === service && r.state === 'healthy' && r.pid !== null ? [r.pid] : [])),
+  };
 }
 
 export interface BuildOptions {
@@ -89,7 +107,8 @@ export async function buildServices(options: BuildOptions): Promise<ControlledSe
       let urgentSource: MetricSource | undefined;
       let actuator: Actuator;
       try {
-        for (const s of sourceConfigs) sources.push({ name: s.name, source: createSource(s.config, { file: config.file, field: s.field }) });
+        const ctx = sourceContext(service.name, options.supervisor);
+        for (const s of sourceConfigs) sources.push({ name: s.name, source: createSource(s.config, { file: config.file, field: s.field }, ctx) });
         // the urgent poll reads its own copies of the builtin sources (one connection each)
         const builtins = sourceConfigs.filter((s) => s.config.kind === 'builtin');
         if (policy.policies.some((p) => p.kind === 'slo') && builtins.length > 0) {

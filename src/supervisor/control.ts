@@ -2,8 +2,8 @@
  * The control API of `tide up`: HTTP + JSON, on 127.0.0.1 by default. The `tide scale`,
  * `ps`, `logs`, `restart` and `down` commands are thin clients of it (client.ts).
  *
- *   GET  /v1/ps                          services and replicas (ServiceStatus, ReplicaStatus)
- *   POST /v1/scale    {"replicas":{"worker":5,"api":3}}   validated as a whole, then applied
+ *   GET  /v1/ps                          services and replicas (ServiceStatus, ReplicaStatus), autoscaler status
+ *   POST /v1/scale    {"replicas":{"worker":5,"api":3}}   validated as a whole, then applied (pauses autoscaling)
  *   POST /v1/restart  {"service":"api"}  rolling restart; answers when done
  *   GET  /v1/logs?service=&tail=&follow=1   NDJSON LogLines; follow keeps the stream open
  *   POST /v1/down                        202, then `tide up` stops everything
@@ -43,7 +43,12 @@ export interface ControlOptions {
   token?: string | undefined;
   /** `POST /v1/down`: called after the 202 is sent. */
   onDown: () => void;
-  /** Extra fields for `GET /v1/ps` (the balancer URL, the database, the project). */
+  /**
+   * `POST /v1/scale`: called for each service of an accepted manual scale, before it is applied,
+   * so the autoscaler pauses at once rather than at its next round (which could undo the scale).
+   */
+  onManualScale?: (service: string) => void;
+  /** Extra fields for `GET /v1/ps` (the balancer URL, the database, the project, the autoscaler). */
   info?: () => Record<string, unknown>;
   /**
    * More routes on the same server (the dashboard): answers true when it took the request.
@@ -115,6 +120,7 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
         const wanted = parseScaleBody(body);
         // all or nothing: check every pair before changing anything
         for (const [name, n] of wanted) target.checkScale(name, n);
+        for (const [name] of wanted) options.onManualScale?.(name);
         const services = await Promise.all(wanted.map(([name, n]) => target.scale(name, n, { by: 'manual' })));
         return sendJson(res, 200, { services });
       }

@@ -199,7 +199,17 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       port: config.control.port,
       token,
       onDown: () => void stop('tide down'),
-      info: () => ({ project: config.project, pid: process.pid, balancer: balancer?.url ?? null, database: { embedded: database.embedded, schema } }),
+      info: () => ({
+        project: config.project,
+        pid: process.pid,
+        balancer: balancer?.url ?? null,
+        database: { embedded: database.embedded, schema },
+        autoscaler: autoscaler?.status() ?? [],
+      }),
+      onManualScale: (name) => {
+        // the controller would notice at its next round; a round under way could still undo the scale
+        if (config.autoscale.manualPauseMs > 0 && autoscaler?.controller.serviceNames().includes(name)) autoscaler.pause(name, config.autoscale.manualPauseMs);
+      },
       mount: (req, res, url, access) => dashboard.handle(req, res, url, access),
     });
     cleanups.push(() => control.close());

@@ -4,8 +4,8 @@ import type { Command } from '../main.js';
 
 const HELP = `usage: tide ps [options]
 
-One row per service (desired and healthy replicas, state, last manual scale), then one per
-replica (pid, port, state, restarts, uptime, CPU seconds, memory).`;
+One row per service (desired and healthy replicas, state, the last scale and by whom, and how
+long a manual scale still pauses the autoscaler), then one per replica (pid, port, state, restarts, uptime, CPU seconds, memory).`;
 
 export const command: Command = {
   summary: 'list services and replicas (--json for scripts)',
@@ -23,10 +23,13 @@ export const command: Command = {
       return 0;
     }
     const ago = (ms: number | null) => (ms === null ? '-' : `${Math.round((Date.now() - ms) / 1000)}s ago`);
+    const scaled = (s: import('../../supervisor/supervisor.js').ServiceStatus) =>
+      (s.scaledAt ? `${s.scaledBy} ${ago(s.scaledAt)}` : '-') +
+      (s.pausedUntil ? `; autoscaling paused ${Math.max(0, Math.ceil((s.pausedUntil - Date.now()) / 1000))}s more` : '');
     process.stdout.write(
       table(
         ['SERVICE', 'KIND', 'HEALTHY', 'DESIRED', 'MIN..MAX', 'STATE', 'SCALED'],
-        ps.services.map((s) => [s.name, s.kind, String(s.healthy), String(s.desired), `${s.min}..${s.max}`, s.state, s.scaledAt ? `${s.scaledBy} ${ago(s.scaledAt)}` : '-']),
+        ps.services.map((s) => [s.name, s.kind, String(s.healthy), String(s.desired), `${s.min}..${s.max}`, s.state, scaled(s)]),
       ),
     );
     process.stdout.write('\n');
