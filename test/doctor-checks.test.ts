@@ -125,6 +125,11 @@ test('database: connections over 80% of max_connections warn, over 95% critical;
   assert.deepEqual(dbConnections(facts).map((f) => f.severity), ['warning']);
   facts.database = { connections: 97, maxConnections: 100 };
   assert.deepEqual(dbConnections(facts).map((f) => f.severity), ['critical']);
+  // the doctor's own connection refused: the symptom itself
+  facts.database = { connections: 0, maxConnections: 0, refused: 'sorry, too many clients already' };
+  const [refused] = dbConnections(facts);
+  assert.equal(refused?.severity, 'critical');
+  assert.match(refused!.evidence, /too many clients/);
   facts.apis[0]!.pool = { total: 10, idle: 0, waiting: 4 };
   const [p] = poolWaiting(facts);
   assert.equal(p?.severity, 'critical');

@@ -184,6 +184,34 @@ test('every connection of a replica pool held: clients wait (pool-waiting, criti
   }
 });
 
+test('connections exhausted for real (a role limited to 2, both held): the database refuses the doctor, db-connections is critical', { timeout: 60_000 }, async () => {
+  // a role's CONNECTION LIMIT fails the same way as max_connections (SQLSTATE 53300) without
+  // taking the slots of everything else on the shared server
+  const role = `doctor_${schema.schema}`;
+  const admin = new pg.Client({ connectionString: schema.url });
+  await admin.connect();
+  const held: pg.Client[] = [];
+  try {
+    await admin.query(`CREATE ROLE "${role}" LOGIN CONNECTION LIMIT 2`);
+    const url = new URL(schema.url);
+    url.username = role;
+    url.password = '';
+    for (let i = 0; i < 2; i++) {
+      const c = new pg.Client({ connectionString: url.toString() });
+      await c.connect();
+      held.push(c);
+    }
+    const facts = await gatherFacts({ databaseUrl: url.toString(), windowMs: 0 });
+    assert.match(facts.database?.refused ?? '', /too many connections/);
+    const [first] = diagnose(facts);
+    assert.deepEqual([first?.severity, first?.code], ['critical', 'db-connections']);
+  } finally {
+    for (const c of held) await c.end();
+    await admin.query(`DROP ROLE IF EXISTS "${role}"`);
+    await admin.end();
+  }
+});
+
 test('a slow replica behind the balancer: uneven distribution names it, and its p95 is over 500 ms', { timeout: 60_000 }, async () => {
   const pool = new pg.Pool({ connectionString: schema.url, max: 4 });
   pool.on('error', () => undefined);

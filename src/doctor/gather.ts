@@ -261,7 +261,9 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
       facts.scaleEvents = await journalEvents(client, options.schema ?? 'tide', now() - 3600_000);
       if (facts.scaleEvents === undefined) delete facts.scaleEvents;
     } catch (err) {
-      failed('database', err);
+      // "too many clients" is the very symptom looked for, not a failure to look
+      if ((err as { code?: string }).code === '53300') facts.database = { connections: 0, maxConnections: 0, refused: (err as Error).message };
+      else failed('database', err);
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -129,9 +129,12 @@ export interface QueueFacts {
 }
 
 export interface DatabaseFacts {
-  /** Rows of pg_stat_activity that are client backends. */
+  /** Rows of pg_stat_activity that are client backends (0 when refused). */
   connections: number;
+  /** max_connections (0 when refused). */
   maxConnections: number;
+  /** The server refused the doctor's own connection: too many clients already (SQLSTATE 53300). */
+  refused?: string;
 }
 
 /** A scale the autoscaler applied (from its journal). */
