@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 import { loadConfig } from '../src/config/load.js';
@@ -17,9 +18,11 @@ import { buildServices } from '../src/controller/start.js';
 import { decide } from '../src/core/decide.js';
 import { METRIC, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
 import { type Observation, type SimPolicy, simulate } from '../src/sim/engine.js';
+import { startApi } from '../src/runtime/api/start.js';
 import { drawJobs } from '../src/sim/jobs.js';
 import { type Scenario, loadScenario, loadTrace } from '../src/sim/scenario.js';
 import { samplesOf } from '../src/sim/tide.js';
+import { freshSchema } from './helpers/db.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLES = ['habitat', 'hash-api', 'monitor-service', 'recete', 'open-forge'] as const;
@@ -305,4 +308,21 @@ test("monitor-service: its capacity table in the README is tide plan's model for
   assert.deepEqual(rows.map((r) => r.rate), [1.67, 16.7, 167, 1667]);
   const table = capacityTable(rows.map((r) => r.rate), { mean: Number(measured[1]) / 1000, scv: Number(measured[2]) }, { concurrency: 10, waitSeconds: 60, attainment: 0.99 });
   assert.deepEqual(table.map((r) => r.workers), rows.map((r) => r.workers));
+});
+
+test("habitat: the API's health check answers the hostname (and pid), what the guide's distribution loop reads", { timeout: 30_000 }, async () => {
+  const config = await load('habitat');
+  const api = config.services.api!;
+  assert.equal(api.kind, 'api');
+  assert.equal(api.healthPath, '/health');
+  const db = await freshSchema('exh');
+  const running = await startApi({ databaseUrl: db.url, schema: db.schema, port: 0, version: 'test', rateLimit: false, defaultMetrics: false });
+  try {
+    const body = (await (await fetch(`${running.url}${api.healthPath}`)).json()) as { hostname: string; pid: number };
+    assert.equal(body.hostname, hostname());
+    assert.equal(body.pid, process.pid);
+  } finally {
+    await running.close();
+    await db.drop();
+  }
 });
