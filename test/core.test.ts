@@ -532,6 +532,34 @@ describe('SLO policy', () => {
     }
   });
 
+  test('recurring bursts: the onset of each burst (a step up) does not block scale-in', () => {
+    // 10 s at 150/s every 30 s: some burst starts in every 30 s scale-down window; the envelope
+    // (1,500 jobs in 10 + 2.5 s: 120/s, 7.5 replicas of 8 slots at 0.5 s) is what must be held
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 40,
+      policies: [{ kind: 'slo', waitSeconds: 5, attainment: 0.99, concurrency: 8, startupSeconds: 2 }],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 30, policies: [] } },
+    };
+    let history = emptyHistory();
+    let current = 12;
+    for (let t = 5; t <= 900; t += 5) {
+      const now = T0 + t * 1000;
+      const arrivals = counter(onOff(10, 20), t).at(-1)!.value;
+      const d = decide({
+        now,
+        current,
+        ready: current,
+        samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 0.5, [METRIC.serviceTimeScv]: 4, [METRIC.queueDepth]: 0 }, now),
+        policy,
+        history,
+      });
+      history = d.history;
+      current = d.desired;
+    }
+    assert.equal(current, 8);
+  });
+
   test('flap damping: a scale-up soon after a scale-down makes the next scale-in wait longer', () => {
     const policy: ServicePolicy = {
       min: 1,

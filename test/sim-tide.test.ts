@@ -73,3 +73,37 @@ test('configPolicy runs a scale: block through the core (a target on queue depth
   assert.ok(r.scaleEvents > 0);
   assert.ok(Math.max(...r.desiredAt.replicas) > 1);
 });
+
+test('a flash crowd with start-up longer than W: tide asks for the peak at the first round that sees it', async () => {
+  // 20 jobs/s, then 200/s from t = 300 s (x10); start-up 30 s > W = 10 s
+  const crowd: Scenario = { ...scenario, name: 'crowd', startupSeconds: 30, maxReplicas: 50 };
+  const c = Array.from({ length: 600 }, (_, i) => (i >= 300 ? 200 : 20));
+  const t: Trace = { file: 'c', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
+  const run = simulate(crowd, drawJobs(crowd, t, 3), await tidePolicy(crowd));
+  const at = (s: number) => run.desiredAt.replicas[run.desiredAt.t.findLastIndex((x) => x <= s)]!;
+  assert.ok(at(300) <= 5, `before the step ${at(300)}`);
+  // waiting one more round for a second sub-window to confirm the step would cost 5 s x 200 jobs
+  assert.ok(at(305) >= 40, `first round after the step ${at(305)}`);
+});
+
+test('on/off bursts: tide settles on the fleet the bursts need and holds it (no flap)', async () => {
+  // 20 s at 150 jobs/s, 20 s at 10/s; 8 slots of 0.5 s jobs: 9 replicas serve 144/s
+  const onOff: Scenario = {
+    ...scenario,
+    name: 'on-off',
+    serviceTime: { dist: 'lognormal', meanSeconds: 0.5, cv: 2 },
+    concurrency: 8,
+    startupSeconds: 2,
+    maxReplicas: 40,
+    slo: { waitSeconds: 5, attainment: 0.99 },
+  };
+  const c = Array.from({ length: 1500 }, (_, i) => (i % 40 < 20 ? 150 : 10));
+  const t: Trace = { file: 'o', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
+  const run = simulate(onOff, drawJobs(onOff, t, 8), await tidePolicy(onOff));
+  assert.ok(run.attainment >= 0.99, `attainment ${run.attainment}`);
+  assert.equal(run.flaps, 0);
+  const late = run.desiredAt.replicas.filter((_, i) => run.desiredAt.t[i]! > 400);
+  assert.ok(late.every((r) => r >= 8 && r <= 9), `after 400 s: ${late.join(',')}`);
+  // sized for the on rate as if it lasted (75 erlangs), it would hold 10 or more all along
+  assert.ok(run.replicaSeconds < 9.5 * 1500, `replica-s ${run.replicaSeconds}`);
+});

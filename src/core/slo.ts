@@ -186,6 +186,11 @@ export function recurring(rates: readonly number[], subSeconds: number): boolean
  * drain part's business), not as a burst. Undefined with fewer than two sub-windows.
  */
 export function burstRate(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds = memorySeconds): number | undefined {
+  return burstEnvelope(series, now, subMs, memorySeconds, wait, recurringMemorySeconds)?.rate;
+}
+
+/** `burstRate`, and whether the bursts recur (so the longer memory applied). */
+function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds: number): { rate: number; recurring: boolean } | undefined {
   const first = series[0];
   if (!first) return undefined;
   const all: number[] = []; // newest first
@@ -196,7 +201,8 @@ export function burstRate(series: Series, now: number, subMs: number, memorySeco
     all.push(r);
   }
   const sub = subMs / 1000;
-  const rates = recurring(all, sub) ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
+  const recur = recurring(all, sub);
+  const rates = recur ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
   const m = rates.length;
   if (m < 2) return undefined;
   const prefix = [0];
@@ -209,7 +215,7 @@ export function burstRate(series: Series, now: number, subMs: number, memorySeco
       if (mu > best) best = mu;
     }
   }
-  return best;
+  return { rate: best, recurring: recur };
 }
 
 /**
@@ -295,9 +301,12 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
-  const cautious = Math.max(planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
   const w = Math.max(0, p.waitSeconds);
-  const burstDown = burstRate(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds) ?? 0;
+  const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds);
+  const burstDown = envelope?.rate ?? 0;
+  // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:
+  // the envelope sizes for it, and scale-in is not blocked by every burst that comes along.
+  const cautious = Math.max(envelope?.recurring ? sustained : planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
   return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown };
 }
 
