@@ -3,6 +3,7 @@
  * right severity, a healthy system gives none, and findings come most severe first.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { apiLatency } from '../src/doctor/checks/api-latency.js';
@@ -234,4 +235,16 @@ test('metrics text: the request histogram summed over routes, without health che
   // a restarted replica (counters went down) counts from zero
   assert.equal(windowCounters(before, parseRequestCounters(text(3, 0, 0))).count, 3);
   assert.equal(quantileUpperBound(parseRequestCounters(''), 0.95), undefined);
+});
+
+test('every finding code a check can give is documented in docs/doctor.md', () => {
+  const dir = new URL('../src/doctor/checks/', import.meta.url);
+  const codes = new Set(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap((f) => [...readFileSync(new URL(f, dir), 'utf8').matchAll(/code: '([a-z-]+)'/g)].map((m) => m[1]!)),
+  );
+  assert.ok(codes.size >= 15, `found ${codes.size} codes`);
+  const doc = readFileSync(new URL('../docs/doctor.md', import.meta.url), 'utf8');
+  for (const code of codes) assert.match(doc, new RegExp(`^\\| \`${code}\` \\|`, 'm'), `docs/doctor.md documents ${code}`);
 });
