@@ -86,3 +86,62 @@ test('tide doctor on a running tide up: workers scaled to zero and jobs enqueued
     await db.drop();
   }
 });
+
+test('tide doctor on a running tide up: workers pinned at their max while jobs start late -> at-max, critical', { timeout: 180_000 }, async () => {
+  const db = await freshSchema('docmax');
+  const dir = await mkdtemp(path.join(tmpdir(), 'tide-doctor-max-'));
+  await writeFile(
+    path.join(dir, 'tide.yaml'),
+    [
+      'project: doctormax',
+      `database: { url: "${db.url}", schema: ${db.schema} }`,
+      'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 1 } }',
+      'control: { port: 0 }',
+      'services:',
+      '  api: { kind: api, replicas: 1, max: 1, stop_grace_seconds: 5 }',
+      '  worker:',
+      '    kind: worker',
+      '    replicas: 2',
+      '    min: 1',
+      '    max: 2',
+      '    concurrency: 1',
+      '    stop_grace_seconds: 5',
+      '    scale: { policies: [{ kind: slo, waitSeconds: 1, attainment: 0.9 }] }',
+      '',
+    ].join('\n'),
+  );
+  let upPid: number | undefined;
+  try {
+    const up = await tide(dir, ['up', '-d']);
+    assert.equal(up.code, 0, up.stderr);
+    const state = JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as { pid: number; balancer: string };
+    upPid = state.pid;
+    // two slots, forty jobs of 2 s: the oldest waits longer than the 1 s promise at once
+    const jobs = Array.from({ length: 40 }, () => ({ handler: 'sleep', payload: { ms: 2000 } }));
+    const res = await fetch(`${state.balancer}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs }) });
+    assert.equal(res.status, 202, await res.text());
+    // hold the count at the max by hand (it pauses the autoscaler), and wait until the queue is late
+    assert.equal((await tide(dir, ['scale', 'worker=2'])).code, 0);
+    for (;;) {
+      const body = (await (await fetch(`${state.balancer}/v1/queues`)).json()) as { queues: Array<{ oldest_ready_age_s: number | null }> };
+      if ((body.queues[0]?.oldest_ready_age_s ?? 0) > 1.5) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    const run = await tide(dir, ['doctor', '--json', '--window', '0.5']);
+    assert.equal(run.code, 1, run.stderr);
+    const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { findings: Array<{ severity: string; code: string; subject?: string; evidence: string }> };
+    const atMax = report.findings.find((f) => f.code === 'at-max');
+    assert.deepEqual([atMax?.severity, atMax?.subject], ['critical', 'worker']);
+    assert.match(atMax!.evidence, /2 of max 2 replicas; queue default's oldest job has waited .* \(over 1\.0 s\)/);
+    assert.ok(report.findings.some((f) => f.code === 'queue-age'));
+
+    const down = await tide(dir, ['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(alive(upPid), false);
+  } finally {
+    if (upPid && alive(upPid)) process.kill(upPid, 'SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+    await db.drop();
+  }
+});
