@@ -4,7 +4,8 @@
  *
  * Each round it estimates the arrival rate from the counter (sub-window rates: a fast estimate
  * that wins on a step up, a median, and a clipped least-squares line whose trend, when clear of
- * the noise, is projected over the start-up delay), and proposes the larger of (a) the smallest
+ * the noise, is projected over the start-up delay; and a burst envelope that scale-in must
+ * still serve), and proposes the larger of (a) the smallest
  * count whose predicted share of waits over W (Erlang C with an Allen-Cunneen variability
  * correction) is under half of 1 - A, on the sustained rate, and (b) the count that serves the
  * backlog in time (FIFO deadlines), counting starting and new replicas only from when they
@@ -143,7 +144,7 @@ export interface RateEstimate {
   sustained: number;
   /** What the policy plans for on the way up: `sustained`, the fast rate after a step up, or the newest rate after a jump. */
   planned: number;
-  /** What a smaller count must still serve: `planned` plus two standard deviations of Poisson noise. */
+  /** What a smaller count must still serve: `planned` (`sustained` when bursts recur) plus two standard deviations of Poisson noise. */
   cautious: number;
   /** True when the newest sub-windows stand clear above the slow level (a step up). */
   rising: boolean;
@@ -224,10 +225,13 @@ function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds
  *
  * - A step up: the two newest sub-windows both stand more than three Poisson deviations above
  *   the median; then the lower of them is the level (the fast estimate wins on the way up).
+ *   A jump (the newest sub-window alone far above) is planned at once too.
  * - Otherwise: a least-squares line through the sub-window rates, each first clipped to the
  *   median plus four deviations, so a lump that arrived in one interval (a batch) counts as
  *   backlog and not as a rate that will last. The level is the line's value now, never below
- *   the median, and the projection adds the line's slope over the start-up delay.
+ *   the median (or the mean if lower), and the projection adds the line's slope over the
+ *   start-up delay, unless the rates scatter like on/off traffic.
+ * - The burst envelope over the burst memory (`burstRate`), which scale-in must still serve.
  */
 export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds): RateEstimate | undefined {
   const period = samplingPeriod(series);
