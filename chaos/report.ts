@@ -1,7 +1,7 @@
 /** docs/reliability.md from a chaos run's results: one table row per scenario, then the details. */
 import type { ScenarioResult } from './types.js';
 
-export function renderReport(results: ScenarioResult[], run: { full: boolean; seed: number; at: Date }): string {
+export function renderReport(results: ScenarioResult[], run: { full: boolean; seed: number; at: Date; checks?: Record<string, string> }): string {
   const verdict = (r: ScenarioResult) => (r.violations.length === 0 ? 'pass' : `**FAIL** (${r.violations.length})`);
   const counts = (r: ScenarioResult) =>
     Object.entries(r.counts)
@@ -22,6 +22,11 @@ export function renderReport(results: ScenarioResult[], run: { full: boolean; se
     ...results.map((r) => `| ${r.name} | ${cell(r.did)} | ${(r.durationMs / 1000).toFixed(0)} s | ${cell(counts(r))} | ${verdict(r)} |`),
     '',
   ];
+  if (run.checks) {
+    lines.push('## What each scenario checks', '');
+    for (const r of results) if (run.checks[r.name]) lines.push(`- **${r.name}**: ${run.checks[r.name]}`);
+    lines.push('');
+  }
   const detailed = results.filter((r) => r.violations.length > 0 || r.notes.length > 0);
   if (detailed.length > 0) {
     lines.push('## Details', '');

@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   }
   if (!values['no-report'] && !values.only) {
-    await writeFile(path.join(ROOT, 'docs', 'reliability.md'), renderReport(results, { full: values.full, seed, at: new Date() }));
+    await writeFile(path.join(ROOT, 'docs', 'reliability.md'), renderReport(results, { full: values.full, seed, at: new Date(), checks: Object.fromEntries(chosen.map((s) => [s.name, s.checks])) }));
     log('wrote docs/reliability.md');
   }
   if (values.json) process.stdout.write(`${JSON.stringify(results)}\n`);

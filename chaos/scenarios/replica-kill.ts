@@ -15,7 +15,7 @@ import type { Scenario, ScenarioResult } from '../types.js';
 
 export const replicaKill: Scenario = {
   name: 'replica-kill',
-  checks: 'failed requests <= those in flight on the killed api replica; it rejoins; no accepted job lost',
+  checks: 'failed requests <= those in flight on the killed api replica (at the kill, or sent before the balancer could know); it rejoins; no accepted job lost',
   async run(options): Promise<ScenarioResult> {
     const kills = options.full ? 5 : options.durationMs && options.durationMs < 30_000 ? 1 : 2;
     const started = performance.now();
