@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import { ManualClock } from '../src/controller/clock.js';
 import type { JournalEntry } from '../src/controller/journal.js';
 import { timelineFromDecision } from '../src/dashboard/collect.js';
-import { addBuckets, bucketIncrease, histogramBuckets, histogramQuantile, parsePrometheusText, sumSeries } from '../src/dashboard/prom.js';
 import { Sampler } from '../src/dashboard/sampler.js';
 import { type Reading, redactUrl, snapshotOf } from '../src/dashboard/snapshot.js';
+import { addBuckets, bucketIncrease, histogramBuckets, histogramQuantile, parsePrometheusText, sumSeries } from '../src/metrics/prometheus-text.js';
 
 const INF = Number.POSITIVE_INFINITY;
 

@@ -16,10 +16,10 @@ import { request } from 'node:http';
 
 import type { ServiceControlStatus } from '../controller/controller.js';
 import type { JournalEntry, ListOptions } from '../controller/journal.js';
+import { histogramBuckets, parsePrometheusText, sumSeries } from '../metrics/prometheus-text.js';
 import type { QueueStats } from '../runtime/queue/types.js';
 import type { BalancerStats } from '../supervisor/balancer.js';
 import type { PsResult } from '../supervisor/supervisor.js';
-import { histogramBuckets, parsePrometheusText, sumSeries } from './prom.js';
 import type { ApiReplicaReading, QueueReading, Reading, ServiceView, TimelineEntry } from './snapshot.js';
 
 /** The autoscaler as the dashboard reads it (what `startController` returns has these). */

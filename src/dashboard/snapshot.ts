@@ -8,7 +8,7 @@
  * the reading and the window arithmetic here makes it testable without a clock or a socket.
  */
 import type { Reason } from '../core/types.js';
-import { type Bucket, addBuckets, bucketIncrease, histogramQuantile } from './prom.js';
+import { type Bucket, addBuckets, bucketIncrease, histogramQuantile } from '../metrics/prometheus-text.js';
 
 /** One service as the supervisor (and the autoscaler, when one runs) sees it. */
 export interface ServiceView {

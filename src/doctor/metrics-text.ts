@@ -2,7 +2,9 @@
  * Reads what `tide doctor` needs from an API replica's Prometheus text (`GET /metrics`): the
  * `http_request_duration_seconds` histogram summed over every route but the health check and
  * scrapes, and the 5xx count. Two readings a window apart give that window's p95 and errors.
+ * The exposition itself is parsed by `src/metrics/prometheus-text.ts`, shared with the dashboard.
  */
+import { histogramBuckets, parsePrometheusText, sumSeries } from '../metrics/prometheus-text.js';
 
 /** Cumulative counters of one reading. */
 export interface RequestCounters {
@@ -15,28 +17,19 @@ export interface RequestCounters {
 /** Routes that are not user traffic: the balancer's health checks, scrapes, doctor's own reads. */
 const IGNORED_ROUTES = new Set(['/health', '/metrics', '/db/pool/stats', '/v1/queues']);
 
-const LINE = /^http_request_duration_seconds_(bucket|count)\{([^}]*)\}\s+([0-9.eE+-]+|NaN|\+Inf)\s*$/;
-const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
+const HISTOGRAM = 'http_request_duration_seconds';
 
+function isUserTraffic(labels: Record<string, string>): boolean {
+  return !IGNORED_ROUTES.has(labels.route ?? '');
+}
+
+/** One reading, parsed by the shared exposition parser; series with a NaN or infinite value count as absent. */
 export function parseRequestCounters(text: string): RequestCounters {
-  const out: RequestCounters = { buckets: new Map(), count: 0, errors: 0 };
-  for (const line of text.split('\n')) {
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of m[2]!.matchAll(LABEL)) labels[l[1]!] = l[2]!;
-    if (IGNORED_ROUTES.has(labels.route ?? '')) continue;
-    const value = Number(m[3]);
-    if (!Number.isFinite(value)) continue;
-    if (m[1] === 'bucket') {
-      const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
-      out.buckets.set(le, (out.buckets.get(le) ?? 0) + value);
-    } else {
-      out.count += value;
-      if (Number(labels.status_code) >= 500) out.errors += value;
-    }
-  }
-  return out;
+  const samples = parsePrometheusText(text).samples.filter((s) => Number.isFinite(s.value));
+  const buckets = new Map(histogramBuckets(samples, HISTOGRAM, isUserTraffic).map((b) => [b.le, b.count]));
+  const count = sumSeries(samples, `${HISTOGRAM}_count`, isUserTraffic);
+  const errors = sumSeries(samples, `${HISTOGRAM}_count`, (labels) => isUserTraffic(labels) && Number(labels.status_code) >= 500);
+  return { buckets, count, errors };
 }
 
 /** The window between two readings; a restarted replica (counters went down) counts from zero. */
