@@ -18,9 +18,8 @@ import { z } from 'zod';
 
 import type { Sample } from '../core/types.js';
 import { METRIC } from '../core/types.js';
-import { isTideError } from '../errors.js';
 import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
-import { closedError, commonFields, guardedRead, labelOf, sourceError } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
 export const builtinConfig = z.strictObject({
@@ -129,31 +128,26 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
     async read(signal) {
       if (closed) throw closedError(label);
       notes = [];
-      try {
-        return await guardedRead(
-          label,
-          signal,
-          config.timeout_ms,
-          async () => {
-            const queue = await theEngine().queue;
-            let stats;
-            try {
-              stats = await queue.stats(config.queue);
-            } catch (err) {
-              const state = sqlStateIn(err);
-              if (state === '42P01' || state === '3F000') {
-                throw sourceError(label, 'TIDE_SOURCE_NOT_FOUND', `there are no queue tables in schema "${config.schema}" (has \`tide up\` run against this database?)`, err);
-              }
-              throw err;
+      return guardedConnectionRead(
+        label,
+        signal,
+        config.timeout_ms,
+        async () => {
+          const queue = await theEngine().queue;
+          let stats;
+          try {
+            stats = await queue.stats(config.queue);
+          } catch (err) {
+            const state = sqlStateIn(err);
+            if (state === '42P01' || state === '3F000') {
+              throw sourceError(label, 'TIDE_SOURCE_NOT_FOUND', `there are no queue tables in schema "${config.schema}" (has \`tide up\` run against this database?)`, err);
             }
-            return toSamples(stats, ctx.now());
-          },
-          () => drop(),
-        );
-      } catch (err) {
-        if (!isTideError(err) || err.code === 'TIDE_SOURCE_FAILED' || err.code === 'TIDE_SOURCE_ABORTED') drop();
-        throw err;
-      }
+            throw err;
+          }
+          return toSamples(stats, ctx.now());
+        },
+        () => drop(),
+      );
     },
     async close() {
       closed = true;

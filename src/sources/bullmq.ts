@@ -19,8 +19,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
 import { METRIC } from '../core/types.js';
-import { isTideError } from '../errors.js';
-import { closedError, commonFields, guardedRead, labelOf } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, labelOf } from './guard.js';
 import { closeRedis, openRedis } from './redis.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
@@ -71,37 +70,32 @@ export function createBullmqSource(config: BullmqConfig, ctx: SourceContext): Me
   return {
     async read(signal) {
       if (closed) throw closedError(label);
-      try {
-        return await guardedRead(
-          label,
-          signal,
-          config.timeout_ms,
-          async () => {
-            const { queue } = connect();
-            const [waiting, prioritized, active, tail, head, nextPrioritized] = await Promise.all([
-              queue.getWaitingCount(),
-              queue.getPrioritizedCount(),
-              queue.getActiveCount(),
-              queue.getJobs(['wait'], 0, 0, true),
-              queue.getJobs(['wait'], 0, 0, false),
-              queue.getJobs(['prioritized'], 0, 0, true),
-            ]);
-            const at = ctx.now();
-            const candidates = [...tail, ...head, ...nextPrioritized].filter((j): j is Job => Boolean(j)).map(runnableSince);
-            const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
-            return [
-              { metric: METRIC.queueDepth, value: waiting + prioritized, at },
-              { metric: METRIC.inFlight, value: active, at },
-              // No job waits: the oldest waiting job has waited 0 s (as the builtin queue says).
-              { metric: METRIC.oldestAge, value: oldest === undefined ? 0 : Math.max(0, (at - oldest) / 1000), at },
-            ];
-          },
-          drop,
-        );
-      } catch (err) {
-        if (!(isTideError(err) && err.code !== 'TIDE_SOURCE_FAILED' && err.code !== 'TIDE_SOURCE_ABORTED')) drop();
-        throw err;
-      }
+      return guardedConnectionRead(
+        label,
+        signal,
+        config.timeout_ms,
+        async () => {
+          const { queue } = connect();
+          const [waiting, prioritized, active, tail, head, nextPrioritized] = await Promise.all([
+            queue.getWaitingCount(),
+            queue.getPrioritizedCount(),
+            queue.getActiveCount(),
+            queue.getJobs(['wait'], 0, 0, true),
+            queue.getJobs(['wait'], 0, 0, false),
+            queue.getJobs(['prioritized'], 0, 0, true),
+          ]);
+          const at = ctx.now();
+          const candidates = [...tail, ...head, ...nextPrioritized].filter((j): j is Job => Boolean(j)).map(runnableSince);
+          const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
+          return [
+            { metric: METRIC.queueDepth, value: waiting + prioritized, at },
+            { metric: METRIC.inFlight, value: active, at },
+            // No job waits: the oldest waiting job has waited 0 s (as the builtin queue says).
+            { metric: METRIC.oldestAge, value: oldest === undefined ? 0 : Math.max(0, (at - oldest) / 1000), at },
+          ];
+        },
+        drop,
+      );
     },
     async close() {
       closed = true;

@@ -1,7 +1,8 @@
 /**
  * What every source shares: its label (kind and name) in every error, the read guard that
  * turns a caller's signal plus the source's own timeout into one prompt TIDE_SOURCE_ABORTED,
- * and the wrapping of anything a client library throws into a TideError.
+ * the wrapping of anything a client library throws into a TideError, and the rule for when a
+ * failed read discards a kept connection.
  */
 import { z } from 'zod';
 
@@ -104,6 +105,35 @@ export async function guardedRead<T>(
     clearTimeout(timer);
     outer.removeEventListener('abort', forward);
     signal.removeEventListener('abort', onSignal);
+  }
+}
+
+/**
+ * Whether a failed read may have left the source's connection broken: an abort, a failure the
+ * source did not classify, or anything not yet a TideError. A query error, a missing queue or a
+ * bad value is an answer the server gave over a healthy connection, so the connection stays.
+ */
+export function connectionMayBeBroken(err: unknown): boolean {
+  return !isTideError(err) || err.code === 'TIDE_SOURCE_FAILED' || err.code === 'TIDE_SOURCE_ABORTED';
+}
+
+/**
+ * `guardedRead` for a source that keeps one connection between reads: `drop` discards it when
+ * the read is aborted and after any failure that may have broken it (`connectionMayBeBroken`),
+ * so the next read opens a fresh one instead of reusing a dead socket.
+ */
+export async function guardedConnectionRead<T>(
+  label: SourceLabel,
+  outer: AbortSignal,
+  timeoutMs: number,
+  work: (signal: AbortSignal) => Promise<T>,
+  drop: () => void,
+): Promise<T> {
+  try {
+    return await guardedRead(label, outer, timeoutMs, work, drop);
+  } catch (err) {
+    if (connectionMayBeBroken(err)) drop();
+    throw err;
   }
 }
 

@@ -17,8 +17,7 @@ import { z } from 'zod';
 
 import type { Sample } from '../core/types.js';
 import { METRIC } from '../core/types.js';
-import { isTideError } from '../errors.js';
-import { type SourceLabel, closedError, commonFields, finiteNumber, guardedRead, labelOf, sourceError } from './guard.js';
+import { type SourceLabel, closedError, commonFields, finiteNumber, guardedConnectionRead, labelOf, sourceError } from './guard.js';
 import { httpClient, splitCredentials } from './http.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
@@ -179,23 +178,17 @@ export function createRabbitmqSource(config: RabbitmqConfig, ctx: SourceContext)
   return {
     async read(signal) {
       if (closed) throw closedError(label);
-      try {
-        return await guardedRead(
-          label,
-          signal,
-          config.timeout_ms,
-          async (readSignal) => {
-            const at = ctx.now();
-            const [amqp, api] = await Promise.all([readAmqp(() => at), management ? readManagement(label, http, management, readSignal, at) : Promise.resolve([])]);
-            return [...amqp, ...api];
-          },
-          destroyLink,
-        );
-      } catch (err) {
-        // A missing queue or a bad answer leaves the connection healthy; anything else may not.
-        if (!isTideError(err) || err.code === 'TIDE_SOURCE_FAILED' || err.code === 'TIDE_SOURCE_ABORTED') destroyLink();
-        throw err;
-      }
+      return guardedConnectionRead(
+        label,
+        signal,
+        config.timeout_ms,
+        async (readSignal) => {
+          const at = ctx.now();
+          const [amqp, api] = await Promise.all([readAmqp(() => at), management ? readManagement(label, http, management, readSignal, at) : Promise.resolve([])]);
+          return [...amqp, ...api];
+        },
+        destroyLink,
+      );
     },
     async close() {
       if (closed) return;

@@ -10,8 +10,7 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 
-import { isTideError } from '../errors.js';
-import { closedError, commonFields, guardedRead, labelOf, sourceError } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
 export const redisConfig = z.strictObject({
@@ -88,33 +87,27 @@ export function createRedisSource(config: RedisConfig, ctx: SourceContext): Metr
   return {
     async read(signal) {
       if (closed) throw closedError(label);
-      try {
-        return await guardedRead(
-          label,
-          signal,
-          config.timeout_ms,
-          async () => {
-            client ??= openRedis(config.url, config.timeout_ms);
-            const pipeline = client.pipeline();
-            for (const key of keys) pipeline.llen(key);
-            const replies = (await pipeline.exec()) ?? [];
-            let total = 0;
-            for (const [i, [err, length]] of replies.entries()) {
-              if (err) {
-                if (isReplyError(err)) throw sourceError(label, 'TIDE_SOURCE_QUERY', `LLEN ${keys[i]}: ${err.message}`, err);
-                throw err;
-              }
-              total += Number(length);
+      return guardedConnectionRead(
+        label,
+        signal,
+        config.timeout_ms,
+        async () => {
+          client ??= openRedis(config.url, config.timeout_ms);
+          const pipeline = client.pipeline();
+          for (const key of keys) pipeline.llen(key);
+          const replies = (await pipeline.exec()) ?? [];
+          let total = 0;
+          for (const [i, [err, length]] of replies.entries()) {
+            if (err) {
+              if (isReplyError(err)) throw sourceError(label, 'TIDE_SOURCE_QUERY', `LLEN ${keys[i]}: ${err.message}`, err);
+              throw err;
             }
-            return [{ metric: config.metric, value: total, at: ctx.now() }];
-          },
-          drop,
-        );
-      } catch (err) {
-        // A wrong key type leaves the connection healthy; anything else may not have.
-        if (!(isTideError(err) && err.code === 'TIDE_SOURCE_QUERY')) drop();
-        throw err;
-      }
+            total += Number(length);
+          }
+          return [{ metric: config.metric, value: total, at: ctx.now() }];
+        },
+        drop,
+      );
     },
     async close() {
       closed = true;
