@@ -29,7 +29,7 @@ test('withPassword keeps a password that is there and adds one that is not', () 
   assert.ok(added.url.includes(`:${added.password}@`));
 });
 
-test('no secret in replica and supervisor logs, /metrics, /health, the control API or tide ps --json', { timeout: 120_000 }, async () => {
+test('no secret in replica and supervisor logs, /metrics, /health, the control API, the dashboard events, tide decisions --json or tide ps --json', { timeout: 120_000 }, async () => {
   const { problems, outputs, bytes } = await checkSecretsHidden(databaseUrl());
   assert.deepEqual(problems, []);
   assert.ok(outputs > 20 && bytes > 10_000, `enough was captured to mean something (${outputs} outputs, ${bytes} bytes)`);
