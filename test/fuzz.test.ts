@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RECURSIVE_ALIAS, fuzzApi, fuzzConfig } from '../chaos/scenarios/fuzz.js';
+import { RECURSIVE_ALIAS, fuzzApi, fuzzConfig, fuzzControl } from '../chaos/scenarios/fuzz.js';
 import { parseConfig } from '../src/config/load.js';
 import { isTideError } from '../src/errors.js';
 import { databaseUrl } from './helpers/db.js';
@@ -20,6 +20,12 @@ test('tide.yaml texts: a config or a TIDE_CONFIG_* error naming the file, never 
   const outcome = await fuzzConfig({ runs: 2_000, seed: 7 });
   assert.deepEqual(outcome.problems, []);
   assert.equal(outcome.cases, 2_000);
+});
+
+test('control API JSON inputs (scale, restart, logs): never a 5xx, every error a documented code (500 cases)', { timeout: 60_000 }, async () => {
+  const outcome = await fuzzControl({ runs: 500, seed: 7 });
+  assert.deepEqual(outcome.problems, []);
+  assert.equal(outcome.cases, 500);
 });
 
 test(

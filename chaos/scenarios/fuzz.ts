@@ -16,6 +16,8 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { ERRORS, isTideError } from '../../src/errors.js';
 import { startApi } from '../../src/runtime/api/start.js';
+import { startControl } from '../../src/supervisor/control.js';
+import { Supervisor } from '../../src/supervisor/supervisor.js';
 import type { Scenario, ScenarioResult } from '../types.js';
 
 export interface FuzzOutcome {
@@ -178,24 +180,66 @@ export async function fuzzConfig(options: { runs: number; seed: number }): Promi
   return { cases: result.numRuns, problems };
 }
 
+/**
+ * The control API's JSON inputs (POST /v1/scale, /v1/restart; GET /v1/logs' query) over real
+ * HTTP, on a supervisor whose one service is pinned to 0 replicas (so no body can start a
+ * process): never a 5xx, every error a documented code. POST /v1/down is left out (it stops).
+ */
+export async function fuzzControl(options: { runs: number; seed: number }): Promise<FuzzOutcome> {
+  const target = new Supervisor({ services: [{ name: 'svc', kind: 'command', command: { shell: 'true' }, replicas: 0, min: 0, max: 0 }] });
+  const control = await startControl({ target, host: '127.0.0.1', port: 0, onDown: () => undefined });
+  const problems: string[] = [];
+  const controlRequest = fc.oneof(
+    fc.record({
+      path: fc.constantFrom('/v1/scale', '/v1/restart'),
+      body: fc.oneof(
+        fc.record({ replicas: fc.oneof(fc.dictionary(fc.oneof(fc.constantFrom('svc', '__proto__', 'constructor'), fc.string()), anyValue, { maxKeys: 3 }), anyValue) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+        fc.record({ service: fc.oneof(fc.constantFrom('svc', 'nope', ''), anyValue) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+        fc.jsonValue().map((v) => JSON.stringify(v)),
+        fc.string({ unit: 'binary', maxLength: 100 }),
+      ),
+      method: fc.constant('POST'),
+    }),
+    fc.record({
+      path: fc.tuple(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 })).map(([service, tail]) => `/v1/logs?service=${encodeURIComponent(service)}&tail=${encodeURIComponent(tail)}`),
+      body: fc.constant(undefined),
+      method: fc.constant('GET'),
+    }),
+  );
+  try {
+    const property = fc.asyncProperty(controlRequest, async (r) => {
+      const res = await fetch(`${control.url}${r.path}`, { method: r.method, headers: { 'content-type': 'application/json' }, ...(r.body !== undefined ? { body: r.body } : {}) });
+      const problem = checkAnswer(res.status, await res.text());
+      if (problem) throw new Error(problem);
+    });
+    const result = await fc.check(property, { seed: options.seed, numRuns: options.runs });
+    if (result.failed) problems.push(`control API: ${errorText(result.errorInstance)} for ${JSON.stringify(result.counterexample?.[0]).slice(0, 400)} (seed ${options.seed}, path ${result.counterexamplePath})`);
+    return { cases: result.numRuns, problems };
+  } finally {
+    await control.close();
+    await target.shutdown();
+  }
+}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 export const fuzz: Scenario = {
   name: 'fuzz',
-  checks: 'API JSON inputs: never 5xx, every error coded; tide.yaml: only TIDE_CONFIG_* errors',
+  checks: 'API and control API JSON inputs: never 5xx, every error coded; tide.yaml: only TIDE_CONFIG_* errors',
   async run(options): Promise<ScenarioResult> {
     const started = performance.now();
     const runs = options.full ? 20_000 : 3_000;
     const api = await fuzzApi({ databaseUrl: options.databaseUrl, runs, seed: options.seed });
     const config = await fuzzConfig({ runs, seed: options.seed });
+    const control = await fuzzControl({ runs: Math.round(runs / 3), seed: options.seed });
     return {
       name: this.name,
-      did: `fast-check, seed ${options.seed}: ${api.cases} API requests through inject() (job bodies, batches, raw text, content types, job ids) and ${config.cases} tide.yaml texts (mutated valid configs, YAML token soups, random text)`,
+      did: `fast-check, seed ${options.seed}: ${api.cases} API requests through inject() (job bodies, batches, raw text, content types, job ids), ${config.cases} tide.yaml texts (mutated valid configs, YAML token soups, random text) and ${control.cases} control API requests (scale, restart, logs)`,
       durationMs: performance.now() - started,
-      counts: { apiCases: api.cases, configCases: config.cases, problems: api.problems.length + config.problems.length },
-      violations: [...api.problems, ...config.problems],
+      counts: { apiCases: api.cases, configCases: config.cases, controlCases: control.cases, problems: api.problems.length + config.problems.length + control.problems.length },
+      violations: [...api.problems, ...config.problems, ...control.problems],
       notes: [],
     };
   },
