@@ -69,7 +69,12 @@ export const replicaKill: Scenario = {
         });
         process.kill(victim.pid, 'SIGKILL');
         inFlightAtKills += inFlight;
-        const late = await noticed;
+        // bounded: a balancer that never notices must fail the scenario, not hang it
+        const late = await Promise.race([noticed, sleep(30_000, end.signal).then(() => -1)]);
+        if (late < 0) {
+          violations.push(`the balancer never took ${victim.id} out after its SIGKILL (no down or draining event within 30 s)`);
+          break;
+        }
         sentAfterKill += late;
         options.log(`  ${secs(started)} SIGKILL ${victim.id} (pid ${victim.pid}) with ${inFlight} requests in flight on it; ${late} more sent to it before the balancer noticed`);
         const back = await until(() => {
