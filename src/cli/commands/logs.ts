@@ -1,5 +1,5 @@
 /** `tide logs [service] [-f]`: replica output kept by the running `tide up`. */
-import { parse } from '../args.js';
+import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide logs [service] [options]
@@ -11,14 +11,14 @@ Prints the last lines each replica wrote (all services, or one), prefixed with t
 export const command: Command = {
   summary: 'show replica output (-f follows)',
   async run(argv) {
-    const [{ CLIENT_FLAGS, CLIENT_HELP, clientFromFlags }, { numberArg }] = await Promise.all([import('../../supervisor/client.js'), import('../args.js')]);
-    const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, follow: { type: 'boolean', short: 'f', default: false }, tail: { type: 'string', short: 'n' } });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n\noptions:\n${CLIENT_HELP}\n`);
-      return 0;
-    }
+    const [args, { numberArg }] = await Promise.all([
+      parseControlArgs(argv, HELP, { flags: { follow: { type: 'boolean', short: 'f', default: false }, tail: { type: 'string', short: 'n' } } }),
+      import('../args.js'),
+    ]);
+    if (!args) return 0;
+    const { values, positionals } = args;
     const tail = numberArg(values.tail, '--tail', 200);
-    const client = await clientFromFlags(values);
+    const client = await args.connect();
     const abort = new AbortController();
     const stop = () => abort.abort();
     process.once('SIGINT', stop);

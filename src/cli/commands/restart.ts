@@ -1,6 +1,6 @@
 /** `tide restart <service>`: a rolling restart, one replica at a time. */
 import { TideError } from '../../errors.js';
-import { parse } from '../args.js';
+import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide restart <service> [options]
@@ -11,14 +11,11 @@ load balancer), then drains and stops the old one. No request fails on the way.`
 export const command: Command = {
   summary: 'rolling restart of a service, one replica at a time',
   async run(argv) {
-    const { CLIENT_FLAGS, CLIENT_HELP, clientFromFlags } = await import('../../supervisor/client.js');
-    const { values, positionals } = parse(argv, CLIENT_FLAGS);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n\noptions:\n${CLIENT_HELP}\n`);
-      return 0;
-    }
+    const args = await parseControlArgs(argv, HELP);
+    if (!args) return 0;
+    const { values, positionals } = args;
     if (positionals.length !== 1) throw new TideError('TIDE_USAGE', 'Name one service to restart, as in `tide restart api`.');
-    const client = await clientFromFlags(values);
+    const client = await args.connect();
     const result = await client.request<{ service: { name: string; healthy: number; desired: number } }>('POST', '/v1/restart', { service: positionals[0] });
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else process.stdout.write(`${result.service.name}: restarted, ${result.service.healthy}/${result.service.desired} healthy\n`);

@@ -1,6 +1,6 @@
 /** `tide scale worker=5 api=3`: set replica counts on the running `tide up`. */
 import { TideError } from '../../errors.js';
-import { parse } from '../args.js';
+import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide scale <service>=<replicas>... [options]
@@ -12,12 +12,9 @@ min..max) and returns when the change is done: new replicas healthy, removed one
 export const command: Command = {
   summary: 'set replica counts: tide scale worker=5 api=3',
   async run(argv) {
-    const { CLIENT_FLAGS, CLIENT_HELP, clientFromFlags } = await import('../../supervisor/client.js');
-    const { values, positionals } = parse(argv, CLIENT_FLAGS);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n\noptions:\n${CLIENT_HELP}\n`);
-      return 0;
-    }
+    const args = await parseControlArgs(argv, HELP);
+    if (!args) return 0;
+    const { values, positionals } = args;
     if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one service=replicas, as in `tide scale worker=5`.');
     const replicas: Record<string, number> = {};
     for (const arg of positionals) {
@@ -25,7 +22,7 @@ export const command: Command = {
       if (!match) throw new TideError('TIDE_USAGE', `"${arg}" is not service=replicas (a whole number), as in worker=5.`, { where: { arg } });
       replicas[match[1]!] = Number(match[2]);
     }
-    const client = await clientFromFlags(values);
+    const client = await args.connect();
     const result = await client.request<{ services: Array<{ name: string; desired: number; healthy: number; state: string }> }>('POST', '/v1/scale', { replicas });
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else for (const s of result.services) process.stdout.write(`${s.name}: ${s.healthy}/${s.desired} healthy (${s.state})\n`);
