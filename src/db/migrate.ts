@@ -10,7 +10,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
-import type pg from 'pg';
+import pg from 'pg';
 
 import { TideError } from '../errors.js';
 import { toDbError } from './errors.js';
@@ -88,4 +88,18 @@ export async function migrate(client: pg.ClientBase, schema = 'tide'): Promise<n
     await client.query(`SELECT pg_advisory_unlock(hashtext('tidescale.migrate.' || $1::text))`, [schema]).catch(() => undefined);
   }
   return applied;
+}
+
+/**
+ * Drops `schema` and everything in it, over a connection of its own that it ends: what a
+ * throwaway schema (`tide plan`'s measurement, a test file's) leaves behind is nothing.
+ */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }

@@ -6,9 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 
-import pg from 'pg';
-
 import { resolveDatabase } from '../db/connect.js';
+import { dropSchema } from '../db/migrate.js';
 import { TideError } from '../errors.js';
 import { parseTarget } from '../load/run.js';
 import { startApi } from '../runtime/api/start.js';
@@ -66,16 +65,6 @@ export function validatePlan(o: PlanOptions): void {
   if (o.api) {
     check(o.api.latencyP95Ms > 0, `--latency-p95 must be > 0, not ${o.api.latencyP95Ms}.`, '--latency-p95');
     if (o.api.url !== undefined) parseTarget(o.api.url, '--api');
-  }
-}
-
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
   }
 }
 

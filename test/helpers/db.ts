@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-import pg from 'pg';
+import { dropSchema } from '../../src/db/migrate.js';
 
 export interface TestSchema {
   url: string;
@@ -24,14 +24,6 @@ export async function freshSchema(prefix = 't'): Promise<TestSchema> {
   return {
     url,
     schema,
-    async drop() {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await client.end();
-      }
-    },
+    drop: () => dropSchema(url, schema),
   };
 }
