@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
-import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded } from '../src/supervisor/demo.js';
+import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded, splitFigures } from '../src/supervisor/demo.js';
 import { freshSchema } from './helpers/db.js';
 
 const bin = new URL('../bin/tide.js', import.meta.url).pathname;
@@ -27,7 +27,7 @@ function processesWithSchema(schema: string): number[] {
 }
 
 test('the demo pieces: scenario rates, the autoscaled project, reason headlines, seeded arrivals, percentiles', () => {
-  assert.deepEqual([0, 0.5, 0.9].map((f) => arrivalRate('calm-spike', f)), [15, 100, 15]);
+  assert.deepEqual([0, 0.5, 0.9].map((f) => arrivalRate('calm-spike', f)), [15, 120, 15]);
   assert.equal(arrivalRate('ramp', 1), 100);
   const config = parseConfig(demoConfig({ stateDir: '/tmp/x', schema: 'tide_demo' }), '<tide demo>');
   assert.deepEqual(config.services.worker?.scale?.policies.map((p) => p.kind), ['slo'], 'the workers keep an SLO');
@@ -41,6 +41,11 @@ test('the demo pieces: scenario rates, the autoscaled project, reason headlines,
   ];
   assert.deepEqual(headline(reasons, 'TooManyReplicas'), { codes: ['SloBacklog', 'TooManyReplicas'], why: 'backlog' });
   assert.deepEqual(headline([{ code: 'DesiredWithinRange', message: 'hold' }], null), { codes: ['DesiredWithinRange'], why: 'hold' });
+  assert.deepEqual(splitFigures('slo[0]: 4 replicas drain the backlog within the horizon (arrivals 16/s fast (x); backlog 72).'), [
+    'slo[0]: 4 replicas drain the backlog within the horizon',
+    '(arrivals 16/s fast (x); backlog 72)',
+  ]);
+  assert.deepEqual(splitFigures('No change.'), ['No change.', undefined]);
   const a = seeded(7);
   const b = seeded(7);
   assert.deepEqual([a(), a(), a()], [b(), b(), b()]);

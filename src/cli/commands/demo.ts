@@ -52,7 +52,7 @@ export const command: Command = {
     const minutes = numberArg(values.minutes, '--minutes', 3, 0.05);
     const seed = numberArg(values.seed, '--seed', 42);
     const intervalMs = values.interval === undefined ? undefined : numberArg(values.interval, '--interval', 5, 0.2) * 1000;
-    const [{ SCENARIOS, demoConfig, runDemo }, { parseConfig }, { startSystem }] = await Promise.all([
+    const [{ SCENARIOS, demoConfig, runDemo, splitFigures }, { parseConfig }, { startSystem }] = await Promise.all([
       import('../../supervisor/demo.js'),
       import('../../config/load.js'),
       import('../../supervisor/system.js'),
@@ -84,11 +84,16 @@ export const command: Command = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const summary = await runDemo({ system, minutes, scenario, print, seed, ...(intervalMs ? { intervalMs } : {}) });
+      const slo = config.services.worker?.scale?.policies.find((p) => p.kind === 'slo');
+      const summary = await runDemo({ system, minutes, scenario, print, seed, ...(intervalMs ? { intervalMs } : {}), ...(slo ? { sloWaitSeconds: slo.waitSeconds } : {}) });
       print('');
       print(`summary (${summary.scenario}, ${summary.seconds} s):`);
       print(`  jobs: ${summary.offered} offered, ${summary.accepted} accepted, ${summary.completed} completed, ${summary.failed} failed, lost ${summary.lost}` +
         `${summary.rejected ? `, ${summary.rejected} requests rejected` : ''}${summary.shed ? `, ${summary.shed} shed by the generator` : ''}`);
+      if (slo && summary.withinSloWait !== null) {
+        const kept = summary.withinSloWait >= slo.attainment ? 'kept' : 'missed';
+        print(`  the workers' SLO, ${pct(slo.attainment)} of jobs start within ${slo.waitSeconds} s: ${kept} (${pct(summary.withinSloWait)} of a sample of the jobs did)`);
+      }
       print(`  p95 wait before a job started: ${fmtMs(summary.waitP95Ms)}; API p95: ${fmtMs(summary.apiP95Ms)}; peak depth ${summary.peakDepth}, oldest ${summary.peakOldestSeconds.toFixed(1)} s`);
       for (const [name, r] of Object.entries(summary.replicas)) print(`  ${name} replicas over time: ${r.timeline}`);
       const { rounds, decisions } = summary.autoscaler;
@@ -97,6 +102,7 @@ export const command: Command = {
         const when = summary.spike && d.atSeconds >= summary.spike.fromSeconds && d.atSeconds < summary.spike.toSeconds + 5 ? ' (spike)' : '';
         print(`    ${d.atSeconds.toFixed(0).padStart(4)}s${when.padEnd(8)} ${d.service} ${d.from} -> ${d.to}  ${d.reasons.join(', ')}${d.applied ? '' : ' (not applied)'}`);
       }
+      for (const [service, last] of Object.entries(summary.autoscaler.last)) print(`  ${service} at the end: ${last.desired} [${last.codes.join(', ')}] ${splitFigures(last.why)[0]}`);
       if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       return summary.lost === 0 ? 0 : 1;
     } finally {
@@ -106,6 +112,11 @@ export const command: Command = {
     }
   },
 };
+
+/** 99%, 98.7%: one decimal, unless whole. */
+function pct(share: number): string {
+  return `${Number((share * 100).toFixed(1))}%`;
+}
 
 function fmtMs(ms: number | null): string {
   return ms === null ? '-' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
