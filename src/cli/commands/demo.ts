@@ -29,7 +29,7 @@ options:
   --seed <n>            seed of the arrival times (default 42)`;
 
 export const command: Command = {
-  summary: 'the whole system under a built-in load, narrated (no setup)',
+  summary: 'the whole system under a built-in load, scaled by the autoscaler, narrated (no setup)',
   async run(argv) {
     const { values } = parse(
       argv,
