@@ -5,12 +5,10 @@
  * (no real one runs here; it follows the documented shapes).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { parseConfig } from '../src/config/load.js';
 import { buildServices } from '../src/controller/start.js';
@@ -18,8 +16,7 @@ import { TideError } from '../src/errors.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import { FakeKubernetes } from './actuators/fake-kubernetes.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
-
-const TIDE = fileURLToPath(new URL('../bin/tide.js', import.meta.url));
+import { runTide } from './helpers/tide.js';
 
 test('autoscale: defaults, and seconds become ms', () => {
   const plain = parseConfig('project: p\nservices:\n  worker: { kind: worker }\n');
@@ -136,13 +133,7 @@ after(async () => {
   await schema.drop();
 });
 
-function tide(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [TIDE, ...args], { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const tide = (args: string[]) => runTide(args, { cwd: dir, env: { ...process.env, DATABASE_URL: '' }, timeout: 60_000 });
 
 test('tide autoscale --once: dry run records and changes nothing; a real round scales; tide decisions --json lists both', async () => {
   fake.add('deployments', 'shop', 'worker', 1);

@@ -4,33 +4,15 @@
  * enqueued through the balancer: "workers not consuming" (none), critical, exit 1.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { freshSchema } from './helpers/db.js';
+import { alive, runTide } from './helpers/tide.js';
 
-const bin = new URL('../bin/tide.js', import.meta.url).pathname;
-
-function tide(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd, env: process.env, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const tide = (cwd: string, args: string[]) => runTide(args, { cwd, env: process.env, timeout: 120_000 });
 
 test('tide doctor on a running tide up: workers scaled to zero and jobs enqueued -> critical, exit 1', { timeout: 180_000 }, async () => {
   const db = await freshSchema('docup');

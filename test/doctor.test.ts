@@ -6,7 +6,6 @@
  * sleeps and the counts are the test's own.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,8 +23,7 @@ import { startApi } from '../src/runtime/api/start.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import { type Balancer, createBalancer } from '../src/supervisor/balancer.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
-
-const bin = new URL('../bin/tide.js', import.meta.url).pathname;
+import { runTide } from './helpers/tide.js';
 
 let schema: TestSchema;
 let dir: string;
@@ -40,14 +38,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function tide(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: dir, env: { ...process.env, DATABASE_URL: schema.url }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const tide = (args: string[]) => runTide(args, { cwd: dir, env: { ...process.env, DATABASE_URL: schema.url }, timeout: 60_000 });
 
 test('jobs enqueued with no worker running: "workers not consuming" is critical and tide doctor exits 1', { timeout: 90_000 }, async () => {
   const api = await startApi({ databaseUrl: schema.url, schema: schema.schema, port: 0, version: 'test', rateLimit: false, defaultMetrics: false });

@@ -2,7 +2,6 @@
 // thread and split over worker threads), latency from the intended send time under a stall,
 // the closed model's VU count, refused connections, and the command's exit codes.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +11,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { runLoad } from '../src/load/run.js';
+import { runTide } from './helpers/tide.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(path.join(tmpdir(), 'tide-load-'));
@@ -66,13 +66,7 @@ async function refusedUrl(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-function tide(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'bin', 'tide.js'), ...args], { cwd: root, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const tide = (args: string[]) => runTide(args, { cwd: root, maxBuffer: 1 << 24 });
 
 test('trace replay with compression: the server gets exactly the trace counts, in one thread and over two worker threads', async () => {
   const t = await target();

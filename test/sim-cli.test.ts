@@ -1,25 +1,19 @@
 // `tide simulate` as a user runs it: a child process on a shipped example scenario.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { runTide } from './helpers/tide.js';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const scenario = path.join(root, 'examples', 'scenarios', 'flash-sale.yaml');
 const dir = mkdtempSync(path.join(tmpdir(), 'tide-sim-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function tide(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, 'bin', 'tide.js'), ...args], { cwd: root, maxBuffer: 1 << 24 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const tide = (args: string[]) => runTide(args, { cwd: root, maxBuffer: 1 << 24 });
 
 const KEYS = ['scenario', 'policy', 'attainment', 'slo_attainment', 'wait_p95', 'wait_p99', 'replica_seconds', 'lower_bound_seconds', 'efficiency', 'scale_events', 'flaps', 'trace_seconds'];
 

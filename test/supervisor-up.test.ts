@@ -1,36 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import type { PsResult } from '../src/supervisor/supervisor.js';
 import { freshSchema } from './helpers/db.js';
+import { TIDE_BIN, alive, runTide } from './helpers/tide.js';
 
-const run = promisify(execFile);
-const bin = new URL('../bin/tide.js', import.meta.url).pathname;
-
-async function tide(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env: process.env, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const tide = (cwd: string, args: string[]) => runTide(args, { cwd, env: process.env, timeout: 120_000 });
 
 test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, logs, rolling restart under POSTs (none fails), down: nothing left behind', { timeout: 240_000 }, async () => {
   const db = await freshSchema('sup');
@@ -166,7 +145,7 @@ test('foreground tide up: Ctrl-C (SIGINT to the whole process group, as a termin
     ].join('\n'),
   );
   // detached: its own process group, standing in for a terminal's foreground job
-  const up = spawn(process.execPath, [bin, 'up', '--no-color'], { cwd: dir, env: process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const up = spawn(process.execPath, [TIDE_BIN, 'up', '--no-color'], { cwd: dir, env: process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   up.stdout.on('data', (c: Buffer) => (output += c.toString()));
   up.stderr.on('data', (c: Buffer) => (output += c.toString()));

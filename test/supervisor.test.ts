@@ -3,6 +3,7 @@ import { test } from 'node:test';
 
 import { DEFAULT_BACKOFF, NO_CRASHES, afterCrash, restartDelay } from '../src/supervisor/backoff.js';
 import { type ReplicaStatus, type ServiceSpec, type UpstreamPool, Supervisor, simpleArgv } from '../src/supervisor/supervisor.js';
+import { alive } from './helpers/tide.js';
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
@@ -23,15 +24,6 @@ function until(sup: Supervisor, ready: () => boolean): Promise<void> {
     sup.on('log', check);
     check();
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** An UpstreamPool that records what the supervisor told it, in order. */

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import { TideError } from '../src/errors.js';
@@ -11,6 +10,7 @@ import { type RunningWorker, startWorker } from '../src/runtime/worker/worker.js
 import * as fixtures from './fixtures/jobs.js';
 import { closeRunsPool, createRunsTable } from './fixtures/runs.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
+import { freePort } from './helpers/net.js';
 
 let schema: TestSchema;
 let queue: PostgresQueue;
@@ -53,15 +53,6 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000, what = '
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('built-in handlers', () => {

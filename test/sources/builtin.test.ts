@@ -6,19 +6,13 @@ import { type PostgresQueue, createPostgresQueue } from '../../src/runtime/queue
 import { builtinConfig, createBuiltinSource } from '../../src/sources/builtin.js';
 import { type TestSchema, freshSchema } from '../helpers/db.js';
 import { sourceConformance } from './conformance.js';
+import { withPort } from './helpers.js';
 
 const url = process.env.DATABASE_URL ?? '';
 const signal = () => new AbortController().signal;
 const ctx = { now: () => 13_000 };
 let schema: TestSchema;
 let engine: PostgresQueue;
-
-function withPort(port: number): string {
-  const u = new URL(url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
-  return u.toString();
-}
 
 before(async () => {
   schema = await freshSchema('src_builtin');
@@ -38,8 +32,8 @@ function source(queue: string, extra: Record<string, unknown> = {}) {
 
 sourceConformance('builtin', {
   create: (c) => createBuiltinSource(builtinConfig.parse({ connection_string: url, schema: schema.schema, queue: 'warm' }), c),
-  hanging: (_host, port, timeoutMs, c) => createBuiltinSource(builtinConfig.parse({ connection_string: withPort(port), queue: 'warm', timeout_ms: timeoutMs }), c),
-  unreachable: (port, c) => createBuiltinSource(builtinConfig.parse({ connection_string: withPort(port), queue: 'warm' }), c),
+  hanging: (_host, port, timeoutMs, c) => createBuiltinSource(builtinConfig.parse({ connection_string: withPort(url, port), queue: 'warm', timeout_ms: timeoutMs }), c),
+  unreachable: (port, c) => createBuiltinSource(builtinConfig.parse({ connection_string: withPort(url, port), queue: 'warm' }), c),
 });
 
 function byMetric(samples: Array<{ metric: string; value: number }>): Record<string, number> {

@@ -39,16 +39,18 @@ export async function blackhole(): Promise<Blackhole> {
   };
 }
 
-/** A loopback port nothing listens on (bound then released). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A loopback port nothing listens on (bound then released); shared with the other tests. */
+export { freePort } from '../helpers/net.js';
 
 const WATCHED = ['TCPSocketWrap', 'TCPWRAP', 'PipeWrap', 'Timeout', 'ProcessWrap', 'TLSWrap'];
+
+/** `url` with its host set to 127.0.0.1 and its port to `port`: the same database URL aimed at a test server. */
+export function withPort(url: string, port: number): string {
+  const u = new URL(url);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  return u.toString();
+}
 
 /** Counts of the handle kinds a source could leak. */
 export function handleCounts(): Record<string, number> {

@@ -7,18 +7,11 @@ import { isTideError } from '../../src/errors.js';
 import { createPostgresSource, postgresConfig } from '../../src/sources/postgres.js';
 import { type TestSchema, freshSchema } from '../helpers/db.js';
 import { sourceConformance } from './conformance.js';
-import { handleCounts, leakedHandles } from './helpers.js';
+import { handleCounts, leakedHandles, withPort } from './helpers.js';
 
 const url = process.env.DATABASE_URL ?? '';
 const ctx = { now: () => 1_000 };
 const signal = () => new AbortController().signal;
-
-function withPort(port: number): string {
-  const u = new URL(url);
-  u.hostname = '127.0.0.1';
-  u.port = String(port);
-  return u.toString();
-}
 
 function source(fields: Record<string, unknown>) {
   return createPostgresSource(postgresConfig.parse({ connection_string: url, ...fields }), ctx);
@@ -26,8 +19,8 @@ function source(fields: Record<string, unknown>) {
 
 sourceConformance('postgres', {
   create: (c) => createPostgresSource(postgresConfig.parse({ connection_string: url, query: 'SELECT 42 AS n', metric: 'queue_depth' }), c),
-  hanging: (_host, port, timeoutMs, c) => createPostgresSource(postgresConfig.parse({ connection_string: withPort(port), query: 'SELECT 1', metric: 'm', timeout_ms: timeoutMs }), c),
-  unreachable: (port, c) => createPostgresSource(postgresConfig.parse({ connection_string: withPort(port), query: 'SELECT 1', metric: 'm' }), c),
+  hanging: (_host, port, timeoutMs, c) => createPostgresSource(postgresConfig.parse({ connection_string: withPort(url, port), query: 'SELECT 1', metric: 'm', timeout_ms: timeoutMs }), c),
+  unreachable: (port, c) => createPostgresSource(postgresConfig.parse({ connection_string: withPort(url, port), query: 'SELECT 1', metric: 'm' }), c),
 });
 
 let schema: TestSchema;
