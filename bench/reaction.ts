@@ -18,7 +18,6 @@
  * The last line is {"decision_s":N,"first_job_s":N} (the tide loop, with the urgent trigger).
  */
 import { randomBytes } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +25,7 @@ import path from 'node:path';
 import pg from 'pg';
 
 import { parseConfig } from '../src/config/load.js';
-import type { DecisionRecord } from '../src/controller/controller.js';
+import { decisionWhere } from '../src/controller/events.js';
 import { startController } from '../src/controller/start.js';
 import { resolveDatabase } from '../src/db/connect.js';
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
@@ -41,17 +40,6 @@ interface Result {
   /** decision -> the first new replica passing its health check (process start, for the diagnosis). */
   healthy_s: number | null;
   desired: number;
-}
-
-function decisionWhere(emitter: EventEmitter, ok: (r: DecisionRecord) => boolean): Promise<DecisionRecord> {
-  return new Promise((resolve) => {
-    const on = (r: DecisionRecord) => {
-      if (!ok(r)) return;
-      emitter.off('decision', on);
-      resolve(r);
-    };
-    emitter.on('decision', on);
-  });
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

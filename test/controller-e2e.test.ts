@@ -11,7 +11,6 @@
  * 301 s ahead instead of waiting five minutes. Workers and the queue keep real time.
  */
 import assert from 'node:assert/strict';
-import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,22 +21,11 @@ import pg from 'pg';
 import { parseConfig } from '../src/config/load.js';
 import type { Clock } from '../src/controller/clock.js';
 import type { DecisionRecord } from '../src/controller/controller.js';
+import { decisionWhere } from '../src/controller/events.js';
 import { startController } from '../src/controller/start.js';
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import { startSystem } from '../src/supervisor/system.js';
 import { freshSchema } from './helpers/db.js';
-
-/** Resolves with the first 'decision' that satisfies `ok` (the test's own timeout bounds it). */
-function decisionWhere(emitter: EventEmitter, ok: (r: DecisionRecord) => boolean): Promise<DecisionRecord> {
-  return new Promise((resolve) => {
-    const on = (r: DecisionRecord) => {
-      if (!ok(r)) return;
-      emitter.off('decision', on);
-      resolve(r);
-    };
-    emitter.on('decision', on);
-  });
-}
 
 test('tide up with the autoscaler: a step in load scales workers out within two rounds of the SLO breach, no job is lost, and they scale back in', { timeout: 120_000 }, async () => {
   const db = await freshSchema('e2e');

@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,25 +17,14 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 
 import { parseConfig } from '../src/config/load.js';
-import type { DecisionRecord, ServiceControlStatus } from '../src/controller/controller.js';
+import type { ServiceControlStatus } from '../src/controller/controller.js';
+import { decisionWhere } from '../src/controller/events.js';
 import type { PsResult } from '../src/supervisor/supervisor.js';
 import { startSystem } from '../src/supervisor/system.js';
 import { freshSchema } from './helpers/db.js';
 
 const run = promisify(execFile);
 const bin = new URL('../bin/tide.js', import.meta.url).pathname;
-
-/** Resolves with the first 'decision' that satisfies `ok` (the test's own timeout bounds it). */
-function decisionWhere(emitter: EventEmitter, ok: (r: DecisionRecord) => boolean): Promise<DecisionRecord> {
-  return new Promise((resolve) => {
-    const on = (r: DecisionRecord) => {
-      if (!ok(r)) return;
-      emitter.off('decision', on);
-      resolve(r);
-    };
-    emitter.on('decision', on);
-  });
-}
 
 test('tide up: a process source measures its service, and a manual tide scale pauses the autoscaler at once and for the whole pause', { timeout: 90_000 }, async () => {
   const db = await freshSchema('supauto');
