@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { runLoad } from '../src/load/run.js';
+import { freePort } from './helpers/net.js';
 import { runTide } from './helpers/tide.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,11 +60,7 @@ async function target(delay: (n: number) => number = () => 0, status = 200): Pro
 
 /** A port nothing listens on: bound once, then closed. */
 async function refusedUrl(): Promise<string> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 const tide = (args: string[]) => runTide(args, { cwd: root, maxBuffer: 1 << 24 });

@@ -10,7 +10,8 @@
  * the documented response shapes, and errors as `{"__type": "<Name>", "message": ...}`.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+
+import { closeHttpServer, listenOnLoopback } from '../helpers/net.js';
 
 export interface FakeEcsService {
   desiredCount: number;
@@ -51,14 +52,12 @@ export class FakeEcs {
     return this.clusters.get(cluster)?.get(service);
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  listen(): Promise<string> {
+    return listenOnLoopback(this.#server);
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve, reject) => this.#server.close((err) => (err ? reject(err) : resolve())));
+  close(): Promise<void> {
+    return closeHttpServer(this.#server);
   }
 
   #arn(cluster: string, service?: string): string {

@@ -14,7 +14,8 @@
  * `hang` leaves requests unanswered.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+
+import { closeHttpServer, listenOnLoopback } from '../helpers/net.js';
 
 export interface FakeWorkload {
   replicas: number;
@@ -55,14 +56,12 @@ export class FakeKubernetes {
     return this.workloads.get(`${plural}/${namespace}/${name}`);
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  listen(): Promise<string> {
+    return listenOnLoopback(this.#server);
   }
 
-  async close(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve, reject) => this.#server.close((err) => (err ? reject(err) : resolve())));
+  close(): Promise<void> {
+    return closeHttpServer(this.#server);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,4 +1,5 @@
-/** Network helpers for tests: a loopback port nothing listens on. */
+/** Network helpers for tests: a loopback port nothing listens on, loopback servers started and stopped. */
+import type http from 'node:http';
 import net from 'node:net';
 
 /** A loopback port that was free a moment ago (the kernel picked it; nothing listens now). */
@@ -8,4 +9,16 @@ export async function freePort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** Starts `server` on a kernel-picked loopback port; resolves with its http:// base URL. */
+export async function listenOnLoopback(server: net.Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+/** Ends every connection of an HTTP server (keep-alive ones too), then closes it; rejects if it was not listening. */
+export async function closeHttpServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
 }
