@@ -273,8 +273,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   // --- the autoscaler's decisions, as they come
   const decisions: DemoDecision[] = [];
   const roundsAtStart = autoscaler.controller.rounds;
+  // a paused service (a `tide scale` during the demo) is decided on every round: say it once
+  const unapplied = new Map<string, string>();
   const onDecision = (record: DecisionRecord) => {
+    const move = `${record.current}->${record.desired}`;
+    if (record.applied || record.desired === record.current) unapplied.delete(record.service);
     if (record.desired === record.current) return;
+    if (!record.applied) {
+      if (unapplied.get(record.service) === move) return;
+      unapplied.set(record.service, move);
+    }
     const { codes, why } = headline(record.reasons, record.limitedBy);
     const decision: DemoDecision = {
       atSeconds: seconds(),

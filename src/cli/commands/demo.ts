@@ -67,11 +67,15 @@ export const command: Command = {
     // the demo's project, validated like any tide.yaml
     const config = parseConfig(demoConfig({ stateDir: path.resolve(values['state-dir']), schema: values.schema }), '<tide demo>');
     print('starting: database, migrations, balancer, 1 api and 1 worker replica, the autoscaler');
+    let lastLog = '';
     const system = await startSystem(config, {
       configDir: process.cwd(),
-      // the demo narrates each decision itself (runDemo); the controller's "scaled to" would repeat it
+      // the demo narrates each decision itself (runDemo); the controller's "scaled to" would
+      // repeat it, and a manual scale's pause is announced twice (at once, and by the next round)
       log: (line) => {
-        if (!/^autoscaler: [a-z0-9-]+: scaled to \d+$/.test(line)) print(`  ${line}`);
+        if (/^autoscaler: [a-z0-9-]+: scaled to \d+$/.test(line) || line === lastLog) return;
+        lastLog = line;
+        print(`  ${line}`);
       },
       dashboardEager: true,
       onLog: (l) => {
