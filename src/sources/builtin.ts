@@ -19,7 +19,7 @@ import { z } from 'zod';
 import type { Sample } from '../core/types.js';
 import { METRIC } from '../core/types.js';
 import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
-import { closedError, commonFields, guardedConnectionRead, labelOf, sourceError } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
 export const builtinConfig = z.strictObject({
@@ -49,13 +49,10 @@ interface Engine {
 
 export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): MetricSource {
   const label = labelOf('builtin', config);
-  let engine: Engine | undefined;
   let closed = false;
   let notes: string[] = [];
-  const closing = new Set<Promise<void>>();
 
-  function theEngine(): Engine {
-    if (engine) return engine;
+  function openEngine(): Engine {
     const sockets = new Set<net.Socket>();
     const pool = new pg.Pool({
       connectionString: config.connection_string,
@@ -73,31 +70,27 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
     pool.on('error', () => {});
     const queue = createPostgresQueue({ connectionString: config.connection_string, schema: config.schema, pool, migrate: false });
     queue.catch(() => {});
-    engine = { queue, pool, sockets };
-    return engine;
+    return { queue, pool, sockets };
   }
 
   /**
-   * Forgets the engine and releases it: politely (pool.end() sends Terminate) when nothing is
+   * Releases a dropped engine: politely (pool.end() sends Terminate) when nothing is
    * pending, or by destroying its sockets first after an abort or a failure.
    */
-  function drop(polite = false): void {
-    const e = engine;
-    engine = undefined;
-    if (!e) return;
+  function releaseEngine(e: Engine, polite: boolean): Promise<void> {
     // Destroying the sockets fails whatever is pending on them, so pool.end() can finish.
     if (!polite) for (const socket of e.sockets) socket.destroy();
-    const done = e.queue
+    return e.queue
       .then((q) => q.close())
       .catch(() => {})
       .then(() => e.pool.end())
       .catch(() => {})
       .then(() => {
         for (const socket of e.sockets) socket.destroy();
-      })
-      .finally(() => closing.delete(done));
-    closing.add(done);
+      });
   }
+
+  const engine = keptConnection(openEngine, releaseEngine);
 
   function toSamples(stats: Awaited<ReturnType<PostgresQueue['stats']>>, at: number): Sample[] {
     const s = stats.find((x) => x.queue === config.queue);
@@ -133,7 +126,7 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
         signal,
         config.timeout_ms,
         async () => {
-          const queue = await theEngine().queue;
+          const queue = await engine.get().queue;
           let stats;
           try {
             stats = await queue.stats(config.queue);
@@ -146,13 +139,12 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
           }
           return toSamples(stats, ctx.now());
         },
-        () => drop(),
+        () => engine.drop(),
       );
     },
     async close() {
       closed = true;
-      drop(true);
-      await Promise.all(closing);
+      await engine.close(true);
     },
     notes: () => notes,
   };

@@ -19,7 +19,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 
 import { METRIC } from '../core/types.js';
-import { closedError, commonFields, guardedConnectionRead, labelOf } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf } from './guard.js';
 import { closeRedis, openRedis } from './redis.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
@@ -40,32 +40,21 @@ function runnableSince(job: Job): number {
 
 export function createBullmqSource(config: BullmqConfig, ctx: SourceContext): MetricSource {
   const label = labelOf('bullmq', config);
-  let conn: { client: Redis; queue: Queue } | undefined;
-  let closed = false;
-  const closing = new Set<Promise<void>>();
-
-  function connect(): { client: Redis; queue: Queue } {
-    if (!conn) {
+  const conn = keptConnection(
+    (): { client: Redis; queue: Queue } => {
       const client = openRedis(config.url, config.timeout_ms);
       const queue = new Queue(config.queue, { connection: client, prefix: config.prefix });
       // BullMQ re-emits connection errors; the pending call already carries them.
       queue.on('error', () => {});
-      conn = { client, queue };
-    }
-    return conn;
-  }
-
-  function drop(): void {
-    const c = conn;
-    conn = undefined;
-    if (!c) return;
+      return { client, queue };
+    },
     // End the socket first: a Queue still initialising would otherwise wait on it.
-    const done = closeRedis(c.client)
-      .then(() => c.queue.close())
-      .catch(() => {})
-      .finally(() => closing.delete(done));
-    closing.add(done);
-  }
+    (c) =>
+      closeRedis(c.client)
+        .then(() => c.queue.close())
+        .catch(() => {}),
+  );
+  let closed = false;
 
   return {
     async read(signal) {
@@ -75,7 +64,7 @@ export function createBullmqSource(config: BullmqConfig, ctx: SourceContext): Me
         signal,
         config.timeout_ms,
         async () => {
-          const { queue } = connect();
+          const { queue } = conn.get();
           const [waiting, prioritized, active, tail, head, nextPrioritized] = await Promise.all([
             queue.getWaitingCount(),
             queue.getPrioritizedCount(),
@@ -94,13 +83,12 @@ export function createBullmqSource(config: BullmqConfig, ctx: SourceContext): Me
             { metric: METRIC.oldestAge, value: oldest === undefined ? 0 : Math.max(0, (at - oldest) / 1000), at },
           ];
         },
-        drop,
+        () => conn.drop(),
       );
     },
     async close() {
       closed = true;
-      drop();
-      await Promise.all(closing);
+      await conn.close();
     },
   };
 }

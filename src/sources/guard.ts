@@ -137,6 +137,41 @@ export async function guardedConnectionRead<T>(
   }
 }
 
+/** The one connection (client, pool, engine) a source keeps between reads; see `keptConnection`. */
+export interface KeptConnection<T> {
+  /** The open connection, opened now when there is none. */
+  get(): T;
+  /** Forgets the connection and releases it in the background; the next `get` opens a fresh one. */
+  drop(polite?: boolean): void;
+  /** Drops the connection and waits until every release still under way has finished. */
+  close(polite?: boolean): Promise<void>;
+}
+
+/**
+ * Keeps one connection, opened on first use by `open`. A dropped connection is released by
+ * `release` (`polite`: nothing is pending on it, so it may say goodbye) while reads go on
+ * with a new one; close() waits for those releases too, so nothing is left open after it.
+ */
+export function keptConnection<T>(open: () => T, release: (conn: T, polite: boolean) => Promise<void>): KeptConnection<T> {
+  let conn: T | undefined;
+  const releasing = new Set<Promise<void>>();
+  const drop = (polite = false): void => {
+    const c = conn;
+    conn = undefined;
+    if (c === undefined) return;
+    const done = release(c, polite).finally(() => releasing.delete(done));
+    releasing.add(done);
+  };
+  return {
+    get: () => (conn ??= open()),
+    drop,
+    async close(polite = false) {
+      drop(polite);
+      await Promise.all(releasing);
+    },
+  };
+}
+
 /**
  * A backend's answer as a finite number, or a TIDE_SOURCE_BAD_VALUE naming what it was.
  * Accepts numbers, numeric strings (PostgreSQL numeric and bigint arrive as strings) and bigints.

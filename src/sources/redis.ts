@@ -10,7 +10,7 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 
-import { closedError, commonFields, guardedConnectionRead, labelOf, sourceError } from './guard.js';
+import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
 export const redisConfig = z.strictObject({
@@ -72,17 +72,8 @@ export function isReplyError(err: unknown): err is Error {
 export function createRedisSource(config: RedisConfig, ctx: SourceContext): MetricSource {
   const label = labelOf('redis', config);
   const keys = typeof config.key === 'string' ? [config.key] : config.key;
-  let client: Redis | undefined;
+  const client = keptConnection(() => openRedis(config.url, config.timeout_ms), closeRedis);
   let closed = false;
-  const closing = new Set<Promise<void>>();
-
-  function drop(): void {
-    const c = client;
-    client = undefined;
-    if (!c) return;
-    const done = closeRedis(c).finally(() => closing.delete(done));
-    closing.add(done);
-  }
 
   return {
     async read(signal) {
@@ -92,8 +83,7 @@ export function createRedisSource(config: RedisConfig, ctx: SourceContext): Metr
         signal,
         config.timeout_ms,
         async () => {
-          client ??= openRedis(config.url, config.timeout_ms);
-          const pipeline = client.pipeline();
+          const pipeline = client.get().pipeline();
           for (const key of keys) pipeline.llen(key);
           const replies = (await pipeline.exec()) ?? [];
           let total = 0;
@@ -106,13 +96,12 @@ export function createRedisSource(config: RedisConfig, ctx: SourceContext): Metr
           }
           return [{ metric: config.metric, value: total, at: ctx.now() }];
         },
-        drop,
+        () => client.drop(),
       );
     },
     async close() {
       closed = true;
-      drop();
-      await Promise.all(closing);
+      await client.close();
     },
   };
 }
