@@ -4,13 +4,13 @@
  * enqueued through the balancer: "workers not consuming" (none), critical, exit 1.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { freshSchema } from './helpers/db.js';
-import { alive, runTide } from './helpers/tide.js';
+import { alive, runTide, stopIfAlive, upDetached } from './helpers/tide.js';
 
 const tide = (cwd: string, args: string[]) => runTide(args, { cwd, env: process.env, timeout: 120_000 });
 
@@ -32,9 +32,7 @@ test('tide doctor on a running tide up: workers scaled to zero and jobs enqueued
   );
   let upPid: number | undefined;
   try {
-    const up = await tide(dir, ['up', '-d']);
-    assert.equal(up.code, 0, up.stderr);
-    const state = JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as { pid: number; balancer: string };
+    const { state } = await upDetached(dir);
     upPid = state.pid;
 
     const scaled = await tide(dir, ['scale', 'worker=0']);
@@ -63,7 +61,7 @@ test('tide doctor on a running tide up: workers scaled to zero and jobs enqueued
     assert.equal(down.code, 0, down.stderr);
     assert.equal(alive(upPid), false);
   } finally {
-    if (upPid && alive(upPid)) process.kill(upPid, 'SIGTERM');
+    stopIfAlive(upPid);
     await rm(dir, { recursive: true, force: true });
     await db.drop();
   }
@@ -94,9 +92,7 @@ test('tide doctor on a running tide up: workers pinned at their max while jobs s
   );
   let upPid: number | undefined;
   try {
-    const up = await tide(dir, ['up', '-d']);
-    assert.equal(up.code, 0, up.stderr);
-    const state = JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as { pid: number; balancer: string };
+    const { state } = await upDetached(dir);
     upPid = state.pid;
     // two slots, forty jobs of 2 s: the oldest waits longer than the 1 s promise at once
     const jobs = Array.from({ length: 40 }, () => ({ handler: 'sleep', payload: { ms: 2000 } }));
@@ -122,7 +118,7 @@ test('tide doctor on a running tide up: workers pinned at their max while jobs s
     assert.equal(down.code, 0, down.stderr);
     assert.equal(alive(upPid), false);
   } finally {
-    if (upPid && alive(upPid)) process.kill(upPid, 'SIGTERM');
+    stopIfAlive(upPid);
     await rm(dir, { recursive: true, force: true });
     await db.drop();
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import type { PsResult } from '../src/supervisor/supervisor.js';
 import { freshSchema } from './helpers/db.js';
-import { TIDE_BIN, alive, runTide } from './helpers/tide.js';
+import { TIDE_BIN, alive, runTide, stopIfAlive, upDetached } from './helpers/tide.js';
 
 const tide = (cwd: string, args: string[]) => runTide(args, { cwd, env: process.env, timeout: 120_000 });
 
@@ -30,10 +30,8 @@ test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, 
   let upPid: number | undefined;
   const pids = new Set<number>();
   try {
-    const up = await tide(dir, ['up', '-d']);
-    assert.equal(up.code, 0, up.stderr);
+    const { run: up, state } = await upDetached(dir);
     assert.match(up.stdout, /runs in the background/);
-    const state = JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as { pid: number; url: string; balancer: string };
     upPid = state.pid;
     assert.ok(!JSON.stringify(state).includes(new URL(db.url).password || '\u0000'), 'control.json holds no secret');
 
@@ -106,7 +104,7 @@ test('tide up -d, scale workers in under load (no job lost, exit 0), ps --json, 
     assert.equal(notRunning.code, 1);
     assert.match(notRunning.stderr, /TIDE_SUPERVISOR_NOT_RUNNING/);
   } finally {
-    if (upPid && alive(upPid)) process.kill(upPid, 'SIGTERM');
+    stopIfAlive(upPid);
     for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
     await db.drop();
