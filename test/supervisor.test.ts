@@ -96,6 +96,9 @@ test('scale out and in: ps follows, api replicas join and leave the pool, worker
     assert.equal(new Set(ports).size, 3, 'each api replica has its own port');
     assert.equal(ps.services.find((s) => s.name === 'jobs')?.scaledBy, 'manual');
 
+    // a replica without a health path counts as healthy once spawned; wait until each worker
+    // has installed its SIGTERM handler (its "up" line), or a slow start dies by the signal
+    await until(sup, () => sup.logs('jobs').filter((l) => /^worker \d+ up$/.test(l.line)).length >= 4);
     const before = ps.replicas.map((r) => r.pid!);
     await Promise.all([sup.scale('web', 1), sup.scale('jobs', 2)]);
     assert.deepEqual(sup.ps().replicas.map((r) => r.id), ['web.1', 'jobs.1', 'jobs.2'], 'the highest-numbered replicas go first');
