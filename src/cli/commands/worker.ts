@@ -68,13 +68,26 @@ export const command: Command = {
       import('../../runtime/handlers/index.js'),
       import('../../runtime/worker/worker.js'),
     ]);
+    // Signals are taken from the start: a replica scaled in while it is still starting must
+    // not die by the default action with jobs it has just claimed (they would wait out a lease).
+    let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+    let stopAsked: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      stopAsked ??= signal;
+      if (!worker) return;
+      process.stderr.write(`tide worker ${worker.id}: ${signal}, draining (grace ${graceMs / 1000} s)\n`);
+      void worker.stop(graceMs);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     const handlers = handlersPath ? await loadHandlers(handlersPath) : {};
     const log = (line: string) => process.stderr.write(`${line}\n`);
     const database = await resolveDatabase({ ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}), log });
-    let worker;
     try {
       worker = await startWorker({ connectionString: database.url, schema, queues, concurrency, handlers, graceMs, leaseMs, pollMs, retentionMs, metricsPort, log });
     } catch (err) {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       await database.stop();
       throw err;
     }
@@ -84,14 +97,7 @@ export const command: Command = {
         `database ${redactUrl(database.url)}${database.embedded ? ' (embedded)' : ''} schema ${schema}` +
         `${worker.metricsPort ? `, metrics on :${worker.metricsPort}` : ''}\n`,
     );
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (signal === 'SIGINT' || signal === 'SIGTERM') {
-        log(`tide worker ${worker.id}: ${signal}, draining (grace ${graceMs / 1000} s)`);
-        void worker.stop(graceMs);
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    if (stopAsked) onSignal(stopAsked);
     await worker.stopped;
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
