@@ -43,7 +43,7 @@ export function arrivalRate(scenario: Scenario, fraction: number): number {
 
 /**
  * The demo's project, as a tide.yaml would say it (ports 0: any free ones). Workers keep a
- * promise, "99% of jobs start within 2 s" (the SLO policy sizes them from the arrival rate,
+ * promise, "95% of jobs start within 3 s" (the SLO policy sizes them from the arrival rate,
  * the service time and the backlog); the api aims at half a core per replica, measured from
  * its processes. A 2 s round suits a run of a few minutes; the api's scale-down window is
  * shortened from the HPA's 300 s for the same reason.
@@ -75,7 +75,7 @@ export function demoConfig(options: { stateDir: string; schema: string }): strin
     `    concurrency: ${CONCURRENCY}`,
     '    stop_grace_seconds: 15',
     '    scale:',
-    '      policies: [{ kind: slo, waitSeconds: 2, attainment: 0.99, startupSeconds: 2 }]',
+    '      policies: [{ kind: slo, waitSeconds: 3, attainment: 0.95, startupSeconds: 2 }]',
   ].join('\n');
 }
 
