@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { TideError } from '../errors.js';
+import { mulberry32 } from '../random.js';
 
 export const VARIABLES = ['counter', 'uuid', 'random', 'thread'] as const;
 export type Variable = (typeof VARIABLES)[number];
@@ -57,16 +58,7 @@ export function validateTemplate(t: RequestTemplate): void {
 }
 
 /** A small seeded generator (mulberry32), so `{{random}}` repeats with the same seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** A renderer for thread `thread` of `threads`: counters interleave, so they never collide. */
 export function renderer(t: RequestTemplate, thread: number, threads: number, seed: number): Renderer {

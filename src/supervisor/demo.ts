@@ -20,6 +20,7 @@ import type { Reason } from '../core/types.js';
 import type { QueueStats } from '../runtime/queue/types.js';
 import { TideError } from '../errors.js';
 import type { RunningSystem } from './system.js';
+import { mulberry32 } from '../random.js';
 
 export type Scenario = 'calm-spike' | 'steady' | 'ramp';
 export const SCENARIOS: readonly Scenario[] = ['calm-spike', 'steady', 'ramp'];
@@ -142,16 +143,7 @@ const MEAN_SERVICE_MS = 200;
 const CONCURRENCY = 10;
 
 /** A small seeded PRNG (mulberry32): reproducible arrivals. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seeded: (seed: number) => () => number = mulberry32;
 
 export function percentile(values: number[], p: number): number | null {
   if (values.length === 0) return null;
