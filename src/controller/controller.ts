@@ -42,6 +42,9 @@ import type { MetricSource } from '../sources/types.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Journal, JournalEntry } from './journal.js';
 
+/** How far apart a pause from the control API and the same manual scale seen by a round may end. */
+const MANUAL_PAUSE_SLACK_MS = 2_000;
+
 /** One autoscaled service as the controller drives it. */
 export interface ControlledService {
   name: string;
@@ -507,7 +510,10 @@ export class Controller extends EventEmitter {
     st.lastManual = at;
     if (this.#manualPauseMs <= 0) return;
     const until = at + this.#manualPauseMs;
-    if (until > now) this.pause(st.svc.name, until);
+    // `tide up` pauses from the control API just before it scales: that pause already covers
+    // this manual scale (it ends at most a moment earlier), so it is not announced twice
+    const coveredByHook = st.pausedUntil !== null && until - st.pausedUntil < MANUAL_PAUSE_SLACK_MS;
+    if (until > now && !coveredByHook) this.pause(st.svc.name, until);
   }
 
   // --- applying

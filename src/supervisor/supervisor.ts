@@ -123,7 +123,7 @@ export interface ServiceStatus {
   scaledBy: string | null;
   /** The last scale by hand (`tide scale`), which the autoscaler respects for a while. */
   manualScaledAt: number | null;
-  /** The autoscaler pauses after a manual scale (a later issue); null until it exists. */
+  /** ms epoch until which the autoscaler leaves this service alone after a manual scale; null when not paused. */
   pausedUntil: number | null;
 }
 
