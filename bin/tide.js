@@ -4,5 +4,10 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// `tide ps | head`: a reader that goes away ends the output, not the command with a stack trace
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
