@@ -76,11 +76,18 @@ export function parseConfig(text: string, file = '<memory>', env: NodeJS.Process
       cause,
     });
   }
-  const raw = interpolate(js, [], env, (path, name) => {
-    const at = locate(path);
-    throw new TideError('TIDE_CONFIG_ENV', `${fieldName(path)} uses \${${name}}, which is not set in the environment (write \${${name}:-default} for a default).`, {
-      where: { file, ...at, field: fieldName(path) },
-    });
+  const raw = interpolate(js, [], env, {
+    missing: (path, name) => {
+      const at = locate(path);
+      throw new TideError('TIDE_CONFIG_ENV', `${fieldName(path)} uses \${${name}}, which is not set in the environment (write \${${name}:-default} for a default).`, {
+        where: { file, ...at, field: fieldName(path) },
+      });
+    },
+    cycle: (path) => {
+      throw new TideError('TIDE_CONFIG_YAML', `${file} has a recursive alias at ${fieldName(path)}: a value cannot contain itself.`, {
+        where: { file, ...locate(path), field: fieldName(path) },
+      });
+    },
   });
 
   const parsed = configFileSchema.safeParse(raw ?? {}, { reportInput: true });
@@ -180,21 +187,31 @@ const ENV_REF = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * Replace `${NAME}` and `${NAME:-default}` in every string value (not keys), as Compose
  * does, so secrets stay out of the file; `$$` is a literal `$`.
  */
-function interpolate(value: unknown, path: Path, env: NodeJS.ProcessEnv, missing: (path: Path, name: string) => never): unknown {
+function interpolate(
+  value: unknown,
+  path: Path,
+  env: NodeJS.ProcessEnv,
+  fail: { missing: (path: Path, name: string) => never; cycle: (path: Path) => never },
+  ancestors: Set<object> = new Set(),
+): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$$') return '$';
       const set = env[name!];
       if (set !== undefined && set !== '') return set;
       if (fallback !== undefined) return fallback;
-      return missing(path, name!);
+      return fail.missing(path, name!);
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...path, i], env, missing));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, [...path, k], env, missing)]));
-  }
-  return value;
+  if (value === null || typeof value !== 'object') return value;
+  // a recursive alias (`a: &a [*a]`) makes a cyclic value: refuse it rather than recurse forever
+  if (ancestors.has(value)) return fail.cycle(path);
+  ancestors.add(value);
+  const out = Array.isArray(value)
+    ? value.map((v, i) => interpolate(v, [...path, i], env, fail, ancestors))
+    : Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, [...path, k], env, fail, ancestors)]));
+  ancestors.delete(value);
+  return out;
 }
 
 function isLoopback(host: string): boolean {
