@@ -134,7 +134,10 @@ try {
     wrk_p50_ms: w.p50,
     wrk_p99_ms: w.p99,
   };
-  say(`ratio vs best ${result.ratio_vs_best}; p50 at ${result.rate}/s, tide from send / autocannon: ${(t.sendP50 / ar.p50).toFixed(2)}; tide from intended / autocannon: ${(t.p50 / ar.p50).toFixed(2)}`);
+  // autocannon reports whole milliseconds (a sub-millisecond p50 reads 0), so the p50s are
+  // compared with wrk's, which has microsecond resolution, when autocannon's rounds to zero
+  const ref = ar.p50 > 0 ? { name: 'autocannon', p50: ar.p50 } : { name: 'wrk (autocannon rounds to 0 ms)', p50: w.p50 };
+  say(`ratio vs best ${result.ratio_vs_best}; p50 at ${result.rate}/s, tide from send / ${ref.name}: ${(t.sendP50 / ref.p50).toFixed(2)}; tide from intended / ${ref.name}: ${(t.p50 / ref.p50).toFixed(2)}`);
   if (values.json) console.log(JSON.stringify(result));
 } finally {
   target.kill('SIGTERM');
