@@ -53,6 +53,12 @@ test('control API on loopback: ps, scale (all or nothing), restart, logs with fo
     await client.request('POST', '/v1/restart', { service: 'jobs' });
     assert.ok(sup.ps().replicas.every((r) => !before.has(r.pid)));
 
+    // the fresh replicas print as they start: wait (on log events) until there are 5 lines to tail
+    await new Promise<void>((resolve) => {
+      const check = () => sup.logs('jobs', 5).length >= 5 && (sup.off('log', check), resolve());
+      sup.on('log', check);
+      check();
+    });
     const tail: LogLine[] = [];
     await client.logs({ service: 'jobs', tail: 5 }, (l) => tail.push(l));
     assert.equal(tail.length, 5);
