@@ -484,54 +484,29 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     // burst memory: a repeat of the bursts remembered must still drain within its share of W
     Math.min(cap, Math.ceil((rate.burstDown * serviceTime) / c - 1e-9)),
   );
+  // every scale-in hold keeps the current count and says which guard held it
+  const holdAt = (message: string, belowSince?: number) => ({
+    replicas: ctx.current,
+    missing: [],
+    reasons: [{ code: 'SloHysteresis' as const, policy: label, replicas: ctx.current, message: `${label}: ${message} (${facts}).` }],
+    state: belowSince === undefined ? { service, damping } : { belowSince, service, damping },
+  });
   if (smaller >= ctx.current) {
-    return {
-      replicas: ctx.current,
-      missing: [],
-      reasons: [
-        {
-          code: 'SloHysteresis',
-          policy: label,
-          replicas: ctx.current,
-          message: `${label}: ${needed} replicas would meet the target, but not with the scale-in margin or for the bursts of the last ${round(SLO_DEFAULTS.burstMemorySeconds * damp)} s (envelope ${round(rate.burstDown)}/s), so it keeps ${ctx.current} (${facts}).`,
-        },
-      ],
-      state: { service, damping },
-    };
+    return holdAt(
+      `${needed} replicas would meet the target, but not with the scale-in margin or for the bursts of the last ${round(SLO_DEFAULTS.burstMemorySeconds * damp)} s (envelope ${round(rate.burstDown)}/s), so it keeps ${ctx.current}`,
+    );
   }
   const lastUp = ctx.events.reduce((t, e) => (e.to > e.from && e.at > t ? e.at : t), -Infinity);
   const sinceUp = (ctx.now - lastUp) / 1000;
   if (sinceUp < SLO_DEFAULTS.reversalSeconds) {
-    return {
-      replicas: ctx.current,
-      missing: [],
-      reasons: [
-        {
-          code: 'SloHysteresis',
-          policy: label,
-          replicas: ctx.current,
-          message: `${label}: ${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${SLO_DEFAULTS.reversalSeconds} s), so it keeps ${ctx.current} (${facts}).`,
-        },
-      ],
-      state: { service, damping },
-    };
+    return holdAt(
+      `${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${SLO_DEFAULTS.reversalSeconds} s), so it keeps ${ctx.current}`,
+    );
   }
   const since = state.belowSince ?? ctx.now;
   const hold = (p.scaleInHoldSeconds ?? SLO_DEFAULTS.scaleInHoldSeconds) * 1000 * damp;
   if (ctx.now - since < hold) {
-    return {
-      replicas: ctx.current,
-      missing: [],
-      reasons: [
-        {
-          code: 'SloHysteresis',
-          policy: label,
-          replicas: ctx.current,
-          message: `${label}: ${smaller} replicas would meet the target with margin; holding ${ctx.current} until that has held for ${hold / 1000} s (${facts}).`,
-        },
-      ],
-      state: { belowSince: since, service, damping },
-    };
+    return holdAt(`${smaller} replicas would meet the target with margin; holding ${ctx.current} until that has held for ${hold / 1000} s`, since);
   }
   return {
     replicas: smaller,
