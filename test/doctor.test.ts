@@ -183,10 +183,12 @@ test('connections exhausted for real (a role limited to 2, both held): the datab
   await admin.connect();
   const held: pg.Client[] = [];
   try {
-    await admin.query(`CREATE ROLE "${role}" LOGIN CONNECTION LIMIT 2`);
+    // a password, so it logs in under password auth (the embedded server) as under trust
+    const password = `pw${schema.schema}`;
+    await admin.query(`CREATE ROLE "${role}" LOGIN PASSWORD '${password}' CONNECTION LIMIT 2`);
     const url = new URL(schema.url);
     url.username = role;
-    url.password = '';
+    url.password = password;
     for (let i = 0; i < 2; i++) {
       const c = new pg.Client({ connectionString: url.toString() });
       await c.connect();
