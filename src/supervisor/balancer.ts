@@ -1,8 +1,8 @@
 /**
- * The load balancer: an HTTP reverse proxy on one port in front of the API replicas.
+ * The load balancer: an HTTP/1.1 reverse proxy on one port in front of the API replicas.
  *
- * Design note. Each upstream (one API replica) has its own undici `Pool` of keep-alive
- * connections and moves through these states:
+ * Design note. Each upstream (one API replica) has its own pool of keep-alive connections
+ * (origin-pool.ts) and moves through these states:
  *
  *   added (unhealthy, unless added healthy) --passes--> healthy --fails / connection error--> unhealthy
  *                       \______________________ drain / remove ______________________/
@@ -16,25 +16,31 @@
  *   down, `passes` consecutive passes mark it up. A new upstream is checked at once.
  * - Passive checks: a connection error (refused, reset, closed) marks an upstream down at
  *   once; only the active check brings it back.
- * - Retries: a request that fails with a connection error before any response byte is tried
- *   on another upstream when replaying it is safe: idempotent methods whose body (if any) was
- *   not read yet, or any method when the connection was never made (nothing was sent).
+ * - Retries: a request that fails with a connection error before any response byte reached
+ *   the client is tried on another upstream when replaying it is safe: idempotent methods
+ *   whose body (if any) was not sent yet, or any method when no connection was made.
  * - Draining: no new requests; the drain resolves when the in-flight count reaches 0, or
  *   after `drainTimeoutMs`, when the stragglers are cut off.
  *
- * Speed: requests are forwarded with undici's `dispatch` and a plain handler object (the
- * callback protocol undici runs on natively, so no stream objects or header objects are
- * built per request); headers stay flat `[name, value, ...]` arrays end to end, and bodies
- * stream both ways with backpressure, never buffered.
+ * The proxy path. A client connection (`ClientConnection`) reads one request head at a time
+ * (http1.ts parses it strictly), and an `Exchange` carries that request to an upstream
+ * connection and its response back. Both directions move raw bytes: the head is rewritten
+ * once (hop-by-hop headers out, X-Forwarded-For/Proto in) and the body passes through as it
+ * arrives, with backpressure both ways, never buffered whole; a small response goes out in
+ * one write with its head. node:http and a general HTTP client each cost more per request
+ * than the whole proxy does here (bench/README.md has the figures). Pipelined requests are
+ * served in order, one at a time. Timeouts (upstream headers, client idle and slow heads)
+ * are enforced by one sweep, not a timer per request.
  */
 import { EventEmitter } from 'node:events';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 
-import { Agent, Pool } from 'undici';
-import type { Dispatcher } from 'undici';
+import { Agent } from 'undici';
 
 import { type ErrorCode, TideError } from '../errors.js';
+import { ChunkedScanner, Framing, MAX_REQUEST_HEAD, MAX_RESPONSE_HEAD, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead } from './http1.js';
+import { type ConnectionUser, type OriginConnection, OriginPool } from './origin-pool.js';
 
 export interface HealthCheckOptions {
   /** Time between checks of each upstream. Default 2000. */
@@ -128,7 +134,9 @@ export interface Balancer {
 interface Upstream {
   id: string;
   url: string;
-  pool: Pool;
+  pool: OriginPool;
+  /** `host:port`, for a request that came without a Host header (HTTP/1.0). */
+  authority: string;
   healthy: boolean;
   draining: boolean;
   removed: boolean;
@@ -146,44 +154,27 @@ interface Bucket {
   at: number;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  // Node answers `Expect: 100-continue` itself; undici refuses to send it.
-  'expect',
-]);
-
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-/** Errors that mean the connection broke (the upstream is gone), not a slow answer. */
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
-/** Errors that mean no connection was made, so nothing of the request was sent. */
-const NOT_SENT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
-
 const MAX_BUCKETS = 10_000;
-
-/** The exchange a response belongs to, for the shared listeners below. */
-const kExchange = Symbol('exchange');
-type ExchangeResponse = ServerResponse & { [kExchange]?: { clientClosed(): void; resumeResponse: (() => void) | null } };
-
-function abortOnClose(this: ExchangeResponse): void {
-  this[kExchange]?.clientClosed();
-}
-
-function resumeOnDrain(this: ExchangeResponse): void {
-  this[kExchange]?.resumeResponse?.();
-}
 
 function errorCode(err: unknown): string {
   return (err as { code?: unknown } | null)?.code?.toString() ?? '';
 }
+/** A client's keep-alive connection is closed after this long idle (and told so in Keep-Alive). */
+const CLIENT_KEEP_ALIVE_MS = 65_000;
+/** A request head still incomplete after this long is refused with 408. */
+const HEADERS_TIMEOUT_MS = 60_000;
+/** Request body bytes held while no upstream connection is ready, before the client is paused. */
+const MAX_PENDING_BODY = 64 * 1024;
+/** Responses up to this size go out in one write with their head. */
+const ONE_WRITE_BODY = 16 * 1024;
+const HEAD_END = Buffer.from('\r\n\r\n');
+const KEEP_ALIVE_LINES = `connection: keep-alive\r\nkeep-alive: timeout=${CLIENT_KEEP_ALIVE_MS / 1000}\r\n\r\n`;
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+// Why a client socket is paused: a bit each, resumed when none is left.
+const HOLD_BODY = 1;
+const HOLD_PIPELINED = 2;
 
 /**
  * Start a load balancer listening on `host:port`.
@@ -207,6 +198,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
   let cursor = 0;
   const totals = { retries: 0, no_upstream: 0, rate_limited: 0, requests: 0, failures: 0 };
   const buckets = new Map<string, Bucket>();
+  const clients = new Set<ClientConnection>();
   // Health checks on their own connections, so they never wait behind proxied traffic.
   const checker = new Agent({ connections: 2, keepAliveTimeout: Math.max(check.intervalMs * 2, 4000), connect: { timeout: check.timeoutMs } });
   let closing = false;
@@ -256,187 +248,546 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
   // --- proxying
 
-  function sendError(res: ServerResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
+  /** A response the balancer writes itself: JSON, as the API's errors are. */
+  function ownResponse(status: number, body: string, headers: Record<string, string>, close: boolean): string {
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    return `${head}${close ? 'connection: close\r\n\r\n' : KEEP_ALIVE_LINES}${body}`;
+  }
+
+  function errorBody(code: ErrorCode, message: string): { status: number; body: string } {
     const err = new TideError(code, message);
-    const body = JSON.stringify({ error: err.toJSON() });
-    res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
-    res.end(body);
+    return { status: err.status, body: JSON.stringify({ error: err.toJSON() }) };
   }
 
   /**
-   * Request headers for the upstream (hop-by-hop removed, X-Forwarded-* added), and whether
-   * the request has a body. One pass over `rawHeaders`: reading `req.headers` would make node
-   * build a header object per request.
+   * One client connection: reads request heads one at a time and hands each request to an
+   * Exchange; bytes of a pipelined next request wait in `buf` until the response is done.
    */
-  function forwardHeaders(req: IncomingMessage): { headers: string[]; hasBody: boolean } {
-    const raw = req.rawHeaders;
-    const out: string[] = [];
-    let forwardedFor: string | undefined;
-    let connection: string | undefined;
-    let hasBody = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const value = raw[i + 1]!;
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) {
-        if (lower === 'connection') connection = value.toLowerCase();
-        else if (lower === 'transfer-encoding') hasBody = true;
-        continue;
+  class ClientConnection {
+    readonly ip: string;
+    buf: Buffer | null = null;
+    exchange: Exchange | null = null;
+    /** No more requests are read: the connection is ending. */
+    closed = false;
+    lastActive = Date.now();
+    /** When the first bytes of a still incomplete head came (0: none waiting). */
+    headSince = 0;
+    private holds = 0;
+    private reading = false;
+
+    constructor(readonly socket: Socket) {
+      this.ip = socket.remoteAddress ?? '';
+    }
+
+    onData(chunk: Buffer): void {
+      if (this.closed) return;
+      this.lastActive = Date.now();
+      const x = this.exchange;
+      if (x !== null && !x.requestDone) {
+        const used = x.takeBody(chunk, 0, chunk.length);
+        if (used < 0 || used === chunk.length) return;
+        chunk = chunk.subarray(used);
       }
-      if (lower === 'x-forwarded-for') {
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
-        continue;
+      this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+      if (this.exchange === null) this.readRequests();
+      else if (this.buf.length > MAX_REQUEST_HEAD) this.hold(HOLD_PIPELINED);
+    }
+
+    /** Start the next request in `buf`, and the ones after it that complete at once. */
+    readRequests(): void {
+      if (this.reading) return; // a request ended while this loop started it: the loop goes on
+      this.reading = true;
+      try {
+        while (this.buf !== null && this.exchange === null && !this.closed) {
+          const buf = this.buf;
+          let start = 0;
+          // Empty lines before a request line are ignored (RFC 9112 2.2).
+          while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
+          const end = buf.indexOf(HEAD_END, start);
+          if (end < 0 || end + 4 - start > MAX_REQUEST_HEAD) {
+            if (buf.length - start > MAX_REQUEST_HEAD) {
+              this.refuse('TIDE_LB_HEAD_TOO_LARGE', `The request head is larger than ${MAX_REQUEST_HEAD} bytes.`);
+              return;
+            }
+            this.buf = start === buf.length ? null : buf.subarray(start);
+            if (this.headSince === 0) this.headSince = Date.now();
+            return;
+          }
+          this.headSince = 0;
+          const head = parseRequestHead(buf.toString('latin1', start, end + 4));
+          if (typeof head === 'string') {
+            this.refuse('TIDE_LB_BAD_REQUEST', `Bad request: ${head}.`);
+            return;
+          }
+          this.buf = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+          this.serve(head);
+          const x = this.exchange as Exchange | null;
+          if (x !== null && !x.requestDone && this.buf !== null) {
+            const rest: Buffer = this.buf;
+            this.buf = null;
+            const used = x.takeBody(rest, 0, rest.length);
+            if (used >= 0 && used < rest.length) this.buf = rest.subarray(used);
+          }
+        }
+        if (this.buf === null || this.buf.length <= MAX_REQUEST_HEAD) this.unhold(HOLD_PIPELINED);
+      } finally {
+        this.reading = false;
       }
-      if (lower === 'x-forwarded-proto') continue;
-      if (lower === 'content-length' && value !== '0') hasBody = true;
-      out.push(name, value);
-    }
-    const client = req.socket.remoteAddress ?? '';
-    out.push('x-forwarded-for', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'x-forwarded-proto', 'http');
-    if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') {
-      // Headers the Connection header names are hop-by-hop too (RFC 9110 7.6.1). Rare: a second pass.
-      const named = new Set(connection.split(',').map((token) => token.trim()));
-      const kept: string[] = [];
-      for (let i = 0; i < out.length; i += 2) {
-        if (!named.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
-      }
-      return { headers: kept, hasBody };
-    }
-    return { headers: out, hasBody };
-  }
-
-  function responseHeaders(raw: Buffer[]): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1');
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-      out.push(name, raw[i + 1]!.toString('latin1'));
-    }
-    return out;
-  }
-
-  /**
-   * One attempt at forwarding a request, as an undici dispatch handler. A class (not closures)
-   * because one is made per request: methods live on the prototype, and the 'close'/'drain'
-   * listeners are shared functions that find their exchange on the response.
-   */
-  class Exchange implements Dispatcher.DispatchHandler {
-    abortRequest: ((err?: Error) => void) | null = null;
-    resumeResponse: (() => void) | null = null;
-    started = false;
-    done = false;
-    clientGone = false;
-
-    constructor(
-      readonly req: IncomingMessage,
-      readonly res: ServerResponse,
-      readonly headers: string[],
-      readonly hasBody: boolean,
-      readonly tried: Upstream[] | null,
-      readonly u: Upstream,
-    ) {}
-
-    onConnect(abort: (err?: Error) => void): void {
-      this.abortRequest = abort;
-      // The client left while the request waited for a connection: do not send it at all.
-      if (this.clientGone) abort(new Error('client closed the connection'));
     }
 
-    onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-      if (statusCode < 200) return true; // 1xx: the final answer follows
-      this.resumeResponse = resume;
-      // writeHead throws on a header node refuses; then nothing was sent and onError answers 502.
-      this.res.writeHead(statusCode, responseHeaders(rawHeaders));
-      this.started = true;
-      return true;
-    }
-
-    onData(chunk: Buffer): boolean {
-      if (this.res.write(chunk)) return true;
-      // Our client is slower than the upstream: pause the upstream socket until it drains.
-      this.res.once('drain', resumeOnDrain);
-      return false;
-    }
-
-    onComplete(): void {
-      this.finish();
-      this.res.end();
-    }
-
-    onError(err: Error): void {
-      this.finish();
-      const { req, res, u, tried } = this;
-      const code = errorCode(err);
-      const broken = CONNECTION_ERRORS.has(code);
-      if (broken && !closing) {
-        u.failures++;
-        markDown(u, `${code}: ${err.message}`);
-      }
-      if (this.started || res.destroyed || res.writableEnded) {
-        res.destroy();
+    private serve(head: RequestHead): void {
+      // A request answered here with its body unread ends the connection: the body is not read.
+      const close = !head.keepAlive || head.framing !== Framing.None;
+      if (head.target === '/lb/stats' && head.method === 'GET') {
+        this.answer(ownResponse(200, JSON.stringify(stats()), { 'cache-control': 'no-store' }, close), close);
         return;
       }
-      const replayable = !this.hasBody || !req.readableDidRead;
-      const safe = IDEMPOTENT.has(req.method ?? 'GET') || NOT_SENT_ERRORS.has(code);
-      const attempt = tried === null ? 0 : tried.length;
-      if (broken && replayable && safe && attempt < retries && !closing) {
+      const wait = rateLimitWait(this.ip);
+      if (wait > 0) {
+        const { status, body } = errorBody('TIDE_LB_RATE_LIMITED', `Too many requests from ${this.ip}: the limit is ${limit!.ratePerSecond}/s (burst ${limit!.burst}).`);
+        this.answer(ownResponse(status, body, { 'retry-after': String(wait) }, close), close);
+        return;
+      }
+      const x = new Exchange(this, head);
+      this.exchange = x;
+      if (head.expectContinue && head.framing !== Framing.None) this.socket.write(CONTINUE, 'latin1');
+      x.start();
+    }
+
+    answer(response: string, close: boolean): void {
+      this.socket.write(response);
+      if (close) this.end();
+    }
+
+    /** Refuse what the client sent (status from the code) and close the connection. */
+    refuse(code: ErrorCode, message: string): void {
+      const { status, body } = errorBody(code, message);
+      this.answer(ownResponse(status, body, {}, true), true);
+    }
+
+    /** The exchange is over (its response written, or given up). */
+    exchangeDone(close: boolean): void {
+      this.exchange = null;
+      this.unhold(HOLD_BODY);
+      if (close) {
+        this.end();
+        return;
+      }
+      this.lastActive = Date.now();
+      if (this.buf !== null) this.readRequests();
+    }
+
+    end(): void {
+      this.closed = true;
+      this.buf = null;
+      this.socket.end();
+    }
+
+    hold(reason: number): void {
+      if (this.holds === 0) this.socket.pause();
+      this.holds |= reason;
+    }
+
+    unhold(reason: number): void {
+      if ((this.holds & reason) === 0) return;
+      this.holds &= ~reason;
+      if (this.holds === 0) this.socket.resume();
+    }
+
+    /** Enforce the timeouts (called by the sweep). */
+    sweep(t: number): void {
+      const x = this.exchange;
+      if (x !== null) {
+        if (x.sentAt > 0 && t - x.sentAt >= upstreamTimeoutMs) x.timedOut();
+      } else if (this.headSince > 0 && t - this.headSince >= HEADERS_TIMEOUT_MS) {
+        this.refuse('TIDE_LB_REQUEST_TIMEOUT', `The request head did not arrive within ${HEADERS_TIMEOUT_MS / 1000} s.`);
+      } else if (t - this.lastActive >= CLIENT_KEEP_ALIVE_MS) {
+        this.socket.destroy();
+      }
+    }
+  }
+
+  /**
+   * One request carried to an upstream and its response back, over one or more attempts
+   * (a retry after a connection error is another attempt, on another upstream). It is the
+   * user of the upstream connection it holds (origin-pool.ts calls it).
+   */
+  class Exchange implements ConnectionUser {
+    /** The upstream of the current attempt; null between attempts and once settled. */
+    u: Upstream | null = null;
+    tried: Upstream[] | null = null;
+    conn: OriginConnection | null = null;
+    /** The whole request body was read from the client. */
+    requestDone: boolean;
+    bodyLeft: number;
+    readonly chunks: ChunkedScanner | null;
+    /** Body bytes read before an upstream connection was ready. */
+    pending: Buffer[] | null = null;
+    pendingBytes = 0;
+    bodySent = false;
+    /** When the request went upstream, while its response head is awaited (0: not waiting). */
+    sentAt = 0;
+    response: ResponseHead | null = null;
+    responseBuf: Buffer | null = null;
+    responseLeft = 0;
+    responseChunks: ChunkedScanner | null = null;
+    /** A chunked response to an HTTP/1.0 client goes out as plain data. */
+    unwrap = false;
+    /** The response head reached the client: the exchange can no longer be retried or answered. */
+    started = false;
+    closeClient = false;
+    done = false;
+    upstreamPaused = false;
+
+    constructor(
+      readonly client: ClientConnection,
+      readonly head: RequestHead,
+    ) {
+      this.requestDone = head.framing === Framing.None;
+      this.bodyLeft = head.length;
+      this.chunks = head.framing === Framing.Chunked ? new ChunkedScanner() : null;
+    }
+
+    /** Try the request on the least busy upstream not tried yet. */
+    start(): void {
+      const u = pick(this.tried);
+      if (!u) {
+        if (this.tried === null) {
+          totals.no_upstream++;
+          this.fail('TIDE_LB_NO_UPSTREAM', 'No healthy upstream to send the request to.', { 'retry-after': '1' });
+        } else {
+          totals.failures++;
+          this.fail('TIDE_LB_UPSTREAM_FAILED', `Every upstream tried (${this.tried.map((t) => t.id).join(', ')}) failed to answer.`);
+        }
+        return;
+      }
+      this.u = u;
+      u.inFlight++;
+      u.requests++;
+      totals.requests++;
+      u.pool.acquire(this);
+    }
+
+    /**
+     * Request body bytes from the client, in `buf[start, end)`. Returns where the body ended in
+     * it (bytes past that belong to the next request), or -1 when the body was malformed.
+     */
+    takeBody(buf: Buffer, start: number, end: number): number {
+      let stop: number;
+      if (this.chunks !== null) {
+        stop = this.chunks.scan(buf, start, end);
+        if (stop < 0) {
+          this.badBody(this.chunks.error ?? 'malformed chunked body');
+          return -1;
+        }
+        if (this.chunks.done) this.requestDone = true;
+      } else {
+        stop = Math.min(end, start + this.bodyLeft);
+        this.bodyLeft -= stop - start;
+        if (this.bodyLeft === 0) this.requestDone = true;
+      }
+      if (stop > start && !this.done) this.forwardBody(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
+      return stop;
+    }
+
+    private forwardBody(bytes: Buffer): void {
+      if (this.conn !== null) {
+        this.bodySent = true;
+        if (!this.conn.socket.write(bytes)) this.client.hold(HOLD_BODY);
+        return;
+      }
+      (this.pending ??= []).push(bytes);
+      this.pendingBytes += bytes.length;
+      if (this.pendingBytes > MAX_PENDING_BODY) this.client.hold(HOLD_BODY);
+    }
+
+    // --- the upstream connection (ConnectionUser)
+
+    onConnection(conn: OriginConnection): void {
+      this.conn = conn;
+      const h = this.head;
+      const client = this.client.ip;
+      const upstreamHead = `${h.method} ${h.target} HTTP/1.1\r\n${h.lines}${h.hasHost ? '' : `host: ${this.u!.authority}\r\n`}x-forwarded-for: ${h.forwardedFor === undefined ? client : `${h.forwardedFor}, ${client}`}\r\nx-forwarded-proto: http\r\n\r\n`;
+      const socket = conn.socket;
+      this.sentAt = Date.now();
+      if (this.pending === null) {
+        socket.write(upstreamHead, 'latin1');
+        return;
+      }
+      socket.cork();
+      socket.write(upstreamHead, 'latin1');
+      for (const bytes of this.pending) socket.write(bytes);
+      socket.uncork();
+      this.pending = null;
+      this.pendingBytes = 0;
+      this.bodySent = true;
+      if (socket.writableNeedDrain) this.client.hold(HOLD_BODY);
+      else this.client.unhold(HOLD_BODY);
+    }
+
+    onConnectError(err: NodeJS.ErrnoException): void {
+      this.conn = null;
+      this.broken(err.code ?? 'ECONNREFUSED', err.message, true);
+    }
+
+    onUpstreamData(chunk: Buffer): void {
+      if (this.response === null) this.responseHead(chunk);
+      else this.responseBody(chunk, 0, chunk.length);
+    }
+
+    onUpstreamEnd(): void {
+      // A body delimited by the connection's close is complete.
+      if (this.response?.framing === Framing.UntilClose && !this.done) this.complete();
+    }
+
+    onUpstreamClose(err: NodeJS.ErrnoException | undefined): void {
+      this.conn = null;
+      if (this.done) return;
+      if (this.response?.framing === Framing.UntilClose && err === undefined) {
+        this.complete();
+        return;
+      }
+      this.broken(err?.code ?? 'ECONNRESET', err?.message ?? 'the upstream closed the connection', false);
+    }
+
+    onUpstreamDrain(): void {
+      this.client.unhold(HOLD_BODY);
+    }
+
+    /** The client's socket drained: let the upstream's bytes flow again. */
+    resumeUpstream(): void {
+      if (!this.upstreamPaused) return;
+      this.upstreamPaused = false;
+      this.conn?.socket.resume();
+    }
+
+    // --- the response
+
+    private responseHead(chunk: Buffer): void {
+      let buf = this.responseBuf === null ? chunk : Buffer.concat([this.responseBuf, chunk]);
+      for (;;) {
+        const end = buf.indexOf(HEAD_END);
+        if (end < 0) {
+          if (buf.length > MAX_RESPONSE_HEAD) this.invalidResponse(`its response head is larger than ${MAX_RESPONSE_HEAD} bytes`);
+          else this.responseBuf = buf;
+          return;
+        }
+        const parsed = parseResponseHead(buf.toString('latin1', 0, end + 4), this.head.method);
+        if (typeof parsed === 'string') {
+          this.invalidResponse(parsed);
+          return;
+        }
+        if (parsed.status === 101) {
+          this.invalidResponse('it switched protocols, which the balancer never asks for');
+          return;
+        }
+        if (parsed.status < 200) {
+          // 1xx: the final answer follows.
+          buf = buf.subarray(end + 4);
+          this.responseBuf = null;
+          if (buf.length === 0) return;
+          continue;
+        }
+        this.responseBuf = null;
+        this.sendHead(parsed, buf, end + 4);
+        return;
+      }
+    }
+
+    private sendHead(response: ResponseHead, buf: Buffer, bodyStart: number): void {
+      this.response = response;
+      this.sentAt = 0;
+      if (response.keepAliveHintMs !== undefined) this.conn?.keepAliveHint(response.keepAliveHintMs);
+      const h = this.head;
+      const chunked = response.framing === Framing.Chunked;
+      this.unwrap = chunked && h.minor === 0;
+      this.closeClient = closing || !h.keepAlive || !this.requestDone || response.framing === Framing.UntilClose || this.unwrap;
+      let text = `HTTP/1.1 ${response.statusText}\r\n${response.lines}`;
+      if (chunked && !this.unwrap) text += `transfer-encoding: ${response.transferEncoding}\r\n`;
+      text += this.closeClient ? 'connection: close\r\n\r\n' : KEEP_ALIVE_LINES;
+      this.started = true;
+      const socket = this.client.socket;
+      if (response.framing === Framing.None) {
+        socket.write(text, 'latin1');
+        if (bodyStart < buf.length) response.keepAlive = false; // bytes after a body-less answer
+        this.complete();
+        return;
+      }
+      if (response.framing === Framing.Length && buf.length - bodyStart === response.length && response.length <= ONE_WRITE_BODY) {
+        // The usual small answer: head and whole body in one write.
+        const out = Buffer.allocUnsafe(text.length + response.length);
+        out.write(text, 0, 'latin1');
+        buf.copy(out, text.length, bodyStart);
+        socket.write(out);
+        this.complete();
+        return;
+      }
+      this.responseLeft = response.length;
+      this.responseChunks = chunked ? new ChunkedScanner() : null;
+      socket.write(text, 'latin1');
+      if (bodyStart < buf.length) this.responseBody(buf, bodyStart, buf.length);
+    }
+
+    private responseBody(buf: Buffer, start: number, end: number): void {
+      const response = this.response!;
+      if (response.framing === Framing.Length) {
+        const stop = Math.min(end, start + this.responseLeft);
+        this.responseLeft -= stop - start;
+        this.send(buf, start, stop);
+        if (stop < end) response.keepAlive = false; // more than it announced: out of step
+        if (this.responseLeft === 0) this.complete();
+        return;
+      }
+      if (response.framing === Framing.Chunked) {
+        const scanner = this.responseChunks!;
+        const stop = this.unwrap ? scanner.scan(buf, start, end, (from, to) => this.send(buf, from, to)) : scanner.scan(buf, start, end);
+        if (stop < 0) {
+          this.cutOff(`upstream ${this.u?.id} sent a malformed chunked body: ${scanner.error}`);
+          return;
+        }
+        if (!this.unwrap) this.send(buf, start, stop);
+        if (scanner.done) {
+          if (stop < end) response.keepAlive = false;
+          this.complete();
+        }
+        return;
+      }
+      this.send(buf, start, end);
+    }
+
+    private send(buf: Buffer, start: number, end: number): void {
+      if (end <= start) return;
+      if (!this.client.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end)) && !this.upstreamPaused && this.conn !== null) {
+        // Our client is slower than the upstream: pause the upstream socket until it drains.
+        this.upstreamPaused = true;
+        this.conn.socket.pause();
+      }
+    }
+
+    // --- endings
+
+    /** The response is complete: the upstream connection goes back to its pool if it can. */
+    private complete(): void {
+      this.done = true;
+      const u = this.u!;
+      const conn = this.conn;
+      this.conn = null;
+      if (conn !== null) {
+        if (this.upstreamPaused) conn.socket.resume();
+        if (this.response!.keepAlive && this.requestDone) u.pool.release(conn);
+        else u.pool.discard(conn);
+      }
+      this.settleAttempt();
+      this.client.exchangeDone(this.closeClient || !this.requestDone);
+    }
+
+    /** The attempt's connection failed before the exchange finished: retry, answer 502, or cut off. */
+    private broken(code: string, message: string, notSent: boolean): void {
+      const u = this.settleAttempt();
+      if (u === null) return;
+      if (!closing && !u.removed) {
+        u.failures++;
+        markDown(u, `${code}: ${message}`);
+      }
+      if (this.started) {
+        this.cutOff(`upstream ${u.id} broke off its response: ${code}`);
+        return;
+      }
+      const replayable = this.head.framing === Framing.None || !this.bodySent;
+      const safe = IDEMPOTENT.has(this.head.method) || notSent;
+      const attempt = this.tried === null ? 0 : this.tried.length;
+      if (replayable && safe && attempt < retries && !closing && !this.done) {
         totals.retries++;
-        proxy(req, res, this.headers, this.hasBody, tried === null ? [u] : [...tried, u]);
+        (this.tried ??= []).push(u);
+        this.response = null;
+        this.responseBuf = null;
+        this.start();
         return;
       }
       totals.failures++;
-      if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-        sendError(res, 'TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
-      } else {
-        sendError(res, 'TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} failed: ${code || err.message}.`);
-      }
+      this.fail('TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} failed: ${code}.`);
     }
 
-    /** The client went away before the response finished: stop the upstream request too. */
-    clientClosed(): void {
-      this.clientGone = true;
-      if (!this.done && this.abortRequest) this.abortRequest(new Error('client closed the connection'));
+    private invalidResponse(reason: string): void {
+      const u = this.u!;
+      if (this.conn !== null) u.pool.discard(this.conn);
+      this.conn = null;
+      this.settleAttempt();
+      u.failures++;
+      totals.failures++;
+      this.fail('TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} sent an invalid response: ${reason}.`);
     }
 
-    finish(): void {
+    /** No response head within the upstream timeout (called by the sweep). */
+    timedOut(): void {
+      const u = this.u!;
+      if (this.conn !== null) u.pool.discard(this.conn);
+      this.conn = null;
+      this.settleAttempt();
+      totals.failures++;
+      this.fail('TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
+    }
+
+    /** The client sent a malformed chunked body. */
+    private badBody(reason: string): void {
+      const u = this.u;
+      if (this.conn !== null) u?.pool.discard(this.conn);
+      else u?.pool.cancel(this);
+      this.conn = null;
+      this.settleAttempt();
+      if (this.started) this.cutOff(reason);
+      else this.fail('TIDE_LB_BAD_REQUEST', `Bad request: ${reason}.`);
+    }
+
+    /** Answer the client with an error of the balancer's own, unless it is gone. */
+    private fail(code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+      if (this.done) return;
       this.done = true;
-      this.res.off('close', abortOnClose);
-      this.res.off('drain', resumeOnDrain);
-      settle(this.u);
+      const close = !this.head.keepAlive || !this.requestDone;
+      const { status, body } = errorBody(code, message);
+      this.client.socket.write(ownResponse(status, body, headers, close));
+      this.client.exchangeDone(close);
     }
-  }
 
-  function proxy(req: IncomingMessage, res: ServerResponse, headers: string[], hasBody: boolean, tried: Upstream[] | null): void {
-    const u = pick(tried);
-    if (!u) {
-      if (tried === null) {
-        totals.no_upstream++;
-        sendError(res, 'TIDE_LB_NO_UPSTREAM', 'No healthy upstream to send the request to.', { 'retry-after': '1' });
-      } else {
-        totals.failures++;
-        sendError(res, 'TIDE_LB_UPSTREAM_FAILED', `Every upstream tried (${tried.map((t) => t.id).join(', ')}) failed to answer.`);
+    /** The response broke off after its head went out: all the client can be told is a cut connection. */
+    private cutOff(reason: string): void {
+      if (this.conn !== null) this.u?.pool.discard(this.conn);
+      this.conn = null;
+      this.settleAttempt();
+      if (!this.done) log(`request ${this.head.method} ${this.head.target} cut off: ${reason}`);
+      this.done = true;
+      this.client.closed = true;
+      this.client.socket.destroy();
+    }
+
+    /** The client went away: stop the upstream request too. */
+    clientGone(): void {
+      if (this.done) return;
+      this.done = true;
+      const u = this.u;
+      if (u !== null) {
+        if (this.conn !== null) u.pool.discard(this.conn);
+        else u.pool.cancel(this);
       }
-      return;
+      this.conn = null;
+      this.settleAttempt();
     }
-    u.inFlight++;
-    u.requests++;
-    totals.requests++;
-    const exchange = new Exchange(req, res, headers, hasBody, tried, u);
-    (res as ExchangeResponse)[kExchange] = exchange;
-    res.on('close', abortOnClose);
-    u.pool.dispatch(
-      { origin: u.url, path: req.url ?? '/', method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, headersTimeout: upstreamTimeoutMs },
-      exchange,
-    );
+
+    /** End the current attempt's count in flight (once). */
+    private settleAttempt(): Upstream | null {
+      const u = this.u;
+      if (u !== null) {
+        this.u = null;
+        settle(u);
+      }
+      return u;
+    }
   }
 
-  function rateLimited(req: IncomingMessage, res: ServerResponse): boolean {
-    if (!limit) return false;
-    const ip = req.socket.remoteAddress ?? '';
+  /** Seconds to wait before this client may send again, or 0 when it may now. */
+  function rateLimitWait(ip: string): number {
+    if (!limit) return 0;
     const t = now();
     let bucket = buckets.get(ip);
     if (!bucket) {
@@ -449,12 +800,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      return false;
+      return 0;
     }
     totals.rate_limited++;
-    const wait = Math.max(1, Math.ceil((1 - bucket.tokens) / limit.ratePerSecond));
-    sendError(res, 'TIDE_LB_RATE_LIMITED', `Too many requests from ${ip}: the limit is ${limit.ratePerSecond}/s (burst ${limit.burst}).`, { 'retry-after': String(wait) });
-    return true;
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / limit.ratePerSecond));
   }
 
   /** Forget buckets that have refilled: they are the same as a new one. */
@@ -465,17 +814,31 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     }
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (req.url === '/lb/stats' && req.method === 'GET') {
-      const body = JSON.stringify(stats());
-      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-      res.end(body);
+  function onConnection(socket: Socket): void {
+    if (closing) {
+      socket.destroy();
       return;
     }
-    if (rateLimited(req, res)) return;
-    const { headers, hasBody } = forwardHeaders(req);
-    proxy(req, res, headers, hasBody, null);
+    const client = new ClientConnection(socket);
+    clients.add(client);
+    socket.on('data', (chunk: Buffer) => client.onData(chunk));
+    socket.on('drain', () => client.exchange?.resumeUpstream());
+    socket.on('error', () => {}); // 'close' follows
+    socket.on('close', () => {
+      client.closed = true;
+      clients.delete(client);
+      client.exchange?.clientGone();
+    });
   }
+
+  /** Timeouts and idle upstream connections, checked on one timer rather than one per request. */
+  function sweep(): void {
+    const t = Date.now();
+    for (const client of clients) client.sweep(t);
+    for (const u of list) u.pool.sweep();
+  }
+  const sweeper = setInterval(sweep, Math.max(10, Math.min(1000, upstreamTimeoutMs / 4)));
+  sweeper.unref();
 
   // --- health checks
 
@@ -559,12 +922,14 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     forget(u);
     events.emit('removed', id);
     // In-flight stragglers past the drain timeout are cut off here.
-    await u.pool.destroy().catch(() => undefined);
+    await u.pool.destroy();
   }
 
   function addUpstream(id: string, url: string, add: AddUpstreamOptions = {}): void {
     if (closing) throw new TideError('TIDE_LB_CLOSED', `The load balancer is closed; cannot add upstream ${id}.`);
-    const origin = new URL(url).origin;
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:') throw new TideError('TIDE_LB_UPSTREAM_URL', `Upstream ${id} is at ${url}; the balancer forwards to http:// addresses only.`);
+    const origin = parsed.origin;
     const existing = byId.get(id);
     if (existing && existing.url === origin && !existing.draining) {
       if (add.healthy) markUp(existing);
@@ -573,12 +938,14 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     if (existing) {
       // Re-pointed (a replica restarted on another port): the old address is gone.
       forget(existing);
-      void existing.pool.destroy().catch(() => undefined);
+      void existing.pool.destroy();
     }
+    const port = Number(parsed.port || 80);
     const u: Upstream = {
       id,
       url: origin,
-      pool: new Pool(origin, { connections, pipelining: 1, headersTimeout: upstreamTimeoutMs, keepAliveTimeout: 30_000 }),
+      pool: new OriginPool(parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port, connections),
+      authority: parsed.host,
       healthy: false,
       draining: false,
       removed: false,
@@ -620,9 +987,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
   // --- the server
 
-  const server: Server = createServer({ keepAliveTimeout: 65_000 }, onRequest);
+  const server: Server = createServer({ noDelay: true }, onConnection);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
+      clearInterval(sweeper);
       reject(new TideError('TIDE_LB_LISTEN', `The load balancer cannot listen on ${host}:${options.port ?? 8080}: ${err.code ?? err.message}.`, { cause: err }));
     };
     server.once('error', onError);
@@ -655,9 +1023,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       closing = true;
       const all = [...list];
       for (const u of all) forget(u);
+      clearInterval(sweeper);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await Promise.all([closed, ...all.map((u) => u.pool.destroy().catch(() => undefined)), checker.destroy().catch(() => undefined)]);
+      for (const client of clients) client.socket.destroy();
+      await Promise.all([closed, ...all.map((u) => u.pool.destroy()), checker.destroy().catch(() => undefined)]);
     },
   };
 }

@@ -1,0 +1,333 @@
+/**
+ * The balancer's HTTP/1.1 handling on the wire: raw bytes from a client socket, real node
+ * http (or raw net) upstreams on loopback.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { type AddressInfo, type Server, type Socket, connect, createServer as createNetServer } from 'node:net';
+import { test } from 'node:test';
+
+import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
+
+/** A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold never answers. */
+async function httpUpstream(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+  const hits: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/health') return void res.end('{"ok":true}');
+    hits.push(`${req.method} ${req.url}`);
+    if (req.url?.startsWith('/hold')) return;
+    if (req.url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('one,');
+      res.write('two,');
+      res.end('three');
+      return;
+    }
+    if (req.url === '/empty') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    const hash = createHash('sha256');
+    let length = 0;
+    req.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      length += chunk.length;
+    });
+    req.on('end', () => {
+      const body = JSON.stringify({ method: req.method, url: req.url, length, sha256: hash.digest('hex'), headers: req.headers });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A raw TCP upstream: answers every request it reads with `answer`, then does what `after` says. */
+async function rawUpstream(answer: string, after: 'close' | 'keep'): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.once('data', () => {
+      if (after === 'close') socket.end(answer);
+      else socket.write(answer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A client speaking raw bytes to the balancer. */
+async function rawClient(url: string) {
+  const { port } = new URL(url);
+  const socket = connect(Number(port), '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  let ended = false;
+  const changed = new EventTarget();
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+    changed.dispatchEvent(new Event('change'));
+  });
+  socket.on('close', () => {
+    ended = true;
+    changed.dispatchEvent(new Event('change'));
+  });
+  socket.on('error', () => {});
+  return {
+    socket,
+    send(data: string | Buffer) {
+      socket.write(data);
+    },
+    /** Resolves with everything read once `done(text)` holds, or the connection closed. */
+    async read(done: (text: string) => boolean): Promise<{ text: string; closed: boolean }> {
+      while (!done(text) && !ended) await once(changed, 'change');
+      return { text, closed: ended };
+    },
+    get closed() {
+      return ended;
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+/** Run `body` against a balancer in front of `up` (if any); both are closed after, whatever happens. */
+async function withBalancer(up: { url: string; close(): Promise<void> } | null, options: BalancerOptions, body: (lb: Balancer) => Promise<void>): Promise<void> {
+  const lb = await createBalancer({ host: '127.0.0.1', port: 0, healthCheck: { intervalMs: 60_000 }, ...options });
+  try {
+    if (up) lb.addUpstream('a', up.url, { healthy: true });
+    await body(lb);
+  } finally {
+    await lb.close();
+    await up?.close();
+  }
+}
+
+const count = (text: string, what: string) => text.split(what).length - 1;
+
+test('pipelined requests are answered in order on one connection', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo?n=2 HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo?n=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+    const { text, closed } = await client.read((t) => count(t, 'HTTP/1.1 200') === 3 && t.includes('"url":"/echo?n=3"'));
+    assert.equal(closed, false);
+    const order = ['/echo?n=1', '/echo?n=2', '/echo?n=3'].map((u) => text.indexOf(`"url":"${u}"`));
+    assert.ok(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]!)), text);
+    assert.match(text, /"length":5/);
+    assert.equal(count(text, 'connection: keep-alive'), 3);
+    client.close();
+  });
+});
+
+test('a chunked request body split anywhere reaches the upstream whole', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const payload = Buffer.alloc(70_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) % 256;
+    const wire = Buffer.concat([
+      Buffer.from('POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      Buffer.from('10000;note=first\r\n'), payload.subarray(0, 0x10000), Buffer.from('\r\n'),
+      Buffer.from(`${(payload.length - 0x10000).toString(16)}\r\n`), payload.subarray(0x10000), Buffer.from('\r\n'),
+      Buffer.from('0\r\nX-Trailer: yes\r\n\r\n'),
+    ]);
+    const client = await rawClient(lb.url);
+    // Cut the bytes at fixed odd places, including inside the head and the chunk size lines.
+    let at = 0;
+    for (const cut of [7, 40, 66, 70, 5000, 65_600, 65_620, wire.length]) {
+      client.send(wire.subarray(at, cut));
+      at = cut;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const { text } = await client.read((t) => t.includes('"sha256"'));
+    const seen = JSON.parse(text.slice(text.indexOf('{'))) as { length: number; sha256: string; headers: Record<string, string> };
+    assert.equal(seen.length, payload.length);
+    assert.equal(seen.sha256, createHash('sha256').update(payload).digest('hex'));
+    assert.equal(seen.headers['transfer-encoding'], 'chunked');
+    client.close();
+  });
+});
+
+test('a chunked response goes to an HTTP/1.1 client chunked, and to an HTTP/1.0 client unwrapped and closed', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const modern = await rawClient(lb.url);
+    modern.send('GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n');
+    const chunked = await modern.read((t) => t.endsWith('0\r\n\r\n'));
+    assert.match(chunked.text, /transfer-encoding: chunked\r\n/i);
+    assert.match(chunked.text, /\r\n4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n$/);
+    assert.equal(chunked.closed, false);
+    modern.close();
+
+    const old = await rawClient(lb.url);
+    old.send('GET /chunked HTTP/1.0\r\n\r\n');
+    const plain = await old.read(() => false);
+    assert.equal(plain.closed, true);
+    assert.doesNotMatch(plain.text, /transfer-encoding/i);
+    assert.match(plain.text, /connection: close\r\n/);
+    assert.ok(plain.text.endsWith('\r\n\r\none,two,three'), plain.text);
+  });
+});
+
+test('an HTTP/1.0 request without Host gets the upstream address as its Host', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /echo HTTP/1.0\r\n\r\n');
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    const seen = JSON.parse(text.slice(text.indexOf('{'))) as { headers: Record<string, string> };
+    assert.equal(seen.headers.host, new URL(up.url).host);
+  });
+});
+
+test('requests that could be read two ways get 400 TIDE_LB_BAD_REQUEST, reach no upstream, and end the connection', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const attempts = [
+      'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd',
+      'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n',
+      'GET /echo HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n  b\r\n\r\n',
+      'GET /echo HTTP/1.1\r\nHost: x\nX-Bare: lf\r\n\r\n',
+      'GET /echo HTTP/1.1\r\n\r\n',
+    ];
+    for (const wire of attempts) {
+      const client = await rawClient(lb.url);
+      client.send(wire);
+      const { text, closed } = await client.read(() => false);
+      assert.equal(closed, true, wire);
+      assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n/, wire);
+      assert.match(text, /"code":"TIDE_LB_BAD_REQUEST"/, wire);
+    }
+    assert.deepEqual(up.hits, []);
+    // The balancer itself is fine afterwards.
+    const client = await rawClient(lb.url);
+    client.send('GET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match((await client.read((t) => t.includes('"sha256"'))).text, /^HTTP\/1\.1 200 OK/);
+    client.close();
+  });
+});
+
+test('a malformed chunked request body is refused with 400 and the connection ends', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    assert.match(text, /^HTTP\/1\.1 400 /);
+    assert.match(text, /chunk size is not hexadecimal/);
+    assert.equal(lb.stats().totals.in_flight, 0);
+  });
+});
+
+test('a request head over 16 KiB gets 431 TIDE_LB_HEAD_TOO_LARGE', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(17 * 1024)}\r\n\r\n`);
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    assert.match(text, /^HTTP\/1\.1 431 /);
+    assert.match(text, /TIDE_LB_HEAD_TOO_LARGE/);
+    assert.deepEqual(up.hits, []);
+  });
+});
+
+test('Expect: 100-continue is answered at once, and the upstream answer follows the body', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n');
+    await client.read((t) => t.includes('100 Continue\r\n\r\n'));
+    client.send('abc');
+    const { text } = await client.read((t) => t.includes('"sha256"'));
+    assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    assert.match(text, /"length":3/);
+    assert.doesNotMatch(text, /"expect"/);
+    client.close();
+  });
+});
+
+test('an upstream that sends no response head in time: 504 TIDE_LB_UPSTREAM_TIMEOUT, and it stays in', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, { upstreamTimeoutMs: 100 }, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text, closed } = await client.read((t) => t.includes('}'));
+    assert.match(text, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+    assert.match(text, /TIDE_LB_UPSTREAM_TIMEOUT/);
+    assert.equal(closed, false);
+    assert.equal(lb.upstreams()[0]?.healthy, true);
+    assert.equal(lb.stats().totals.in_flight, 0);
+    client.close();
+  });
+});
+
+test('HEAD and 204 answers carry no body and the connection goes on', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\nGET /empty HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text, closed } = await client.read((t) => t.includes('"sha256"'));
+    assert.equal(closed, false);
+    const heads = text.match(/HTTP\/1\.1 \d+ [^\r]*/g);
+    assert.deepEqual(heads, ['HTTP/1.1 200 OK', 'HTTP/1.1 204 No Content', 'HTTP/1.1 200 OK']);
+    // The HEAD answer announced a length but sent no body: the 204 follows its head directly.
+    assert.match(text, /keep-alive: timeout=65\r\n\r\nHTTP\/1\.1 204/);
+    client.close();
+  });
+});
+
+test('a body the upstream ends by closing reaches the client, whose connection then closes', async () => {
+  const up = await rawUpstream('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end', 'close');
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    assert.match(text, /connection: close\r\n\r\nuntil the end$/);
+    assert.equal(lb.upstreams()[0]?.healthy, true);
+  });
+});
+
+test('an invalid response from the upstream is 502 TIDE_LB_UPSTREAM_FAILED', async () => {
+  const up = await rawUpstream('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello', 'keep');
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text } = await client.read((t) => t.includes('}'));
+    assert.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    assert.match(text, /"code":"TIDE_LB_UPSTREAM_FAILED".*invalid response: Content-Length/);
+    assert.equal(lb.upstreams()[0]?.failures, 1);
+    client.close();
+  });
+});
+
+test('an upstream address other than http:// is refused with TIDE_LB_UPSTREAM_URL', async () => {
+  await withBalancer(null, {}, async (lb) => {
+    assert.throws(() => lb.addUpstream('a', 'https://127.0.0.1:1'), { code: 'TIDE_LB_UPSTREAM_URL' });
+  });
+});
