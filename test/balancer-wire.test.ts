@@ -9,6 +9,8 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import { type AddressInfo, type Server, type Socket, connect, createServer as createNetServer } from 'node:net';
 import { test } from 'node:test';
 
+import fc from 'fast-check';
+
 import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
 
 /** A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold never answers. */
@@ -112,6 +114,13 @@ async function rawClient(url: string) {
   };
 }
 
+/** Send `wire` on a new connection and read until the balancer closes it. */
+async function untilClosed(url: string, wire: string): Promise<{ text: string; closed: boolean }> {
+  const client = await rawClient(url);
+  client.send(wire);
+  return client.read(() => false);
+}
+
 /** Run `body` against a balancer in front of `up` (if any); both are closed after, whatever happens. */
 async function withBalancer(up: { url: string; close(): Promise<void> } | null, options: BalancerOptions, body: (lb: Balancer) => Promise<void>): Promise<void> {
   const lb = await createBalancer({ host: '127.0.0.1', port: 0, healthCheck: { intervalMs: 60_000 }, ...options });
@@ -180,9 +189,7 @@ test('a chunked response goes to an HTTP/1.1 client chunked, and to an HTTP/1.0 
     assert.equal(chunked.closed, false);
     modern.close();
 
-    const old = await rawClient(lb.url);
-    old.send('GET /chunked HTTP/1.0\r\n\r\n');
-    const plain = await old.read(() => false);
+    const plain = await untilClosed(lb.url, 'GET /chunked HTTP/1.0\r\n\r\n');
     assert.equal(plain.closed, true);
     assert.doesNotMatch(plain.text, /transfer-encoding/i);
     assert.match(plain.text, /connection: close\r\n/);
@@ -193,9 +200,7 @@ test('a chunked response goes to an HTTP/1.1 client chunked, and to an HTTP/1.0 
 test('an HTTP/1.0 request without Host gets the upstream address as its Host', async () => {
   const up = await httpUpstream();
   await withBalancer(up, {}, async (lb) => {
-    const client = await rawClient(lb.url);
-    client.send('GET /echo HTTP/1.0\r\n\r\n');
-    const { text, closed } = await client.read(() => false);
+    const { text, closed } = await untilClosed(lb.url, 'GET /echo HTTP/1.0\r\n\r\n');
     assert.equal(closed, true);
     const seen = JSON.parse(text.slice(text.indexOf('{'))) as { headers: Record<string, string> };
     assert.equal(seen.headers.host, new URL(up.url).host);
@@ -214,9 +219,7 @@ test('requests that could be read two ways get 400 TIDE_LB_BAD_REQUEST, reach no
       'GET /echo HTTP/1.1\r\n\r\n',
     ];
     for (const wire of attempts) {
-      const client = await rawClient(lb.url);
-      client.send(wire);
-      const { text, closed } = await client.read(() => false);
+      const { text, closed } = await untilClosed(lb.url, wire);
       assert.equal(closed, true, wire);
       assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n/, wire);
       assert.match(text, /"code":"TIDE_LB_BAD_REQUEST"/, wire);
@@ -233,9 +236,7 @@ test('requests that could be read two ways get 400 TIDE_LB_BAD_REQUEST, reach no
 test('a malformed chunked request body is refused with 400 and the connection ends', async () => {
   const up = await httpUpstream();
   await withBalancer(up, {}, async (lb) => {
-    const client = await rawClient(lb.url);
-    client.send('POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
-    const { text, closed } = await client.read(() => false);
+    const { text, closed } = await untilClosed(lb.url, 'POST /hold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
     assert.equal(closed, true);
     assert.match(text, /^HTTP\/1\.1 400 /);
     assert.match(text, /chunk size is not hexadecimal/);
@@ -246,9 +247,7 @@ test('a malformed chunked request body is refused with 400 and the connection en
 test('a request head over 16 KiB gets 431 TIDE_LB_HEAD_TOO_LARGE', async () => {
   const up = await httpUpstream();
   await withBalancer(up, {}, async (lb) => {
-    const client = await rawClient(lb.url);
-    client.send(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(17 * 1024)}\r\n\r\n`);
-    const { text, closed } = await client.read(() => false);
+    const { text, closed } = await untilClosed(lb.url, `GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(17 * 1024)}\r\n\r\n`);
     assert.equal(closed, true);
     assert.match(text, /^HTTP\/1\.1 431 /);
     assert.match(text, /TIDE_LB_HEAD_TOO_LARGE/);
@@ -304,9 +303,7 @@ test('HEAD and 204 answers carry no body and the connection goes on', async () =
 test('a body the upstream ends by closing reaches the client, whose connection then closes', async () => {
   const up = await rawUpstream('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end', 'close');
   await withBalancer(up, {}, async (lb) => {
-    const client = await rawClient(lb.url);
-    client.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
-    const { text, closed } = await client.read(() => false);
+    const { text, closed } = await untilClosed(lb.url, 'GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal(closed, true);
     assert.match(text, /connection: close\r\n\r\nuntil the end$/);
     assert.equal(lb.upstreams()[0]?.healthy, true);
@@ -329,5 +326,70 @@ test('an invalid response from the upstream is 502 TIDE_LB_UPSTREAM_FAILED', asy
 test('an upstream address other than http:// is refused with TIDE_LB_UPSTREAM_URL', async () => {
   await withBalancer(null, {}, async (lb) => {
     assert.throws(() => lb.addUpstream('a', 'https://127.0.0.1:1'), { code: 'TIDE_LB_UPSTREAM_URL' });
+  });
+});
+
+test('fuzz (seeded): mutated requests never reach a replica as bytes its own parser refuses, nor as extra requests', async () => {
+  // The replica's parser (node's llhttp, strict) is the reference: whatever the balancer
+  // forwards must parse there, and the replica must never count more requests than the
+  // balancer sent it. A request smuggled past the balancer would break one or the other.
+  const parseErrors: string[] = [];
+  let seen = 0;
+  const server = createServer((req, res) => {
+    seen++;
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // A message cut short is not misread: the client hung up mid-body and the balancer cut the
+    // upstream connection too, as it must.
+    if (err.code?.startsWith('HPE_') && err.code !== 'HPE_INVALID_EOF_STATE') parseErrors.push(`${err.code}: ${err.message}`);
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const up = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  const seeds = [
+    'GET /f HTTP/1.1\r\nHost: x\r\n\r\n',
+    'POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
+    'POST /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: 1\r\n\r\n',
+    'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n',
+    'GET /f HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
+  ];
+  const pieces = ['\r', '\n', '\r\n', ' ', '\t', ':', ',', ';', '0', 'f', '\0', '\x7f', '\x80', '\xff', 'chunked', 'Content-Length: 5\r\n', 'Transfer-Encoding: chunked\r\n', 'Host: y\r\n', 'Connection: close\r\n', 'Expect: 100-continue\r\n', '\r\n\r\n', 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'];
+  const edit = fc.oneof(
+    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), piece: fc.constantFrom(...pieces) }),
+    fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 8 }) }),
+    fc.record({ kind: fc.constant('repeat' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 30 }) }),
+  );
+  const cases = fc.sample(fc.record({ seed: fc.constantFrom(...seeds), edits: fc.array(edit, { minLength: 1, maxLength: 4 }) }), { seed: 7, numRuns: 300 });
+  await withBalancer(up, {}, async (lb) => {
+    for (const { seed, edits } of cases) {
+      let wire = seed;
+      for (const e of edits) {
+        const at = e.at % (wire.length + 1);
+        if (e.kind === 'insert') wire = wire.slice(0, at) + e.piece + wire.slice(at);
+        else if (e.kind === 'delete') wire = wire.slice(0, at) + wire.slice(at + e.length);
+        else wire = wire.slice(0, at) + wire.slice(at, at + e.length) + wire.slice(at);
+      }
+      const client = await rawClient(lb.url);
+      client.socket.end(Buffer.from(wire, 'latin1'));
+      await client.read(() => false);
+    }
+    await new Promise<void>((resolve) => {
+      const settled = () => (lb.stats().totals.in_flight === 0 ? resolve() : setImmediate(settled));
+      settled();
+    });
+    assert.deepEqual(parseErrors, []);
+    assert.ok(seen <= lb.stats().totals.requests, `the replica saw ${seen} requests, the balancer sent ${lb.stats().totals.requests}`);
+    const client = await rawClient(lb.url);
+    client.send('GET /after HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match((await client.read((t) => t.endsWith('ok'))).text, /^HTTP\/1\.1 200 OK/);
+    client.close();
   });
 });

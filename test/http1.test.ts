@@ -149,6 +149,9 @@ test('chunked scanner: finds the end and the data at every split point', () => {
   // One byte at a time.
   assert.equal(scanSplit(bytes, Array.from({ length: bytes.length }, (_, i) => i)).end, body.length);
   assert.equal(scanSplit(Buffer.from('0\r\n\r\n'), []).end, 5);
+  // Extensions: a name, a token value or a quoted one (with escapes), several in a row.
+  const extended = Buffer.from('3;a;b=tok;c="q \\" ;x"\r\nabc\r\n0;last\r\nX-T: v\tw\r\n\r\n');
+  assert.equal(scanSplit(extended, []).end, extended.length);
 });
 
 test('chunked scanner: any body split anywhere ends where it was encoded to (seeded property)', () => {
@@ -174,8 +177,15 @@ test('chunked scanner: malformed bodies are refused with a reason', () => {
     ['3\r\nabcd\r\n0\r\n\r\n', /longer than its size/],
     ['3\r\nabc\r0\r\n\r\n', /does not end in CRLF/],
     ['1234567890abc\r\n', /too large/],
-    ['3;ext\n', /bare LF/],
-    ['0\r\nX: a\nb\r\n\r\n', /bare LF/],
+    ['3;ext\n', /extension is malformed/],
+    ['3 ;ext\r\nabc\r\n0\r\n\r\n', /not hexadecimal/],
+    ['3;\r\nabc\r\n0\r\n\r\n', /extension is malformed/],
+    ['3;a=\r\nabc\r\n0\r\n\r\n', /extension is malformed/],
+    ['3;a=b c\r\nabc\r\n0\r\n\r\n', /extension is malformed/],
+    ['3;a="b\r\nabc\r\n0\r\n\r\n', /extension is malformed/],
+    ['0\r\nX: a\nb\r\n\r\n', /control character/],
+    ['0\r\n1\r\n\r\n', /not a header field/],
+    ['0\r\nX a: 1\r\n\r\n', /not a header field/],
     ['0\r\n\rX', /does not end in CRLF/],
   ];
   for (const [text, why] of cases) {

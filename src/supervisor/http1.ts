@@ -13,12 +13,16 @@
  * hold is refused with 400, as is an HTTP/1.1 request without exactly one Host.
  */
 
+import { METHODS } from 'node:http';
+
 /** Largest request head accepted (request line and headers), as node's default. */
 export const MAX_REQUEST_HEAD = 16 * 1024;
 /** Largest response head accepted from an upstream. */
 export const MAX_RESPONSE_HEAD = 64 * 1024;
 /** Largest trailer section of a chunked body. */
 const MAX_TRAILERS = 16 * 1024;
+/** Largest run of extensions on one chunk size line (as node's parser). */
+const MAX_EXTENSIONS = 16 * 1024;
 
 /** How a message's body is delimited. */
 export const Framing = {
@@ -71,7 +75,10 @@ export interface ResponseHead {
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
 // Field values: visible characters, space, tab and obs-text; never CR, LF, NUL or other controls.
 const VALUE = '[^\\x00-\\x08\\x0a-\\x1f\\x7f]*';
-const REQUEST_LINE = new RegExp(`(${TOKEN}) ([^\\x00-\\x20\\x7f]+) HTTP/1\\.([01])\\r\\n`, 'y');
+// Targets: origin-form (/path?query), absolute-form (scheme://...) or *; visible ASCII only.
+const REQUEST_LINE = new RegExp(`(${TOKEN}) (/[\\x21-\\x7e]*|[A-Za-z][A-Za-z0-9+.-]*://[\\x21-\\x7e]+|\\*) HTTP/1\\.([01])\\r\\n`, 'y');
+/** The methods node's parser (the replicas') knows; any other is refused here rather than there. */
+const KNOWN_METHODS = new Set(METHODS);
 const STATUS_LINE = new RegExp(`HTTP/1\\.([01]) ([1-9]\\d\\d)(?: ${VALUE})?\\r\\n`, 'y');
 const HEADER_LINE = new RegExp(`(${TOKEN}):[\\t ]*(${VALUE})\\r\\n`, 'y');
 const CONTENT_LENGTH = /^\d{1,15}$/;
@@ -89,6 +96,11 @@ function trimEnd(value: string): string {
 
 /** Connection header tokens, lower-cased. */
 function connectionTokens(value: string): string[] {
+  // The usual single token (`keep-alive`, `close`, `chunked`) without the split's arrays.
+  if (!value.includes(',')) {
+    const token = value.trim().toLowerCase();
+    return token === '' ? [] : [token];
+  }
   return value.split(',').map((token) => token.trim().toLowerCase()).filter((token) => token !== '');
 }
 
@@ -105,7 +117,8 @@ function endsChunked(value: string): boolean {
 export function parseRequestHead(head: string): RequestHead | string {
   REQUEST_LINE.lastIndex = 0;
   const line = REQUEST_LINE.exec(head);
-  if (line === null) return 'the request line is not "METHOD target HTTP/1.x"';
+  if (line === null) return 'the request line is not "METHOD target HTTP/1.x" (target: /path, scheme://host/path or *)';
+  if (!KNOWN_METHODS.has(line[1]!)) return `the method ${line[1]} is not known`;
   const minor = line[3] === '1' ? 1 : 0;
   const first = parseRequestFields(head, REQUEST_LINE.lastIndex, null);
   if (typeof first === 'string') return first;
@@ -131,7 +144,7 @@ export function parseRequestHead(head: string): RequestHead | string {
     method: line[1]!,
     target: line[2]!,
     minor,
-    lines: fields.lines,
+    lines: transferEncoding === undefined ? fields.lines : `${fields.lines}Transfer-Encoding: ${transferEncoding}\r\n`,
     forwardedFor: fields.forwardedFor,
     hasHost: fields.hosts === 1,
     keepAlive: !fields.close && (minor === 1 || fields.keepAlive),
@@ -171,14 +184,14 @@ function parseRequestFields(head: string, start: number, drop: Set<string> | nul
         if (fields.contentLength !== undefined) return 'more than one Content-Length';
         if (!CONTENT_LENGTH.test(value)) return `Content-Length "${value}" is not a number of bytes`;
         fields.contentLength = value;
-        fields.lines += head.slice(lineStart, at);
+        // Framing headers go on as the balancer read them, so the replica frames the body alike.
+        fields.lines += `Content-Length: ${value}\r\n`;
         continue;
       }
       case 'transfer-encoding': {
         const value = trimEnd(m[2]!);
         fields.transferEncoding = fields.transferEncoding === undefined ? value : `${fields.transferEncoding}, ${value}`;
-        fields.lines += head.slice(lineStart, at); // the body passes through as it is framed
-        continue;
+        continue; // forwarded once, joined, below
       }
       case 'host':
         fields.hosts++;
@@ -240,7 +253,7 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
       case 'content-length': {
         const value = trimEnd(m[2]!);
         if (!CONTENT_LENGTH.test(value) || (contentLength !== undefined && contentLength !== value)) return `Content-Length "${value}" is invalid`;
-        if (contentLength === undefined) lines += head.slice(lineStart, at);
+        if (contentLength === undefined) lines += `Content-Length: ${value}\r\n`;
         contentLength = value;
         continue;
       }
@@ -300,11 +313,24 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
 }
 
 // The chunked scanner's states.
-const Chunk = { Size: 0, SizeMore: 1, Extension: 2, SizeLf: 3, Data: 4, DataCr: 5, DataLf: 6, TrailerStart: 7, Trailer: 8, TrailerLf: 9, EndLf: 10, Done: 11 } as const;
+const Chunk = {
+  Size: 0, SizeMore: 1, ExtName: 2, ExtNameMore: 3, ExtValue: 4, ExtToken: 5, ExtQuoted: 6, ExtEscape: 7, ExtAfterQuoted: 8, SizeLf: 9,
+  Data: 10, DataCr: 11, DataLf: 12, TrailerStart: 13, TrailerName: 14, TrailerValue: 15, TrailerLf: 16, EndLf: 17, Done: 18,
+} as const;
 type Chunk = (typeof Chunk)[keyof typeof Chunk];
 
 const CR = 13;
 const LF = 10;
+const TAB = 9;
+const SEMICOLON = 59;
+const EQUALS = 61;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const COLON = 58;
+
+/** Bytes of a token (RFC 9110 5.6.2). */
+const TOKEN_BYTE = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN_BYTE[c.charCodeAt(0)] = 1;
 
 function hexValue(byte: number): number {
   if (byte >= 48 && byte <= 57) return byte - 48;
@@ -314,14 +340,16 @@ function hexValue(byte: number): number {
 }
 
 /**
- * Finds where a chunked body ends while its bytes pass through unchanged: chunk sizes, CRLFs
- * and the trailer section are checked byte by byte; chunk data is skipped in one step.
+ * Finds where a chunked body ends while its bytes pass through unchanged: chunk sizes, their
+ * extensions (`;name`, `;name=token`, `;name="quoted"`), CRLFs and trailer fields are checked
+ * byte by byte, as strictly as the replicas' parser does; chunk data is skipped in one step.
  */
 export class ChunkedScanner {
   private state: Chunk = Chunk.Size;
   private remaining = 0;
   private digits = 0;
-  private trailerBytes = 0;
+  /** Bytes of extensions on this size line, or of the trailer section. */
+  private extra = 0;
   /** Why the body is malformed, once it is. */
   error: string | null = null;
 
@@ -354,8 +382,8 @@ export class ChunkedScanner {
             if (++this.digits > 12) return this.fail('a chunk size is too large');
             this.remaining = this.remaining * 16 + digit;
             this.state = Chunk.SizeMore;
-          } else if (this.state === Chunk.SizeMore && (byte === 59 || byte === 32 || byte === 9)) {
-            this.state = Chunk.Extension; // ';' (or whitespace before it): an extension to skip
+          } else if (this.state === Chunk.SizeMore && byte === SEMICOLON) {
+            this.state = Chunk.ExtName;
           } else if (this.state === Chunk.SizeMore && byte === CR) {
             this.state = Chunk.SizeLf;
           } else {
@@ -363,13 +391,20 @@ export class ChunkedScanner {
           }
           break;
         }
-        case Chunk.Extension:
-          if (byte === CR) this.state = Chunk.SizeLf;
-          else if (byte === LF || byte === 0) return this.fail('a chunk extension holds a bare LF or NUL');
+        case Chunk.ExtName:
+        case Chunk.ExtNameMore:
+        case Chunk.ExtValue:
+        case Chunk.ExtToken:
+        case Chunk.ExtQuoted:
+        case Chunk.ExtEscape:
+        case Chunk.ExtAfterQuoted:
+          if (++this.extra > MAX_EXTENSIONS) return this.fail('the chunk extensions are too large');
+          if (!this.extension(byte)) return this.fail('a chunk extension is malformed');
           break;
         case Chunk.SizeLf:
           if (byte !== LF) return this.fail('a chunk size line does not end in CRLF');
           this.digits = 0;
+          this.extra = 0;
           this.state = this.remaining === 0 ? Chunk.TrailerStart : Chunk.Data;
           break;
         case Chunk.DataCr:
@@ -381,16 +416,17 @@ export class ChunkedScanner {
           this.state = Chunk.Size;
           break;
         case Chunk.TrailerStart:
-          if (byte === CR) {
-            this.state = Chunk.EndLf;
-            break;
-          }
-          this.state = Chunk.Trailer;
-          continue; // the byte starts a trailer line: read it there
-        case Chunk.Trailer:
-          if (++this.trailerBytes > MAX_TRAILERS) return this.fail('the trailer section is too large');
+          if (byte === CR) this.state = Chunk.EndLf;
+          else if (TOKEN_BYTE[byte]) this.state = Chunk.TrailerName;
+          else return this.fail('a trailer line is not a header field');
+          break;
+        case Chunk.TrailerName:
+          if (byte === COLON) this.state = Chunk.TrailerValue;
+          else if (!TOKEN_BYTE[byte]) return this.fail('a trailer line is not a header field');
+          break;
+        case Chunk.TrailerValue:
           if (byte === CR) this.state = Chunk.TrailerLf;
-          else if (byte === LF || byte === 0) return this.fail('a trailer line holds a bare LF or NUL');
+          else if ((byte < 32 && byte !== TAB) || byte === 127) return this.fail('a trailer value holds a control character');
           break;
         case Chunk.TrailerLf:
           if (byte !== LF) return this.fail('a trailer line does not end in CRLF');
@@ -403,9 +439,47 @@ export class ChunkedScanner {
         case Chunk.Done:
           return i;
       }
+      if (this.state >= Chunk.TrailerStart && this.state <= Chunk.TrailerLf && ++this.extra > MAX_TRAILERS) return this.fail('the trailer section is too large');
       i++;
     }
     return end;
+  }
+
+  /** One byte of a chunk extension: `;name`, `;name=token` or `;name="quoted"`, repeated, then CR. */
+  private extension(byte: number): boolean {
+    switch (this.state) {
+      case Chunk.ExtName:
+        if (!TOKEN_BYTE[byte]) return false;
+        this.state = Chunk.ExtNameMore;
+        return true;
+      case Chunk.ExtNameMore:
+      case Chunk.ExtToken:
+        if (TOKEN_BYTE[byte]) return true;
+        if (byte === SEMICOLON) this.state = Chunk.ExtName;
+        else if (byte === CR) this.state = Chunk.SizeLf;
+        else if (byte === EQUALS && this.state === Chunk.ExtNameMore) this.state = Chunk.ExtValue;
+        else return false;
+        return true;
+      case Chunk.ExtValue:
+        if (byte === QUOTE) this.state = Chunk.ExtQuoted;
+        else if (TOKEN_BYTE[byte]) this.state = Chunk.ExtToken;
+        else return false;
+        return true;
+      case Chunk.ExtQuoted:
+        if (byte === QUOTE) this.state = Chunk.ExtAfterQuoted;
+        else if (byte === BACKSLASH) this.state = Chunk.ExtEscape;
+        else if (byte !== TAB && (byte < 32 || byte > 126)) return false;
+        return true;
+      case Chunk.ExtEscape:
+        if (byte !== TAB && (byte < 32 || byte > 126)) return false;
+        this.state = Chunk.ExtQuoted;
+        return true;
+      default: // ExtAfterQuoted
+        if (byte === SEMICOLON) this.state = Chunk.ExtName;
+        else if (byte === CR) this.state = Chunk.SizeLf;
+        else return false;
+        return true;
+    }
   }
 
   private fail(reason: string): number {
