@@ -13,13 +13,17 @@ import fc from 'fast-check';
 
 import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
 
-/** A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold never answers. */
-async function httpUpstream(): Promise<{ url: string; hits: string[]; close(): Promise<void> }> {
+/** A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold waits in `held`. */
+async function httpUpstream(): Promise<{ url: string; hits: string[]; held: ServerResponse[]; close(): Promise<void> }> {
   const hits: string[] = [];
+  const held: ServerResponse[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === '/health') return void res.end('{"ok":true}');
     hits.push(`${req.method} ${req.url}`);
-    if (req.url?.startsWith('/hold')) return;
+    if (req.url?.startsWith('/hold')) {
+      held.push(res);
+      return;
+    }
     if (req.url === '/chunked') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('one,');
@@ -48,6 +52,7 @@ async function httpUpstream(): Promise<{ url: string; hits: string[]; close(): P
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hits,
+    held,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -146,6 +151,26 @@ test('pipelined requests are answered in order on one connection', async () => {
     assert.ok(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]!)), text);
     assert.match(text, /"length":5/);
     assert.equal(count(text, 'connection: keep-alive'), 3);
+    client.close();
+  });
+});
+
+test('many pipelined requests behind a slow one, then half a request: all answered once the rest arrives', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, {}, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (up.held.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // More than 16 KiB of pipelined requests arrives while the first is in flight (the client
+    // is paused), and ends in an incomplete head. The balancer answers /lb/stats itself, so
+    // all of them are read in one go once the first answer is out.
+    const many = 1000;
+    client.send(`${'GET /lb/stats HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(many)}GET /echo?last HTTP/1.1\r\nHo`);
+    up.held[0]!.end('held');
+    await client.read((t) => count(t, '"totals"') === many);
+    client.send('st: x\r\n\r\n');
+    const { text } = await client.read((t) => t.includes('"url":"/echo?last"'));
+    assert.equal(count(text, 'HTTP/1.1 200 OK'), many + 2);
     client.close();
   });
 });

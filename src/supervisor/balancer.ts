@@ -330,9 +330,11 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
             if (used >= 0 && used < rest.length) this.buf = rest.subarray(used);
           }
         }
-        if (this.buf === null || this.buf.length <= MAX_REQUEST_HEAD) this.unhold(HOLD_PIPELINED);
       } finally {
         this.reading = false;
+        // Whichever way the loop ended (a request started, a head incomplete), read on once
+        // what waits here is small again.
+        if (this.buf === null || this.buf.length <= MAX_REQUEST_HEAD) this.unhold(HOLD_PIPELINED);
       }
     }
 
