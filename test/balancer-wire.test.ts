@@ -310,6 +310,25 @@ test('an upstream that sends no response head in time: 504 TIDE_LB_UPSTREAM_TIME
   });
 });
 
+test('a request waiting for a free upstream connection times out too, and leaves the pool usable', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, { upstreamTimeoutMs: 100, connectionsPerUpstream: 1 }, async (lb) => {
+    const first = await rawClient(lb.url);
+    first.send('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (up.held.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // The only connection is busy: this one waits in the pool's queue.
+    const queued = await rawClient(lb.url);
+    queued.send('GET /hold?queued HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (const client of [first, queued]) assert.match((await client.read((t) => t.includes('}'))).text, /^HTTP\/1\.1 504 /);
+    assert.equal(lb.stats().totals.in_flight, 0);
+    // Whatever the queued one was lent after it gave up went back: the next request gets through.
+    const next = await rawClient(lb.url);
+    next.send('GET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match((await next.read((t) => t.includes('"sha256"'))).text, /^HTTP\/1\.1 200 OK/);
+    for (const client of [first, queued, next]) client.close();
+  });
+});
+
 test('HEAD and 204 answers carry no body and the connection goes on', async () => {
   const up = await httpUpstream();
   await withBalancer(up, {}, async (lb) => {

@@ -401,7 +401,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     sweep(t: number): void {
       const x = this.exchange;
       if (x !== null) {
-        if (x.sentAt > 0 && t - x.sentAt >= upstreamTimeoutMs) x.timedOut();
+        if (x.waitingSince > 0 && t - x.waitingSince >= upstreamTimeoutMs) x.timedOut();
       } else if (this.headSince > 0 && t - this.headSince >= HEADERS_TIMEOUT_MS) {
         this.refuse('TIDE_LB_REQUEST_TIMEOUT', `The request head did not arrive within ${HEADERS_TIMEOUT_MS / 1000} s.`);
       } else if (t - this.lastActive >= CLIENT_KEEP_ALIVE_MS) {
@@ -428,8 +428,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     pending: Buffer[] | null = null;
     pendingBytes = 0;
     bodySent = false;
-    /** When the request went upstream, while its response head is awaited (0: not waiting). */
-    sentAt = 0;
+    /** When the current attempt began, while its response head is awaited (0: not waiting). */
+    waitingSince = 0;
     response: ResponseHead | null = null;
     responseBuf: Buffer | null = null;
     responseLeft = 0;
@@ -468,6 +468,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       u.inFlight++;
       u.requests++;
       totals.requests++;
+      // The upstream timeout counts from here: a wait for a free connection is part of it.
+      this.waitingSince = Date.now();
       u.pool.acquire(this);
     }
 
@@ -507,12 +509,15 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     // --- the upstream connection (ConnectionUser)
 
     onConnection(conn: OriginConnection): void {
+      if (this.done) {
+        conn.pool.release(conn); // ended while it waited (the pool cancels most such waits)
+        return;
+      }
       this.conn = conn;
       const h = this.head;
       const client = this.client.ip;
       const upstreamHead = `${h.method} ${h.target} HTTP/1.1\r\n${h.lines}${h.hasHost ? '' : `host: ${this.u!.authority}\r\n`}x-forwarded-for: ${h.forwardedFor === undefined ? client : `${h.forwardedFor}, ${client}`}\r\nx-forwarded-proto: http\r\n\r\n`;
       const socket = conn.socket;
-      this.sentAt = Date.now();
       if (this.pending === null) {
         socket.write(upstreamHead, 'latin1');
         return;
@@ -599,7 +604,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     private sendHead(response: ResponseHead, buf: Buffer, bodyStart: number): void {
       this.response = response;
-      this.sentAt = 0;
+      this.waitingSince = 0;
       if (response.keepAliveHintMs !== undefined) this.conn?.keepAliveHint(response.keepAliveHintMs);
       const h = this.head;
       const chunked = response.framing === Framing.Chunked;
@@ -725,6 +730,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     timedOut(): void {
       const u = this.u!;
       if (this.conn !== null) u.pool.discard(this.conn);
+      else u.pool.cancel(this);
       this.conn = null;
       this.settleAttempt();
       totals.failures++;

@@ -39,7 +39,10 @@ export class OriginConnection {
   keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
   error: NodeJS.ErrnoException | undefined;
 
-  constructor(readonly socket: Socket) {}
+  constructor(
+    readonly pool: OriginPool,
+    readonly socket: Socket,
+  ) {}
 
   /** Take the upstream's `Keep-Alive: timeout` hint (ms) into account. */
   keepAliveHint(ms: number): void {
@@ -142,7 +145,7 @@ export class OriginPool {
       return;
     }
     const socket = connect({ host: this.host, port: this.port, noDelay: true, timeout: CONNECT_TIMEOUT_MS });
-    const conn = new OriginConnection(socket);
+    const conn = new OriginConnection(this, socket);
     conn.user = user;
     this.all.add(conn);
     socket.once('connect', () => {
