@@ -1,6 +1,10 @@
 /**
  * Kill and scale under load: a mixed open load through the balancer while a random worker
- * gets SIGKILL every 10 s and the api and worker counts change every 15 s (seeded choices).
+ * gets SIGKILL about every 10 s and the api and worker counts change every 15 s (seeded choices).
+ * The kill period is jittered (±40%, seeded): at a fixed period that is a multiple of the 5 s
+ * lease, each kill lands just as the last victim's jobs come back from lease expiry and are
+ * claimed again, so the same jobs die with worker after worker until their attempts run out;
+ * crashes in the field are not in step with the lease.
  *
  * Invariants: every job accepted with 202 completes, or is dead after its own failures (the
  * 10% that ask to fail); a job runs twice only if an earlier run was on a killed worker; no
@@ -23,6 +27,7 @@ export const killAndScale: Scenario = {
     const killEveryMs = Math.min(10_000, durationMs / 4);
     const scaleEveryMs = Math.min(15_000, durationMs / 3);
     const random = seeded(options.seed + 1);
+    const jitter = seeded(options.seed + 2);
     const started = performance.now();
     const chaos = await startChaosSystem({
       databaseUrl: options.databaseUrl,
@@ -50,13 +55,13 @@ export const killAndScale: Scenario = {
     let running = true;
     const end = new AbortController();
     const stopped = sleep(durationMs, end.signal);
-    const every = async (ms: number, fn: () => Promise<void>) => {
+    const every = async (ms: () => number, fn: () => Promise<void>) => {
       while (running) {
-        await sleep(ms, end.signal);
+        await sleep(ms(), end.signal);
         if (running) await fn();
       }
     };
-    const killer = every(killEveryMs, async () => {
+    const killer = every(() => killEveryMs * (0.6 + 0.8 * jitter()), async () => {
       const workers = sup.ps().replicas.filter((r) => r.service === 'worker' && r.state === 'healthy' && r.pid !== null);
       const victim = workers[Math.floor(random() * workers.length)];
       if (!victim?.pid) return;
@@ -65,7 +70,7 @@ export const killAndScale: Scenario = {
       counts.kills++;
       options.log(`  ${secs(started)} SIGKILL ${victim.id} (pid ${victim.pid}); ${load.totals.accepted.length} accepted so far`);
     });
-    const scaler = every(scaleEveryMs, async () => {
+    const scaler = every(() => scaleEveryMs, async () => {
       const api = 1 + Math.floor(random() * 3);
       const worker = 1 + Math.floor(random() * 4);
       options.log(`  ${secs(started)} scale api=${api} worker=${worker}`);
@@ -92,7 +97,7 @@ export const killAndScale: Scenario = {
       if (violations.length > 0) violations.push(...audit.examples.map((e) => `e.g. ${e}`));
       return {
         name: this.name,
-        did: `${Math.round(durationMs / 1000)} s of mixed load at 25 jobs/s (sleep, hash, 10% failing); SIGKILL of a random worker every ${Math.round(killEveryMs / 1000)} s; api 1-3 and worker 1-4 replicas re-chosen every ${Math.round(scaleEveryMs / 1000)} s`,
+        did: `${Math.round(durationMs / 1000)} s of mixed load at 25 jobs/s (sleep, hash, 10% failing); SIGKILL of a random worker every ${Math.round(killEveryMs / 1000)} s ±40%; api 1-3 and worker 1-4 replicas re-chosen every ${Math.round(scaleEveryMs / 1000)} s`,
         durationMs: performance.now() - started,
         counts: {
           offered: totals.offered,
