@@ -577,7 +577,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
         const end = buf.indexOf(HEAD_END);
         if (end < 0) {
           if (buf.length > MAX_RESPONSE_HEAD) this.invalidResponse(`its response head is larger than ${MAX_RESPONSE_HEAD} bytes`);
-          else this.responseBuf = buf;
+          else this.responseBuf = Buffer.from(buf); // a copy: the read buffer is reused (and this is rare)
           return;
         }
         const parsed = parseResponseHead(buf.toString('latin1', 0, end + 4), this.head.method);
@@ -663,9 +663,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       this.send(buf, start, end);
     }
 
+    /** Write `buf[start, end)` to the client; a copy, since upstream bytes sit in a reused buffer. */
     private send(buf: Buffer, start: number, end: number): void {
       if (end <= start) return;
-      if (!this.client.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end)) && !this.upstreamPaused && this.conn !== null) {
+      if (!this.client.socket.write(Buffer.from(buf.subarray(start, end))) && !this.upstreamPaused && this.conn !== null) {
         // Our client is slower than the upstream: pause the upstream socket until it drains.
         this.upstreamPaused = true;
         this.conn.socket.pause();

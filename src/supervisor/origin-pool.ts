@@ -16,6 +16,12 @@ import { type Socket, connect } from 'node:net';
 const DEFAULT_KEEP_ALIVE_MS = 4000;
 const MAX_KEEP_ALIVE_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Every upstream socket reads into this one buffer (`onread`): no stream machinery and no new
+ * Buffer per read. A read is handed to its exchange and handled before the next read starts;
+ * whatever is kept past that, or written where the write may not finish at once, is copied.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** What holds a connection: one exchange at a time. */
 export interface ConnectionUser {
@@ -23,6 +29,7 @@ export interface ConnectionUser {
   onConnection(conn: OriginConnection): void;
   /** No connection could be made: nothing was sent. */
   onConnectError(err: NodeJS.ErrnoException): void;
+  /** Bytes from the upstream, valid only during this call (see READ_BUFFER). */
   onUpstreamData(chunk: Buffer): void;
   /** The upstream ended its side (a body delimited by the close is complete). */
   onUpstreamEnd(): void;
@@ -144,8 +151,24 @@ export class OriginPool {
       user.onConnectError(Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' }));
       return;
     }
-    const socket = connect({ host: this.host, port: this.port, noDelay: true, timeout: CONNECT_TIMEOUT_MS });
-    const conn = new OriginConnection(this, socket);
+    const conn: OriginConnection = new OriginConnection(
+      this,
+      connect({
+        host: this.host,
+        port: this.port,
+        noDelay: true,
+        timeout: CONNECT_TIMEOUT_MS,
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (bytes: number, buffer: Uint8Array) => {
+            if (conn.user) conn.user.onUpstreamData((buffer as Buffer).subarray(0, bytes));
+            else conn.socket.destroy(); // bytes nobody asked for: the connection is out of step
+            return true;
+          },
+        },
+      }),
+    );
+    const socket = conn.socket;
     conn.user = user;
     this.all.add(conn);
     socket.once('connect', () => {
@@ -158,10 +181,6 @@ export class OriginPool {
       if (!conn.connecting) return;
       conn.error = Object.assign(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' });
       socket.destroy();
-    });
-    socket.on('data', (chunk: Buffer) => {
-      if (conn.user) conn.user.onUpstreamData(chunk);
-      else socket.destroy(); // bytes nobody asked for: the connection is out of step
     });
     socket.on('end', () => conn.user?.onUpstreamEnd());
     socket.on('drain', () => conn.user?.onUpstreamDrain());
