@@ -7,6 +7,8 @@ import { ERRORS, TideError, formatError, isTideError } from '../errors.js';
 export interface Command {
   /** One line for `tide help`. */
   summary: string;
+  /** What `tide <command> --help` (or -h, or `tide help <command>`) prints; `run` never sees those flags. */
+  help: string;
   run(argv: string[]): Promise<number | void>;
 }
 
@@ -34,29 +36,44 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   doctor: () => import('./commands/doctor.js'),
 };
 
+/** `--help` or `-h` among a command's arguments (before a `--`, after which all are positional). */
+function asksForHelp(args: string[]): boolean {
+  for (const arg of args) {
+    if (arg === '--') return false;
+    if (arg === '--help' || arg === '-h') return true;
+  }
+  return false;
+}
+
 function usage(): string {
   const names = Object.keys(commands).sort();
   return ['usage: tide <command> [options]', '', 'commands:', ...names.map((n) => `  ${n}`), '', 'tide <command> --help for its options'].join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Run `tide ...argv`; `print` takes what this handler prints itself (usage and help). */
+export async function main(argv: string[], print: (text: string) => void = (text) => process.stdout.write(text)): Promise<number> {
   const [name, ...rest] = argv;
   const json = argv.includes('--json');
   try {
     if (!name || name === 'help' || name === '--help' || name === '-h') {
       if (name === 'help' && rest[0] && commands[rest[0]]) {
         const { command } = await commands[rest[0]]!();
-        return (await command.run(['--help'])) ?? 0;
+        print(`${command.help.trimEnd()}\n`);
+        return 0;
       }
-      process.stdout.write(`${usage()}\n`);
+      print(`${usage()}\n`);
       return name ? 0 : 2;
     }
-    if (name === '--version' || name === '-v') return main(['version']);
+    if (name === '--version' || name === '-v') return main(['version'], print);
     const load = commands[name];
     if (!load) {
       throw new TideError('TIDE_UNKNOWN_COMMAND', `There is no command "${name}"; \`tide help\` lists them.`, { where: { arg: name } });
     }
     const { command } = await load();
+    if (asksForHelp(rest)) {
+      print(`${command.help.trimEnd()}\n`);
+      return 0;
+    }
     return (await command.run(rest)) ?? 0;
   } catch (err) {
     const typed = isTideError(err)

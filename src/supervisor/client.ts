@@ -142,21 +142,7 @@ function errorFrom(status: number, body: unknown): TideError {
 }
 
 /** The flags every client command takes. */
-export const CLIENT_FLAGS = {
-  config: { type: 'string', short: 'c', default: 'tide.yaml' },
-  'state-dir': { type: 'string' },
-  url: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
-
-export const CLIENT_HELP = `  -c, --config <file>   the project's tide.yaml (default tide.yaml): finds its state_dir and control token
-  --state-dir <dir>     where \`tide up\` wrote control.json (default: the config's state_dir, else .tide)
-  --url <url>           the control API URL, instead of reading control.json
-  --json                machine-readable output
-  (TIDE_CONTROL_TOKEN: the bearer token when the control API listens beyond loopback)`;
-
-/** The client for the flags above: state directory and token from the config when it exists. */
+/** The client for the client flags (cli/client-flags.ts): state directory and token from the config when it exists. */
 export async function clientFromFlags(flags: { config?: string | undefined; 'state-dir'?: string | undefined; url?: string | undefined }): Promise<ControlClient> {
   let stateDir = flags['state-dir'];
   let token: string | undefined;

@@ -1,7 +1,7 @@
 import { numberArg, parse } from '../args.js';
 import type { Command } from '../main.js';
 
-const help = `usage: tide api [options]
+const HELP = `usage: tide api [options]
 
 Run the jobs API (POST /v1/jobs, GET /v1/jobs/:id, GET /v1/queues, /health, /metrics) on
 PostgreSQL: DATABASE_URL, or the embedded server under the state directory.
@@ -21,11 +21,11 @@ SIGTERM or SIGINT: stop accepting, finish the requests in flight, close the pool
 
 export const command: Command = {
   summary: 'run the jobs API (HTTP) on the queue',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
       {
-        help: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
@@ -39,10 +39,6 @@ export const command: Command = {
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${help}\n`);
-      return 0;
-    }
     const port = numberArg(values.port ?? process.env.PORT, values.port === undefined ? 'PORT' : '--port', 3000);
     const rate = numberArg(values['rate-limit'], '--rate-limit', 1000);
     const bodyLimit = numberArg(values['body-limit'], '--body-limit', 1024 * 1024, 1);

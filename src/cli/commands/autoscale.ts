@@ -24,6 +24,7 @@ options:
 
 export const command: Command = {
   summary: 'run the autoscaler on its own (Compose, Kubernetes, ECS): --dry-run, --once, --json',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -33,14 +34,9 @@ export const command: Command = {
         once: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         'metrics-port': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const metricsPort = numberArg(values['metrics-port'], '--metrics-port', 0, 0);
     const [{ loadConfig }, { resolveDatabase }, { startController }] = await Promise.all([
       import('../../config/load.js'),

@@ -4,7 +4,7 @@
  * the page here and passes the events and scale calls to that (remote) control API.
  */
 import { parse } from '../args.js';
-import { CLIENT_FLAGS, CLIENT_HELP } from '../../supervisor/client.js';
+import { CLIENT_FLAGS, CLIENT_HELP } from '../client-flags.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide dashboard [options]
@@ -24,6 +24,7 @@ ${CLIENT_HELP}`;
 
 export const command: Command = {
   summary: 'the live dashboard: where `tide up` serves it, or serve one for a remote control API (--connect)',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -36,10 +37,6 @@ export const command: Command = {
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     if (!values.connect) {
       const { clientFromFlags } = await import('../../supervisor/client.js');
       const client = await clientFromFlags(values);

@@ -19,6 +19,7 @@ options:
 
 export const command: Command = {
   summary: "the autoscaler's decisions and their reasons (--service, --json)",
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -28,14 +29,9 @@ export const command: Command = {
         limit: { type: 'string' },
         json: { type: 'boolean', default: false },
         'state-dir': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const limit = numberArg(values.limit, '--limit', 20, 1);
     const [{ loadConfig }, { resolveDatabase }, { openJournal }] = await Promise.all([
       import('../../config/load.js'),

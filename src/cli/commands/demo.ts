@@ -30,6 +30,7 @@ options:
 
 export const command: Command = {
   summary: 'the whole system under a built-in load, scaled by the autoscaler, narrated (no setup)',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -41,14 +42,9 @@ export const command: Command = {
         schema: { type: 'string', default: 'tide_demo' },
         interval: { type: 'string' },
         seed: { type: 'string', default: '42' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const minutes = numberArg(values.minutes, '--minutes', 3, 0.05);
     const seed = numberArg(values.seed, '--seed', 42);
     const intervalMs = values.interval === undefined ? undefined : numberArg(values.interval, '--interval', 5, 0.2) * 1000;

@@ -33,6 +33,7 @@ Exit 1 when a finding is critical, 0 otherwise.
 
 export const command: Command = {
   summary: 'check a running system for the runbooks\' symptoms and print findings with the fix',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -46,14 +47,9 @@ export const command: Command = {
         'database-url': { type: 'string' },
         window: { type: 'string' },
         json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const windowMs = numberArg(values.window, '--window', 5, 0) * 1000;
     const [{ gatherFacts }, { diagnose, hasCritical }, { findingsJson, formatFindings }, { connectControl, readControlState }, { createSource }] = await Promise.all([
       import('../../doctor/gather.js'),

@@ -1,4 +1,5 @@
 /** `tide down`: stop the running `tide up` (drain, stop replicas, balancer, database). */
+import { clientCommandHelp } from '../client-flags.js';
 import { parseControlArgs, processAlive } from '../control.js';
 import type { Command } from '../main.js';
 
@@ -9,13 +10,9 @@ embedded database if it started one, and waits until it has exited.`;
 
 export const command: Command = {
   summary: 'stop the running tide up (drains first)',
+  help: clientCommandHelp(HELP, '  --timeout <s>         how long to wait for it to exit (default 120)\n'),
   async run(argv) {
-    const args = await parseControlArgs(argv, HELP, {
-      flags: { timeout: { type: 'string', default: '120' } },
-      flagsHelp: '  --timeout <s>         how long to wait for it to exit (default 120)\n',
-      positionals: false,
-    });
-    if (!args) return 0;
+    const args = await parseControlArgs(argv, { flags: { timeout: { type: 'string', default: '120' } }, positionals: false });
     const { values } = args;
     const client = await args.connect();
     const ps = await client.request<{ pid?: number }>('GET', '/v1/ps');

@@ -39,9 +39,9 @@ const AUTOSCALERS = ['auto', 'hpa', 'keda', 'tide'] as const;
 
 export const command: Command = {
   summary: 'export the project as Kubernetes, Compose, ECS, Prometheus rules or a Grafana dashboard',
+  help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, {
-      help: { type: 'boolean', short: 'h', default: false },
       config: { type: 'string', short: 'c', default: 'tide.yaml' },
       output: { type: 'string', short: 'o' },
       json: { type: 'boolean', default: false },
@@ -54,10 +54,6 @@ export const command: Command = {
       'prometheus-url': { type: 'string' },
       'cloudwatch-namespace': { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const [target, ...extra] = positionals;
     if (!target) throw new TideError('TIDE_USAGE', 'Name what to export: tide export <kubernetes|compose|ecs|prometheus-rules|grafana>.', { where: { arg: 'target' } });
     if (extra.length) throw new TideError('TIDE_USAGE', `tide export takes one target, not also "${extra.join(' ')}".`, { where: { arg: extra[0]! } });

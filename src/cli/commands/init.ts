@@ -5,24 +5,20 @@ import { TideError } from '../../errors.js';
 import { parse } from '../args.js';
 import type { Command } from '../main.js';
 
-const help = `usage: tide init [--file tide.yaml] [--project NAME] [--force]
+const HELP = `usage: tide init [--file tide.yaml] [--project NAME] [--force]
 
 Write a commented starter tide.yaml. Refuses to replace an existing file unless --force.`;
 
 export const command: Command = {
   summary: 'write a commented starter tide.yaml',
+  help: HELP,
   async run(argv) {
     const { values } = parse(argv, {
       file: { type: 'string', default: 'tide.yaml' },
       project: { type: 'string' },
       force: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     }, false);
-    if (values.help) {
-      process.stdout.write(`${help}\n`);
-      return 0;
-    }
     const file = values.file;
     const project = values.project ?? projectName(path.basename(path.resolve(path.dirname(file))));
     const { starterConfig } = await import('../../config/starter.js');

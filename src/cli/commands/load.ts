@@ -69,6 +69,7 @@ function bodyArg(value: string | undefined): string | undefined {
 
 export const command: Command = {
   summary: 'send HTTP load (open or closed model) and print latency, errors and thresholds',
+  help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       rate: { type: 'string' },
@@ -91,12 +92,7 @@ export const command: Command = {
       seed: { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const url = positionals[0];
     if (!url || positionals.length > 1) throw new TideError('TIDE_USAGE', 'tide load takes one URL (tide load --help).', { where: { arg: 'URL' } });
     if (values.model !== undefined && values.model !== 'open' && values.model !== 'closed') {

@@ -1,4 +1,5 @@
 /** `tide logs [service] [-f]`: replica output kept by the running `tide up`. */
+import { clientCommandHelp } from '../client-flags.js';
 import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
@@ -10,12 +11,12 @@ Prints the last lines each replica wrote (all services, or one), prefixed with t
 
 export const command: Command = {
   summary: 'show replica output (-f follows)',
+  help: clientCommandHelp(HELP),
   async run(argv) {
     const [args, { numberArg }] = await Promise.all([
-      parseControlArgs(argv, HELP, { flags: { follow: { type: 'boolean', short: 'f', default: false }, tail: { type: 'string', short: 'n' } } }),
+      parseControlArgs(argv, { flags: { follow: { type: 'boolean', short: 'f', default: false }, tail: { type: 'string', short: 'n' } } }),
       import('../args.js'),
     ]);
-    if (!args) return 0;
     const { values, positionals } = args;
     const tail = numberArg(values.tail, '--tail', 200);
     const client = await args.connect();

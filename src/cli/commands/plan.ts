@@ -32,6 +32,7 @@ API instances needed.
 
 export const command: Command = {
   summary: 'measure one worker (and API instance) and print the replicas each rate needs',
+  help: HELP,
   async run(argv) {
     const { values, positionals } = parse(
       argv,
@@ -48,15 +49,10 @@ export const command: Command = {
         'max-seconds': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
       false,
     );
     void positionals;
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     let payload: unknown;
     try {
       payload = JSON.parse(values.payload ?? '{"mean_ms":200,"cv":1}');

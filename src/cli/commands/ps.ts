@@ -1,5 +1,6 @@
 /** `tide ps`: services and replicas of the running `tide up`, as a table or JSON. */
 import { parse } from '../args.js';
+import { CLIENT_FLAGS, clientCommandHelp } from '../client-flags.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide ps [options]
@@ -9,13 +10,10 @@ long a manual scale still pauses the autoscaler), then one per replica (pid, por
 
 export const command: Command = {
   summary: 'list services and replicas (--json for scripts)',
+  help: clientCommandHelp(HELP),
   async run(argv) {
-    const [{ CLIENT_FLAGS, CLIENT_HELP, clientFromFlags }] = await Promise.all([import('../../supervisor/client.js')]);
+    const { clientFromFlags } = await import('../../supervisor/client.js');
     const { values } = parse(argv, CLIENT_FLAGS, false);
-    if (values.help) {
-      process.stdout.write(`${HELP}\n\noptions:\n${CLIENT_HELP}\n`);
-      return 0;
-    }
     const client = await clientFromFlags(values);
     const ps = await client.request<import('../../supervisor/supervisor.js').PsResult & { project?: string; balancer?: string | null }>('GET', '/v1/ps');
     if (values.json) {

@@ -1,5 +1,6 @@
 /** `tide restart <service>`: a rolling restart, one replica at a time. */
 import { TideError } from '../../errors.js';
+import { clientCommandHelp } from '../client-flags.js';
 import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
@@ -10,9 +11,9 @@ load balancer), then drains and stops the old one. No request fails on the way.`
 
 export const command: Command = {
   summary: 'rolling restart of a service, one replica at a time',
+  help: clientCommandHelp(HELP),
   async run(argv) {
-    const args = await parseControlArgs(argv, HELP);
-    if (!args) return 0;
+    const args = await parseControlArgs(argv);
     const { values, positionals } = args;
     if (positionals.length !== 1) throw new TideError('TIDE_USAGE', 'Name one service to restart, as in `tide restart api`.');
     const client = await args.connect();

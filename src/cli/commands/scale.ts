@@ -1,5 +1,6 @@
 /** `tide scale worker=5 api=3`: set replica counts on the running `tide up`. */
 import { TideError } from '../../errors.js';
+import { clientCommandHelp } from '../client-flags.js';
 import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
@@ -11,9 +12,9 @@ min..max) and returns when the change is done: new replicas healthy, removed one
 
 export const command: Command = {
   summary: 'set replica counts: tide scale worker=5 api=3',
+  help: clientCommandHelp(HELP),
   async run(argv) {
-    const args = await parseControlArgs(argv, HELP);
-    if (!args) return 0;
+    const args = await parseControlArgs(argv);
     const { values, positionals } = args;
     if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one service=replicas, as in `tide scale worker=5`.');
     const replicas: Record<string, number> = {};

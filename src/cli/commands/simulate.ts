@@ -36,6 +36,7 @@ export function chartPath(base: string, scenario: string, several: boolean): str
 
 export const command: Command = {
   summary: 'replay scenarios through tide and the baseline autoscalers (HPA, KEDA, ...) and compare',
+  help: HELP,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       policy: { type: 'string' },
@@ -43,12 +44,7 @@ export const command: Command = {
       chart: { type: 'string' },
       seed: { type: 'string' },
       quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     });
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one scenario file (`tide simulate --help`).', { where: { arg: '<scenario.yaml>' } });
     const policies = parsePolicies(values.policy);
     const seed = numberArg(values.seed, '--seed', 1, 0);

@@ -29,6 +29,7 @@ const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
 
 export const command: Command = {
   summary: 'run the services on this machine (database, balancer, replicas, control API)',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -37,14 +38,9 @@ export const command: Command = {
         detach: { type: 'boolean', short: 'd', default: false },
         'no-color': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(`${HELP}\n`);
-      return 0;
-    }
     const { loadConfig } = await import('../../config/load.js');
     const config = await loadConfig(values.config);
     const configDir = path.dirname(path.resolve(values.config));

@@ -9,6 +9,7 @@ export const version: string = (
 
 export const command: Command = {
   summary: 'print the version',
+  help: 'usage: tide version (or tide --version)\n\nPrints the version of tidescale.',
   async run() {
     process.stdout.write(`tidescale ${version}\n`);
   },

@@ -25,6 +25,7 @@ Runs job handlers from the queue, --concurrency at a time.
 
 export const command: Command = {
   summary: 'run job handlers from the queue (drains on SIGTERM)',
+  help: HELP,
   async run(argv) {
     const { values } = parse(
       argv,
@@ -40,14 +41,9 @@ export const command: Command = {
         'metrics-port': { type: 'string' },
         'state-dir': { type: 'string' },
         json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
       },
       false,
     );
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
     const concurrency = numberArg(values.concurrency ?? process.env.WORKER_CONCURRENCY, '--concurrency', 10, 1);
     if (!Number.isInteger(concurrency)) {
       const { TideError } = await import('../../errors.js');
