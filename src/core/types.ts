@@ -1,5 +1,5 @@
 /**
- * The decision core's vocabulary. Everything here is data: no I/O, no clocks. The controller
+ * The decision core's vocabulary. Everything here is data (and one pure mapping): no I/O, no clocks. The controller
  * (live) and the simulator (virtual time) both feed `decide()` with these shapes.
  */
 
@@ -39,6 +39,32 @@ export const METRIC = {
   latencyP95: 'http_p95_seconds',
   errorRate: 'http_error_rate',
 } as const;
+
+/** A queue's figures as the builtin source (live) and the simulator (virtual) both have them. */
+export interface QueueFigures {
+  depth: number;
+  oldestAgeSeconds: number;
+  arrivalsTotal: number;
+  completionsTotal: number;
+  inFlight: number;
+  /** Absent until a job has completed. */
+  serviceTimeMeanSeconds?: number | undefined;
+  serviceTimeScv?: number | undefined;
+}
+
+/** A queue's figures as samples under the well-known names: one mapping for every reader of a queue. */
+export function queueSamples(f: QueueFigures, at: number): Sample[] {
+  const samples: Sample[] = [
+    { metric: METRIC.queueDepth, value: f.depth, at },
+    { metric: METRIC.oldestAge, value: f.oldestAgeSeconds, at },
+    { metric: METRIC.arrivalsTotal, value: f.arrivalsTotal, at },
+    { metric: METRIC.completionsTotal, value: f.completionsTotal, at },
+    { metric: METRIC.inFlight, value: f.inFlight, at },
+  ];
+  if (f.serviceTimeMeanSeconds !== undefined) samples.push({ metric: METRIC.serviceTimeMean, value: f.serviceTimeMeanSeconds, at });
+  if (f.serviceTimeScv !== undefined) samples.push({ metric: METRIC.serviceTimeScv, value: f.serviceTimeScv, at });
+  return samples;
+}
 
 /** Stable reason codes, in the HPA's style. Each Reason pairs one with a sentence. */
 export type ReasonCode =

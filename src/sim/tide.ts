@@ -7,7 +7,7 @@
  * CLI work without it and the core can evolve separately.
  */
 import { TideError } from '../errors.js';
-import { type DecideInput, type Decision, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../core/types.js';
+import { type DecideInput, type Decision, METRIC, type Sample, type ServicePolicy, emptyHistory, queueSamples } from '../core/types.js';
 import type { Observation, SimPolicy } from './engine.js';
 import type { Scenario } from './scenario.js';
 
@@ -38,20 +38,23 @@ export async function loadCore(): Promise<DecideFn> {
 /** The samples a live metric source would publish for the observation, at virtual ms. */
 export function samplesOf(obs: Observation): Sample[] {
   const at = obs.now * 1000;
-  const samples: Sample[] = [
-    { metric: METRIC.queueDepth, value: obs.queueDepth, at },
-    { metric: METRIC.oldestAge, value: obs.oldestAgeSeconds, at },
-    { metric: METRIC.arrivalsTotal, value: obs.arrivalsTotal, at },
-    { metric: METRIC.completionsTotal, value: obs.completionsTotal, at },
-    { metric: METRIC.inFlight, value: obs.inFlight, at },
+  // no completion yet: the live source has no service-time figure either
+  const served = Number.isFinite(obs.serviceTimeMeanSeconds);
+  return [
+    ...queueSamples(
+      {
+        depth: obs.queueDepth,
+        oldestAgeSeconds: obs.oldestAgeSeconds,
+        arrivalsTotal: obs.arrivalsTotal,
+        completionsTotal: obs.completionsTotal,
+        inFlight: obs.inFlight,
+        serviceTimeMeanSeconds: served ? obs.serviceTimeMeanSeconds : undefined,
+        serviceTimeScv: served ? obs.serviceTimeScv : undefined,
+      },
+      at,
+    ),
     { metric: METRIC.utilization, value: obs.utilization, at },
   ];
-  // no completion yet: the live source has no service-time figure either
-  if (Number.isFinite(obs.serviceTimeMeanSeconds)) {
-    samples.push({ metric: METRIC.serviceTimeMean, value: obs.serviceTimeMeanSeconds, at });
-    samples.push({ metric: METRIC.serviceTimeScv, value: obs.serviceTimeScv, at });
-  }
-  return samples;
 }
 
 /** A SimPolicy around a loaded decide(): keeps the core's history between calls. */

@@ -16,8 +16,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { z } from 'zod';
 
-import type { Sample } from '../core/types.js';
-import { METRIC } from '../core/types.js';
+import { type Sample, queueSamples } from '../core/types.js';
 import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
 import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
@@ -97,24 +96,21 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
     if (!s) {
       // The engine lists a queue once it has had a job; before that everything is zero.
       notes.push(`queue "${config.queue}" has had no job yet`);
-      return [
-        { metric: METRIC.queueDepth, value: 0, at },
-        { metric: METRIC.oldestAge, value: 0, at },
-        { metric: METRIC.arrivalsTotal, value: 0, at },
-        { metric: METRIC.completionsTotal, value: 0, at },
-        { metric: METRIC.inFlight, value: 0, at },
-      ];
+      return queueSamples({ depth: 0, oldestAgeSeconds: 0, arrivalsTotal: 0, completionsTotal: 0, inFlight: 0 }, at);
     }
-    const samples: Sample[] = [
-      { metric: METRIC.queueDepth, value: s.ready, at },
-      { metric: METRIC.oldestAge, value: s.oldestReadyAgeSeconds, at },
-      { metric: METRIC.arrivalsTotal, value: s.arrivalsTotal, at },
-      { metric: METRIC.completionsTotal, value: s.completionsTotal, at },
-      { metric: METRIC.inFlight, value: s.active, at },
-    ];
-    if (s.serviceTime.count > 0) samples.push({ metric: METRIC.serviceTimeMean, value: s.serviceTime.sum / s.serviceTime.count, at });
-    else notes.push('no job has completed yet, so service_time_mean_seconds is missing');
-    return samples;
+    const served = s.serviceTime.count > 0;
+    if (!served) notes.push('no job has completed yet, so service_time_mean_seconds is missing');
+    return queueSamples(
+      {
+        depth: s.ready,
+        oldestAgeSeconds: s.oldestReadyAgeSeconds,
+        arrivalsTotal: s.arrivalsTotal,
+        completionsTotal: s.completionsTotal,
+        inFlight: s.active,
+        serviceTimeMeanSeconds: served ? s.serviceTime.sum / s.serviceTime.count : undefined,
+      },
+      at,
+    );
   }
 
   return {
