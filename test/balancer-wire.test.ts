@@ -13,13 +13,36 @@ import fc from 'fast-check';
 
 import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
 
-/** A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold waits in `held`. */
-async function httpUpstream(): Promise<{ url: string; hits: string[]; held: ServerResponse[]; close(): Promise<void> }> {
+/**
+ * A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold
+ * waits in `held`; /big streams 256 MiB. `cut` resolves when a response is cut before its end.
+ */
+async function httpUpstream(): Promise<{ url: string; hits: string[]; held: ServerResponse[]; cut: Promise<void>; close(): Promise<void> }> {
   const hits: string[] = [];
   const held: ServerResponse[] = [];
+  let onCut = () => {};
+  const cut = new Promise<void>((resolve) => (onCut = resolve));
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === '/health') return void res.end('{"ok":true}');
     hits.push(`${req.method} ${req.url}`);
+    res.on('close', () => {
+      if (!res.writableFinished) onCut();
+    });
+    if (req.url === '/big') {
+      // 256 MiB, written as fast as the reader takes it: more than any socket buffer.
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 256 * 1024 * 1024 });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 256 * 1024 * 1024 && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
     if (req.url?.startsWith('/hold')) {
       held.push(res);
       return;
@@ -53,6 +76,7 @@ async function httpUpstream(): Promise<{ url: string; hits: string[]; held: Serv
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     hits,
     held,
+    cut,
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -89,6 +113,7 @@ async function rawClient(url: string) {
   await once(socket, 'connect');
   let text = '';
   let ended = false;
+  let errorCode: string | undefined;
   const changed = new EventTarget();
   socket.setEncoding('latin1');
   socket.on('data', (chunk: string) => {
@@ -99,9 +124,13 @@ async function rawClient(url: string) {
     ended = true;
     changed.dispatchEvent(new Event('change'));
   });
-  socket.on('error', () => {});
+  socket.on('error', (err: NodeJS.ErrnoException) => (errorCode = err.code));
   return {
     socket,
+    /** The socket's error, once it had one (ECONNRESET for a reset). */
+    get errorCode() {
+      return errorCode;
+    },
     send(data: string | Buffer) {
       socket.write(data);
     },
@@ -326,6 +355,39 @@ test('a request waiting for a free upstream connection times out too, and leaves
     next.send('GET /echo HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.match((await next.read((t) => t.includes('"sha256"'))).text, /^HTTP\/1\.1 200 OK/);
     for (const client of [first, queued, next]) client.close();
+  });
+});
+
+test('a client that stops reading a large answer is cut off after the timeout without progress, and the replica is let go', async () => {
+  const up = await httpUpstream();
+  await withBalancer(up, { upstreamTimeoutMs: 100 }, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.socket.pause(); // reads nothing: the balancer's writes back up, then the replica's
+    client.send('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+    await up.cut;
+    assert.equal(lb.stats().totals.in_flight, 0);
+    assert.equal(lb.upstreams()[0]?.healthy, true);
+    // The connection ends far short of the 256 MiB announced. (The balancer resets it; a client
+    // that is not reading when the reset comes reads what was queued, then a plain end.)
+    client.socket.resume();
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    assert.match(text, /content-length: 268435456\r\n/i);
+    assert.ok(text.length < 64 * 1024 * 1024, `${text.length} bytes`);
+  });
+});
+
+test('a body ended by the close, cut off when its replica is removed: the client sees a reset, not an end', async () => {
+  const up = await rawUpstream('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial', 'keep');
+  await withBalancer(up, { drainTimeoutMs: 20 }, async (lb) => {
+    const client = await rawClient(lb.url);
+    client.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    await client.read((t) => t.endsWith('partial'));
+    await lb.removeUpstream('a');
+    const { text, closed } = await client.read(() => false);
+    assert.equal(closed, true);
+    assert.equal(client.errorCode, 'ECONNRESET');
+    assert.match(text, /connection: close\r\n\r\npartial$/);
   });
 });
 

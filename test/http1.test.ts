@@ -51,6 +51,11 @@ test('request head: hop-by-hop headers and those Connection names are dropped; X
   assert.equal(head.length, 3);
 });
 
+test('request head: a Connection header cannot take away the framing, the Host, or itself', () => {
+  const head = request('POST / HTTP/1.1\r\nHost: a\r\nConnection: close, content-length, host, connection, transfer-encoding\r\nContent-Length: 2\r\n\r\n');
+  assert.deepEqual([head.lines, head.framing, head.length, head.keepAlive], ['Host: a\r\nContent-Length: 2\r\n', Framing.Length, 2, false]);
+});
+
 test('request head: Transfer-Encoding ending in chunked frames the body and is forwarded as sent', () => {
   const head = request('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n');
   assert.equal(head.framing, Framing.Chunked);
@@ -95,9 +100,15 @@ test('response head: framing by method, status, Transfer-Encoding and Content-Le
   // No length at all: the body runs to the close, and the connection cannot carry another.
   const open = response('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n');
   assert.deepEqual([open.framing, open.keepAlive], [Framing.UntilClose, false]);
-  // Transfer-Encoding wins over Content-Length, and the connection is not trusted again.
-  const both = response('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n');
-  assert.deepEqual([both.framing, both.keepAlive], [Framing.Chunked, false]);
+  // Transfer-Encoding wins over Content-Length, which is not passed on, and the connection is
+  // not trusted again.
+  const both = response('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nX: 1\r\n\r\n');
+  assert.deepEqual([both.framing, both.keepAlive, both.lines], [Framing.Chunked, false, 'X: 1\r\n']);
+  // A coding without chunked: the body runs to the close and the client is told its coding.
+  const coded = response('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n');
+  assert.deepEqual([coded.framing, coded.keepAlive, coded.lines], [Framing.UntilClose, false, 'Transfer-Encoding: gzip\r\n']);
+  // A Connection header cannot take away the framing.
+  assert.equal(response('HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n').lines, 'Content-Length: 3\r\n');
   assert.equal(response('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n').keepAlive, false);
   assert.equal(response('HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n').keepAlive, false);
   assert.equal(response('HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n').keepAlive, true);

@@ -29,8 +29,8 @@
  * arrives, with backpressure both ways, never buffered whole; a small response goes out in
  * one write with its head. node:http and a general HTTP client each cost more per request
  * than the whole proxy does here (bench/README.md has the figures). Pipelined requests are
- * served in order, one at a time. Timeouts (upstream headers, client idle and slow heads)
- * are enforced by one sweep, not a timer per request.
+ * served in order, one at a time. Timeouts (an exchange with no progress either way, client
+ * idle and slow heads) are enforced by one sweep, not a timer per request.
  */
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES } from 'node:http';
@@ -353,7 +353,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       }
       const x = new Exchange(this, head);
       this.exchange = x;
-      if (head.expectContinue && head.framing !== Framing.None) this.socket.write(CONTINUE, 'latin1');
+      if (head.expectContinue && head.minor === 1 && head.framing !== Framing.None) this.socket.write(CONTINUE, 'latin1');
       x.start();
     }
 
@@ -384,6 +384,9 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       this.closed = true;
       this.buf = null;
       this.socket.end();
+      // Read on (and drop) whatever still comes, so the client's own close is seen.
+      this.holds = 0;
+      this.socket.resume();
     }
 
     hold(reason: number): void {
@@ -401,7 +404,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     sweep(t: number): void {
       const x = this.exchange;
       if (x !== null) {
-        if (x.waitingSince > 0 && t - x.waitingSince >= upstreamTimeoutMs) x.timedOut();
+        if (t - x.lastProgress >= upstreamTimeoutMs) x.timedOut();
       } else if (this.headSince > 0 && t - this.headSince >= HEADERS_TIMEOUT_MS) {
         this.refuse('TIDE_LB_REQUEST_TIMEOUT', `The request head did not arrive within ${HEADERS_TIMEOUT_MS / 1000} s.`);
       } else if (t - this.lastActive >= CLIENT_KEEP_ALIVE_MS) {
@@ -428,8 +431,11 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     pending: Buffer[] | null = null;
     pendingBytes = 0;
     bodySent = false;
-    /** When the current attempt began, while its response head is awaited (0: not waiting). */
-    waitingSince = 0;
+    /**
+     * The last time the exchange moved (the attempt began, body bytes went up, response bytes
+     * came or the client drained); the sweep ends it after `upstreamTimeoutMs` without any.
+     */
+    lastProgress = 0;
     response: ResponseHead | null = null;
     responseBuf: Buffer | null = null;
     responseLeft = 0;
@@ -469,7 +475,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       u.requests++;
       totals.requests++;
       // The upstream timeout counts from here: a wait for a free connection is part of it.
-      this.waitingSince = Date.now();
+      this.lastProgress = Date.now();
       u.pool.acquire(this);
     }
 
@@ -496,6 +502,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     }
 
     private forwardBody(bytes: Buffer): void {
+      this.lastProgress = Date.now();
       if (this.conn !== null) {
         this.bodySent = true;
         if (!this.conn.socket.write(bytes)) this.client.hold(HOLD_BODY);
@@ -540,7 +547,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     onUpstreamData(chunk: Buffer): void {
       if (this.response === null) this.responseHead(chunk);
-      else this.responseBody(chunk, 0, chunk.length);
+      else {
+        this.lastProgress = Date.now();
+        this.responseBody(chunk, 0, chunk.length);
+      }
     }
 
     onUpstreamEnd(): void {
@@ -565,6 +575,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     /** The client's socket drained: let the upstream's bytes flow again. */
     resumeUpstream(): void {
       if (!this.upstreamPaused) return;
+      this.lastProgress = Date.now();
       this.upstreamPaused = false;
       this.conn?.socket.resume();
     }
@@ -604,7 +615,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     private sendHead(response: ResponseHead, buf: Buffer, bodyStart: number): void {
       this.response = response;
-      this.waitingSince = 0;
+      this.lastProgress = Date.now();
       if (response.keepAliveHintMs !== undefined) this.conn?.keepAliveHint(response.keepAliveHintMs);
       const h = this.head;
       const chunked = response.framing === Framing.Chunked;
@@ -727,14 +738,19 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       this.fail('TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} sent an invalid response: ${reason}.`);
     }
 
-    /** No response head within the upstream timeout (called by the sweep). */
+    /** No progress within the upstream timeout (called by the sweep): 504 before the response head, a cut after. */
     timedOut(): void {
+      if (this.done) return;
+      totals.failures++;
+      if (this.started) {
+        this.cutOff(`no progress for ${upstreamTimeoutMs} ms (a stalled upstream or a client that does not read)`);
+        return;
+      }
       const u = this.u!;
       if (this.conn !== null) u.pool.discard(this.conn);
       else u.pool.cancel(this);
       this.conn = null;
       this.settleAttempt();
-      totals.failures++;
       this.fail('TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
     }
 
@@ -759,7 +775,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       this.client.exchangeDone(close);
     }
 
-    /** The response broke off after its head went out: all the client can be told is a cut connection. */
+    /**
+     * The response broke off after its head went out: all the client can be told is a reset
+     * connection (a plain close would pass for the end of a body delimited by the close).
+     */
     private cutOff(reason: string): void {
       if (this.conn !== null) this.u?.pool.discard(this.conn);
       this.conn = null;
@@ -767,7 +786,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       if (!this.done) log(`request ${this.head.method} ${this.head.target} cut off: ${reason}`);
       this.done = true;
       this.client.closed = true;
-      this.client.socket.destroy();
+      this.client.socket.resetAndDestroy();
     }
 
     /** The client went away: stop the upstream request too. */

@@ -84,6 +84,9 @@ const HEADER_LINE = new RegExp(`(${TOKEN}):[\\t ]*(${VALUE})\\r\\n`, 'y');
 const CONTENT_LENGTH = /^\d{1,15}$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout=(\d{1,6})/i;
 
+/** Headers a Connection header may not take away: the message's framing, its Host, and itself. */
+const NOT_CONNECTION_OPTIONS = new Set(['connection', 'content-length', 'transfer-encoding', 'host']);
+
 /** Headers that concern one connection only (RFC 9110 7.6.1), never forwarded as they are. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -200,7 +203,7 @@ function parseRequestFields(head: string, start: number, drop: Set<string> | nul
         for (const token of connectionTokens(m[2]!)) {
           if (token === 'close') fields.close = true;
           else if (token === 'keep-alive') fields.keepAlive = true;
-          else fields.named.push(token);
+          else if (!NOT_CONNECTION_OPTIONS.has(token)) fields.named.push(token);
         }
         continue;
       case 'expect':
@@ -253,8 +256,7 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
       case 'content-length': {
         const value = trimEnd(m[2]!);
         if (!CONTENT_LENGTH.test(value) || (contentLength !== undefined && contentLength !== value)) return `Content-Length "${value}" is invalid`;
-        if (contentLength === undefined) lines += `Content-Length: ${value}\r\n`;
-        contentLength = value;
+        contentLength = value; // forwarded below, unless Transfer-Encoding frames the body
         continue;
       }
       case 'transfer-encoding': {
@@ -266,7 +268,7 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
         for (const token of connectionTokens(m[2]!)) {
           if (token === 'close') close = true;
           else if (token === 'keep-alive') keepAlive = true;
-          else (named ??= []).push(`${token}:`);
+          else if (!NOT_CONNECTION_OPTIONS.has(token)) (named ??= []).push(`${token}:`);
         }
         continue;
       case 'keep-alive': {
@@ -291,8 +293,11 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
     framing = Framing.None;
   } else if (transferEncoding !== undefined) {
     framing = endsChunked(transferEncoding) ? Framing.Chunked : Framing.UntilClose;
-    // Content-Length beside it is ignored (RFC 9112 6.3), and the connection is not trusted again.
+    // Content-Length beside it is ignored and not passed on (RFC 9112 6.3), and the connection
+    // is not trusted again.
     if (contentLength !== undefined || framing === Framing.UntilClose) reusable = false;
+    // A coding without chunked: the body runs to the close, still coded, so the client is told.
+    if (framing === Framing.UntilClose) lines += `Transfer-Encoding: ${transferEncoding}\r\n`;
   } else if (contentLength !== undefined) {
     length = Number(contentLength);
     framing = length > 0 ? Framing.Length : Framing.None;
@@ -300,6 +305,7 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
     framing = Framing.UntilClose;
     reusable = false;
   }
+  if (contentLength !== undefined && transferEncoding === undefined) lines += `Content-Length: ${contentLength}\r\n`;
   return {
     status,
     statusText: head.slice(9, statusEnd),

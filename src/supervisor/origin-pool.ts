@@ -134,10 +134,11 @@ export class OriginPool {
     return this.all.size;
   }
 
-  /** Close every connection, busy ones too; waiting users get a connect error. */
+  /** Close every connection, busy ones too (as broken: a body cut here is not complete); waiting users get a connect error. */
   async destroy(): Promise<void> {
     this.destroyed = true;
     const closed = [...this.all].map((conn) => new Promise<void>((resolve) => {
+      conn.error ??= Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' });
       if (conn.socket.closed) resolve();
       else conn.socket.once('close', () => resolve());
       conn.socket.destroy();
