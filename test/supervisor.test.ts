@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 
 import { DEFAULT_BACKOFF, NO_CRASHES, afterCrash, restartDelay } from '../src/supervisor/backoff.js';
@@ -141,6 +143,29 @@ test('a SIGKILLed replica leaves the pool at once and comes back after the backo
     await res.arrayBuffer();
   } finally {
     await sup.shutdown();
+  }
+});
+
+test('a port another process holds is not mistaken for the replica: a health answer naming another pid is not healthy', { timeout: 30_000 }, async () => {
+  // Another process answers /health on the replica's port as a replica would, with its own pid.
+  const foreign = createServer((_req, res) => res.end(JSON.stringify({ ok: true, pid: process.pid })));
+  await new Promise<void>((resolve) => foreign.listen(0, '127.0.0.1', resolve));
+  const pool = recordingPool();
+  const states: string[] = [];
+  const sup = new Supervisor({
+    services: [nodeService('api', 'supervisor-server.mjs', { listens: true, basePort: (foreign.address() as AddressInfo).port, healthPath: '/health', pool })],
+    backoff: { initialMs: 10, maxMs: 40, failAfter: 3, failWindowMs: 60_000 },
+  });
+  sup.on('state', (s: ReplicaStatus) => states.push(s.state));
+  try {
+    void sup.start();
+    // The replica cannot listen there and exits, again and again: never healthy, never in the pool.
+    await until(sup, () => sup.ps().services.find((s) => s.name === 'api')?.state === 'failed');
+    assert.ok(!states.includes('healthy'), states.join(' '));
+    assert.deepEqual(pool.events, []);
+  } finally {
+    await sup.shutdown();
+    foreign.close();
   }
 });
 

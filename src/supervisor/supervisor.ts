@@ -415,8 +415,11 @@ export class Supervisor extends EventEmitter {
   private async awaitHealthy(replica: Replica, child: ChildProcess): Promise<void> {
     const url = `http://127.0.0.1:${replica.port}${replica.service.spec.healthPath}`;
     const deadline = this.now() + this.startTimeoutMs;
+    // A program spawned as itself (not a shell command, which may be a wrapper) must be the one
+    // answering: between freePort() and the replica's listen, another process can take the port.
+    const pid = 'file' in replica.service.spec.command ? child.pid : undefined;
     while (replica.child === child && replica.state === 'starting') {
-      if (await probe(url)) {
+      if (await probe(url, pid)) {
         if (replica.child === child && replica.state === 'starting') this.becameHealthy(replica);
         return;
       }
@@ -640,13 +643,30 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function probe(url: string): Promise<boolean> {
+/**
+ * Whether `url` answers 200, and, given `pid`, that the answer is that process's: a health body
+ * naming another pid (as the API's does) comes from whatever else holds the port.
+ */
+async function probe(url: string, pid?: number): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    await res.arrayBuffer().catch(() => undefined);
-    return res.status === 200;
+    const text = await res.text().catch(() => '');
+    if (res.status !== 200) return false;
+    if (pid === undefined) return true;
+    const named = answeredPid(text);
+    return named === undefined || named === pid;
   } catch {
     return false;
+  }
+}
+
+/** The `pid` a JSON health body names, if any. */
+function answeredPid(text: string): number | undefined {
+  try {
+    const pid = (JSON.parse(text) as { pid?: unknown } | null)?.pid;
+    return typeof pid === 'number' ? pid : undefined;
+  } catch {
+    return undefined; // not JSON: nothing to check
   }
 }
 
