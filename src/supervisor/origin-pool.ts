@@ -39,6 +39,10 @@ export interface ConnectionUser {
   onUpstreamDrain(): void;
 }
 
+function removed(): NodeJS.ErrnoException {
+  return Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' });
+}
+
 export class OriginConnection {
   user: ConnectionUser | null = null;
   connecting = true;
@@ -75,7 +79,8 @@ export class OriginPool {
     const t = this.now();
     while (this.idle.length > 0) {
       const conn = this.idle.pop()!;
-      if (t - conn.idleSince < conn.keepAliveMs && !conn.socket.destroyed) {
+      // not ended either: a replica's FIN may be read but the close not yet handled
+      if (t - conn.idleSince < conn.keepAliveMs && conn.socket.writable) {
         conn.user = user;
         user.onConnection(conn);
         return;
@@ -130,26 +135,22 @@ export class OriginPool {
     }
   }
 
-  get size(): number {
-    return this.all.size;
-  }
-
   /** Close every connection, busy ones too (as broken: a body cut here is not complete); waiting users get a connect error. */
   async destroy(): Promise<void> {
     this.destroyed = true;
     const closed = [...this.all].map((conn) => new Promise<void>((resolve) => {
-      conn.error ??= Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' });
+      conn.error ??= removed();
       if (conn.socket.closed) resolve();
       else conn.socket.once('close', () => resolve());
       conn.socket.destroy();
     }));
-    for (const user of this.waiting.splice(0)) user.onConnectError(Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' }));
+    for (const user of this.waiting.splice(0)) user.onConnectError(removed());
     await Promise.all(closed);
   }
 
   private open(user: ConnectionUser): void {
     if (this.destroyed) {
-      user.onConnectError(Object.assign(new Error('the upstream was removed'), { code: 'ECONNABORTED' }));
+      user.onConnectError(removed());
       return;
     }
     const conn: OriginConnection = new OriginConnection(
