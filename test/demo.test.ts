@@ -53,14 +53,14 @@ test('the demo pieces: scenario rates, the autoscaled project, reason headlines,
   assert.equal(percentile([], 95), null);
 });
 
-test('tide demo --minutes 0.25 (DATABASE_URL, fresh schema) completes with lost = 0 and leaves no replica behind', { timeout: 240_000 }, async () => {
+test('tide demo --minutes 0.5 (DATABASE_URL, fresh schema) completes with lost = 0 and leaves no replica behind', { timeout: 240_000 }, async () => {
   const db = await freshSchema('demo');
   const stateDir = await mkdtemp(path.join(tmpdir(), 'tide-demo-'));
   try {
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        [bin, 'demo', '--minutes', '0.25', '--json', '--interval', '2', '--schema', db.schema, '--state-dir', stateDir],
+        [bin, 'demo', '--minutes', '0.5', '--json', '--interval', '2', '--schema', db.schema, '--state-dir', stateDir],
         { env: { ...process.env, DATABASE_URL: db.url }, timeout: 200_000 },
         (err, out, errOut) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out, stderr: errOut }),
       );
