@@ -729,10 +729,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     }
 
     private invalidResponse(reason: string): void {
-      const u = this.u!;
-      if (this.conn !== null) u.pool.discard(this.conn);
-      this.conn = null;
-      this.settleAttempt();
+      const u = this.abandonAttempt()!;
       u.failures++;
       totals.failures++;
       this.fail('TIDE_LB_UPSTREAM_FAILED', `Upstream ${u.id} sent an invalid response: ${reason}.`);
@@ -746,21 +743,13 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
         this.cutOff(`no progress for ${upstreamTimeoutMs} ms (a stalled upstream or a client that does not read)`);
         return;
       }
-      const u = this.u!;
-      if (this.conn !== null) u.pool.discard(this.conn);
-      else u.pool.cancel(this);
-      this.conn = null;
-      this.settleAttempt();
+      const u = this.abandonAttempt()!;
       this.fail('TIDE_LB_UPSTREAM_TIMEOUT', `Upstream ${u.id} did not answer within ${upstreamTimeoutMs} ms.`);
     }
 
     /** The client sent a malformed chunked body. */
     private badBody(reason: string): void {
-      const u = this.u;
-      if (this.conn !== null) u?.pool.discard(this.conn);
-      else u?.pool.cancel(this);
-      this.conn = null;
-      this.settleAttempt();
+      this.abandonAttempt();
       if (this.started) this.cutOff(reason);
       else this.fail('TIDE_LB_BAD_REQUEST', `Bad request: ${reason}.`);
     }
@@ -780,9 +769,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
      * connection (a plain close would pass for the end of a body delimited by the close).
      */
     private cutOff(reason: string): void {
-      if (this.conn !== null) this.u?.pool.discard(this.conn);
-      this.conn = null;
-      this.settleAttempt();
+      this.abandonAttempt();
       if (!this.done) log(`request ${this.head.method} ${this.head.target} cut off: ${reason}`);
       this.done = true;
       this.client.closed = true;
@@ -793,13 +780,21 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
     clientGone(): void {
       if (this.done) return;
       this.done = true;
+      this.abandonAttempt();
+    }
+
+    /**
+     * Let go of the current attempt, if any: close its connection (its state is unknown) or
+     * leave the pool's queue, and end its count in flight. Returns its upstream.
+     */
+    private abandonAttempt(): Upstream | null {
       const u = this.u;
       if (u !== null) {
         if (this.conn !== null) u.pool.discard(this.conn);
         else u.pool.cancel(this);
       }
       this.conn = null;
-      this.settleAttempt();
+      return this.settleAttempt();
     }
 
     /** End the current attempt's count in flight (once). */
