@@ -1,7 +1,8 @@
 /**
  * What the commands that talk to a running `tide up` share (`tide scale`, `restart`, `down`,
- * `logs`): the client flags plus their own, and the control client, connected only once the command has checked its own arguments (a usage
- * error needs no running `tide up`). The client module loads only when such a command runs.
+ * `logs`): the client flags plus their own, and the control client, connected only once the
+ * command has checked its own arguments (a usage error needs no running `tide up`). The client
+ * module loads only when such a command runs.
  */
 import type { ControlClient } from '../supervisor/client.js';
 import { type Options, parse } from './args.js';

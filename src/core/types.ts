@@ -1,6 +1,7 @@
 /**
- * The decision core's vocabulary. Everything here is data (and one pure mapping): no I/O, no clocks. The controller
- * (live) and the simulator (virtual time) both feed `decide()` with these shapes.
+ * The decision core's vocabulary. Everything here is data (and one pure mapping): no I/O, no
+ * clocks. The controller (live) and the simulator (virtual time) both feed `decide()` with
+ * these shapes.
  */
 
 /** What a metric source returns; a source never decides anything. */

@@ -97,8 +97,8 @@ function trimEnd(value: string): string {
   return end === value.length ? value : value.slice(0, end);
 }
 
-/** Connection header tokens, lower-cased. */
-function connectionTokens(value: string): string[] {
+/** The items of a comma-separated header value (Connection, Transfer-Encoding), lower-cased. */
+function tokenList(value: string): string[] {
   // The usual single token (`keep-alive`, `close`, `chunked`) without the split's arrays.
   if (!value.includes(',')) {
     const token = value.trim().toLowerCase();
@@ -109,7 +109,7 @@ function connectionTokens(value: string): string[] {
 
 /** The last transfer coding of a Transfer-Encoding value is chunked. */
 function endsChunked(value: string): boolean {
-  const codings = connectionTokens(value);
+  const codings = tokenList(value);
   return codings.length > 0 && codings[codings.length - 1] === 'chunked';
 }
 
@@ -200,7 +200,7 @@ function parseRequestFields(head: string, start: number, drop: Set<string> | nul
         fields.hosts++;
         break;
       case 'connection':
-        for (const token of connectionTokens(m[2]!)) {
+        for (const token of tokenList(m[2]!)) {
           if (token === 'close') fields.close = true;
           else if (token === 'keep-alive') fields.keepAlive = true;
           else if (!NOT_CONNECTION_OPTIONS.has(token)) fields.named.push(token);
@@ -265,7 +265,7 @@ export function parseResponseHead(head: string, method: string): ResponseHead | 
         continue;
       }
       case 'connection':
-        for (const token of connectionTokens(m[2]!)) {
+        for (const token of tokenList(m[2]!)) {
           if (token === 'close') close = true;
           else if (token === 'keep-alive') keepAlive = true;
           else if (!NOT_CONNECTION_OPTIONS.has(token)) (named ??= []).push(`${token}:`);
