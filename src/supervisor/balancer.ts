@@ -615,7 +615,6 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
 
     private sendHead(response: ResponseHead, buf: Buffer, bodyStart: number): void {
       this.response = response;
-      this.lastProgress = Date.now();
       if (response.keepAliveHintMs !== undefined) this.conn?.keepAliveHint(response.keepAliveHintMs);
       const h = this.head;
       const chunked = response.framing === Framing.Chunked;
@@ -641,6 +640,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
         this.complete();
         return;
       }
+      // The body still streams: the no-progress timeout watches it from here.
+      this.lastProgress = Date.now();
       this.responseLeft = response.length;
       this.responseChunks = chunked ? new ChunkedScanner() : null;
       socket.write(text, 'latin1');
