@@ -9,7 +9,7 @@
  * Writes the chart of one scenario to bench/charts/<name>.svg. With --json the last stdout line
  * is one JSON object: { rows, ratios, speed }.
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,14 +17,29 @@ import { parseArgs } from 'node:util';
 import { fixedPolicy } from '../src/sim/baselines/fixed-peak.js';
 import { chartBucketSeconds, renderChart } from '../src/sim/chart.js';
 import { simulate } from '../src/sim/engine.js';
+import { familyMember } from '../src/sim/family.js';
+import { type BaselineCache, runMember } from '../src/sim/family-run.js';
 import { formatTable, ratioLine, scenarioHeading } from '../src/sim/report.js';
-import { type JsonRow, type PolicyRun, jsonRow, parsePolicies, prepareScenario, runPolicy } from '../src/sim/run.js';
+import { type JsonRow, POLICY_NAMES, type PolicyRun, jsonRow, parsePolicies, prepareScenario, runPolicy } from '../src/sim/run.js';
+import { type ScenarioRuns, type Summary, judge, summarize } from '../src/sim/score.js';
 
 const { values, positionals } = parseArgs({
-  options: { json: { type: 'boolean' }, policy: { type: 'string' }, chart: { type: 'string' }, seed: { type: 'string' } },
+  options: {
+    json: { type: 'boolean' },
+    policy: { type: 'string' },
+    chart: { type: 'string' },
+    seed: { type: 'string' },
+    family: { type: 'string' },
+    seeds: { type: 'string' },
+    cache: { type: 'string' },
+  },
   allowPositionals: true,
 });
 const dir = positionals[0];
+if (values.family !== undefined) {
+  await familyBench(Number(values.family), (values.seeds ?? '1,2,3').split(',').map(Number), dir);
+  process.exit(0);
+}
 if (!dir) {
   console.error('usage: npm run bench:policies -- [--json] [--policy a,b] [--chart <scenario>] <scenario dir>');
   process.exit(2);
@@ -82,6 +97,77 @@ for (const s of speed.filter((x) => x.jobs >= 1e6)) {
 }
 console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
 if (values.json) console.log(JSON.stringify({ rows, ratios, speed }));
+
+/**
+ * The family benchmark: `count` generated scenarios per seed through tide and the untuned
+ * baselines plus fixed-peak, judged per seed and overall (src/sim/score.ts); then, with a
+ * directory, its public scenarios through every baseline, tuned ones included. `--cache` keeps
+ * the baselines' figures between runs (they do not depend on tide).
+ */
+async function familyBench(count: number, seeds: number[], publicDir: string | undefined): Promise<void> {
+  const cache: BaselineCache = values.cache && existsSync(values.cache) ? (JSON.parse(readFileSync(values.cache, 'utf8')) as BaselineCache) : {};
+  const all: ScenarioRuns[] = [];
+  const slos = new Map<string, number>();
+  const perSeed: Record<string, Summary> = {};
+  const t0 = performance.now();
+  for (const seed of seeds) {
+    const runs: ScenarioRuns[] = [];
+    for (let i = 0; i < count; i++) {
+      const m = familyMember(seed, i);
+      slos.set(m.scenario.name, m.scenario.slo.attainment);
+      const r = await runMember(m, seed, cache);
+      runs.push(r);
+      const v = judge(r);
+      console.error(
+        `  ${r.name}: tide ${(v.attainment * 100).toFixed(2)}% (slo ${m.scenario.slo.attainment * 100}%${v.attainmentFail ? ', FAIL' : ''}), cost ${v.costRatio?.toFixed(2) ?? '-'}x ${v.cheapest ?? ''}, ${v.flapsPerHour.toFixed(1)} flaps/h; ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      );
+    }
+    all.push(...runs);
+    perSeed[String(seed)] = summarize(runs, slos);
+    if (values.cache) writeFileSync(values.cache, JSON.stringify(cache));
+  }
+  const overall = summarize(all, slos);
+  console.log('\nfamily (tide against hpa, keda, step-table, cron-script, target-cpu and fixed-peak)');
+  for (const [seed, s] of Object.entries(perSeed)) console.log(`  seed ${seed}: ${summaryLine(s)}`);
+  console.log(`  overall: ${summaryLine(overall)}`);
+  for (const w of overall.worst) console.log(`  worst: ${JSON.stringify(w)}`);
+  let publicOut: unknown;
+  if (publicDir) {
+    const files = readdirSync(publicDir).filter((f) => f.endsWith('.yaml')).sort();
+    const rowsOut: Array<{ scenario: string; attainment: number; slo: number; cost_ratio: number | null; cheapest: string | null }> = [];
+    for (const f of files) {
+      const loaded = prepareScenario(path.join(publicDir, f), 1);
+      const byPolicy: PolicyRun[] = [];
+      for (const name of POLICY_NAMES) byPolicy.push(await runPolicy(name, loaded, { skipPercentiles: true }));
+      const figures = Object.fromEntries(byPolicy.map((r) => [r.result.policy, { attainment: r.result.attainment, replicaSeconds: r.result.replicaSeconds, flaps: r.result.flaps }]));
+      // every baseline, tuned ones included, for the public scenarios
+      const tide = figures.tide!;
+      let cheapest: string | undefined;
+      for (const [name, fig] of Object.entries(figures)) {
+        if (name === 'tide' || fig.attainment < loaded.scenario.slo.attainment) continue;
+        if (cheapest === undefined || fig.replicaSeconds < figures[cheapest]!.replicaSeconds) cheapest = name;
+      }
+      const ratio = cheapest === undefined ? null : round(tide.replicaSeconds / figures[cheapest]!.replicaSeconds);
+      rowsOut.push({ scenario: loaded.scenario.name, attainment: round(tide.attainment), slo: loaded.scenario.slo.attainment, cost_ratio: ratio, cheapest: cheapest ?? null });
+      console.log(`  public ${loaded.scenario.name}: tide ${(tide.attainment * 100).toFixed(2)}% (slo ${loaded.scenario.slo.attainment * 100}%), cost ${ratio ?? '-'}x ${cheapest ?? ''}`);
+    }
+    const meeting = rowsOut.filter((r) => r.attainment >= r.slo && r.cost_ratio !== null);
+    publicOut = {
+      scenarios: rowsOut,
+      meeting: meeting.length,
+      le_1: meeting.filter((r) => r.cost_ratio! <= 1).length,
+      le_0_8: meeting.filter((r) => r.cost_ratio! <= 0.8).length,
+    };
+  }
+  console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const seedsMet = Object.values(perSeed).every((s) => s.targets_met);
+  const line = { family: { per_seed: perSeed, overall }, public: publicOut ?? null, targets_met: seedsMet && overall.targets_met };
+  if (values.json) console.log(JSON.stringify(line));
+}
+
+function summaryLine(s: Summary): string {
+  return `${s.scenarios} scenarios; SLO met ${s.slo_met_where_baseline_meets}/${s.baseline_meets} where a baseline meets it, below the best adaptive ${s.below_best_adaptive}; cost <= 1.0x on ${(s.cost_share_le_1 * 100).toFixed(0)}%, median ${s.median_cost_ratio}x; <= 2 flaps/h on ${(s.flap_share_le_2 * 100).toFixed(0)}% (max ${s.max_flaps_per_hour})${s.targets_met ? '; targets met' : ''}`;
+}
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;

@@ -3,16 +3,22 @@
  * policies (tide and the baselines) and prints a table per scenario; `--json` adds the rows as
  * a JSON array on the last stdout line; `--chart` writes an SVG. Progress goes to stderr.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 import { TideError } from '../../errors.js';
 import { chartBucketSeconds, renderChart } from '../../sim/chart.js';
+import { generateFamily, scenarioYaml, traceCsv } from '../../sim/family.js';
+import { runMember } from '../../sim/family-run.js';
+import { type ScenarioRuns, judge, summarize } from '../../sim/score.js';
 import { formatTable, scenarioHeading } from '../../sim/report.js';
 import { type JsonRow, type PolicyRun, jsonRow, parsePolicies, prepareScenario, runPolicy } from '../../sim/run.js';
 import { numberArg, parse } from '../args.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide simulate <scenario.yaml...> [--policy tide,hpa,...|all] [--json] [--chart out.svg] [--seed N] [--quiet]
+       tide simulate --family <count> [--seed N] [--out DIR] [--json] [--quiet]
 
 Replays each scenario's arrival trace (jobs drawn once per scenario from the seed) through the
 policies and prints, per scenario, one row per policy: SLO attainment (* = meets the SLO), wait
@@ -25,7 +31,13 @@ flaps. The setting column shows what a search settled on (fixed-peak, hpa-tuned,
   --chart    write an SVG chart (arrivals, replicas per policy, p95 wait); with several
              scenarios, one file each: out-<scenario>.svg
   --seed     the seed of the job draw (default 1)
-  --quiet    no progress on stderr`;
+  --quiet    no progress on stderr
+  --family   generate <count> scenarios (on/off, sparse bursts, diurnal, noisy plateau, staircase,
+             flash crowd, ramp-hold-drop, retry storm, sawtooth, mixtures; job sizes, concurrency,
+             start-up and SLOs drawn at random from the seed), write them to --out (default: a
+             new temporary directory) and judge tide against the baselines over all of them:
+             SLO met where a baseline meets it, cost against the cheapest baseline that meets it,
+             flaps an hour, and the worst five`;
 
 /** The chart path for one scenario of several: `out.svg` -> `out-<name>.svg`. */
 export function chartPath(base: string, scenario: string, several: boolean): string {
@@ -44,7 +56,13 @@ export const command: Command = {
       chart: { type: 'string' },
       seed: { type: 'string' },
       quiet: { type: 'boolean' },
+      family: { type: 'string' },
+      out: { type: 'string' },
     });
+    if (values.family !== undefined) {
+      const count = numberArg(values.family, '--family', 1, 1);
+      return simulateFamily(Math.floor(count), numberArg(values.seed, '--seed', 1, 0), values.out, values.json === true, values.quiet === true);
+    }
     if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one scenario file (`tide simulate --help`).', { where: { arg: '<scenario.yaml>' } });
     const policies = parsePolicies(values.policy);
     const seed = numberArg(values.seed, '--seed', 1, 0);
@@ -75,3 +93,39 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** `--family`: generated scenarios written out (so any one can be re-run by name), then judged. */
+async function simulateFamily(count: number, seed: number, out: string | undefined, json: boolean, quiet: boolean): Promise<number> {
+  const dir = out ?? mkdtempSync(path.join(tmpdir(), `tide-family-${seed}-`));
+  mkdirSync(dir, { recursive: true });
+  const members = generateFamily(count, seed);
+  for (const m of members) {
+    writeFileSync(path.join(dir, `${m.scenario.name}.yaml`), scenarioYaml(m));
+    writeFileSync(path.join(dir, m.scenario.traceFile), traceCsv(m.trace));
+  }
+  process.stdout.write(`${count} scenarios (seed ${seed}) written to ${dir}\n`);
+  const runs: ScenarioRuns[] = [];
+  for (const [i, m] of members.entries()) {
+    const r = await runMember(m, seed);
+    runs.push(r);
+    const v = judge(r);
+    if (!quiet) {
+      process.stderr.write(
+        `  [${i + 1}/${count}] ${r.name}: tide ${(v.attainment * 100).toFixed(2)}% (SLO ${(r.attainment * 100).toFixed(0)}%${v.attainmentFail ? ', missed' : ''}), cost ${v.costRatio === undefined ? '-' : `${v.costRatio.toFixed(2)}x ${v.cheapest}`}, ${v.flapsPerHour.toFixed(1)} flaps/h\n`,
+      );
+    }
+  }
+  const s = summarize(runs, new Map(members.map((m) => [m.scenario.name, m.scenario.slo.attainment])));
+  process.stdout.write(
+    [
+      `SLO met on ${s.slo_met_where_baseline_meets} of the ${s.baseline_meets} scenarios where a baseline meets it; below the best adaptive baseline on ${s.below_best_adaptive} of the rest`,
+      `cost at or below the cheapest SLO-meeting baseline on ${(s.cost_share_le_1 * 100).toFixed(0)}% (median ratio ${s.median_cost_ratio}x)`,
+      `at most 2 flaps an hour on ${(s.flap_share_le_2 * 100).toFixed(0)}% (max ${s.max_flaps_per_hour})`,
+      'worst five:',
+      ...s.worst.map((w) => `  ${w.name}: attainment ${(w.attainment * 100).toFixed(2)}% (SLO ${(w.slo * 100).toFixed(0)}%), cost ${w.cost_ratio ?? '-'}x ${w.cheapest ?? ''}, ${w.flaps_per_hour} flaps/h`),
+      '',
+    ].join('\n'),
+  );
+  if (json) process.stdout.write(`${JSON.stringify({ dir, seed, summary: s })}\n`);
+  return 0;
+}
