@@ -584,3 +584,38 @@ describe('SLO policy', () => {
     assert.equal(n, 13);
   });
 });
+
+describe('the SLO policy during warm-up (fewer than 1,000 completions)', () => {
+  // A steady fleet (4 slots a replica), 2 jobs/s of 5 s jobs: 10 jobs in flight. One round
+  // reads 40 in flight (a burst of long jobs just started), then the figures go back to normal.
+  const policy: ServicePolicy = { min: 1, max: 40, policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.95, concurrency: 4 }] };
+  const round = (history: History, now: number, inFlight: number, current: number): Decision => {
+    const t = now * 1000;
+    const samples: Sample[] = [
+      { metric: METRIC.queueDepth, value: 0, at: t },
+      { metric: METRIC.oldestAge, value: 0, at: t },
+      { metric: METRIC.arrivalsTotal, value: 2 * now, at: t },
+      { metric: METRIC.completionsTotal, value: 2 * now, at: t },
+      { metric: METRIC.inFlight, value: inFlight, at: t },
+      { metric: METRIC.serviceTimeMean, value: 5, at: t },
+      { metric: METRIC.serviceTimeScv, value: 1, at: t },
+    ];
+    return decide({ now: t, current, ready: current, samples, policy, history });
+  };
+  const little = (d: Decision): number => ((d.history.state['policy:slo[0]'] as { little?: { mean: number } }).little?.mean ?? Number.NaN);
+
+  test("one noisy in-flight reading moves Little's-law estimate by the one-minute smoothing weight only", () => {
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    for (let now = 5; now <= 600; now += 5) {
+      d = round(history, now, 10, d?.desired ?? 10);
+      history = d.history;
+    }
+    assert.ok(Math.abs(little(d!) - 5) < 0.01, `steady: ${little(d!)}`);
+    const spike = round(history, 605, 40, d!.desired);
+    const weight = 1 - Math.exp(-5 / 60);
+    assert.ok(Math.abs(little(spike) - (5 + weight * 15)) < 0.01, `after the spike: ${little(spike)}`);
+    // and the count it asks for stays where the steady figures put it
+    assert.ok(spike.desired <= d!.desired + 1, `${d!.desired} -> ${spike.desired}`);
+  });
+});

@@ -92,6 +92,8 @@ interface SloState {
   service?: { mean: number; scv: number; completions: number };
   /** Flap damping: a penalty that grows by one per reversal and halves every `dampingHalfLifeSeconds`. */
   damping?: { level: number; at: number; counted: number };
+  /** Little's-law service time (jobs in flight over throughput), smoothed over time, and when it was last updated. */
+  little?: { mean: number; at: number };
 }
 
 function num(o: object, key: string): number | undefined {
@@ -111,6 +113,12 @@ function readState(state: unknown): SloState {
     const completions = num(service, 'completions');
     if (mean !== undefined && scv !== undefined && completions !== undefined) out.service = { mean, scv, completions };
   }
+  const little = (state as Record<string, unknown>).little;
+  if (little && typeof little === 'object') {
+    const mean = num(little, 'mean');
+    const at = num(little, 'at');
+    if (mean !== undefined && at !== undefined) out.little = { mean, at };
+  }
   const damping = (state as Record<string, unknown>).damping;
   if (damping && typeof damping === 'object') {
     const level = num(damping, 'level');
@@ -120,6 +128,9 @@ function readState(state: unknown): SloState {
   }
   return out;
 }
+
+/** Time over which a new Little's-law reading gets about two thirds of the weight, ms. */
+const LITTLE_SMOOTHING_MS = 60_000;
 
 /** Completions over which a new service-time reading gets about two thirds of the weight. */
 const SERVICE_SMOOTHING_JOBS = 200;
@@ -304,7 +315,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const jumped = !rising && rates.length >= 3 && r0 > SLO_DEFAULTS.jumpFactor * slow && r0 > slow + SLO_DEFAULTS.jumpDeviations * dev;
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
-  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / subSeconds) / (rates.length * subSeconds));
+  // The count behind it covers the whole window, so its deviation is at least one job over the
+  // window (not over one sub-window: that floor would keep idle replicas for long jobs).
+  const spanSeconds = rates.length * subSeconds;
+  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
   const w = Math.max(0, p.waitSeconds);
   const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds);
   const burstDown = envelope?.rate ?? 0;
@@ -409,17 +423,29 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     ctx.view.values.get(METRIC.completionsTotal),
   );
   const scv = service.scv;
+  const c = Math.max(1, p.concurrency);
   // Warm-up: the first jobs to complete are the short ones, so early readings run low. Little's
   // law on the slots (jobs in flight / completions per second) counts the long jobs still running.
+  // It is read over the slow window and smoothed like the mean: a reading off a few completions
+  // swings widely, and taking the larger of two noisy figures every round ratchets the count up.
   const completed = ctx.view.values.get(METRIC.completionsTotal);
   const inFlight = ctx.view.values.get(METRIC.inFlight);
   const completions = ctx.counters[METRIC.completionsTotal] ?? [];
-  const windowMs = 2 * (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
+  const windowMs = (p.slowWindowSeconds ?? SLO_DEFAULTS.slowWindowSeconds) * 1000;
   const throughput = rateOver(completions, ctx.now - windowMs, ctx.now);
   // Only over a window with a steady fleet: new replicas fill slots before completions catch up.
   const steady = !ctx.events.some((e) => e.at > ctx.now - windowMs - (p.startupSeconds ?? 0) * 1000);
-  const little = steady && inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : 0;
-  const serviceTime = completed !== undefined && completed < SLO_DEFAULTS.warmupCompletions ? Math.max(service.mean, little) : service.mean;
+  const littleReading = steady && inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : undefined;
+  // smoothed over time (a minute), not over completions: at a few jobs a minute that would take hours
+  const prevLittle = prevState.little;
+  const little =
+    littleReading === undefined
+      ? prevLittle
+      : prevLittle === undefined || ctx.now < prevLittle.at
+        ? { mean: littleReading, at: ctx.now }
+        : { mean: prevLittle.mean + (1 - Math.exp(-(ctx.now - prevLittle.at) / LITTLE_SMOOTHING_MS)) * (littleReading - prevLittle.mean), at: ctx.now };
+  const warm = completed !== undefined && completed < SLO_DEFAULTS.warmupCompletions;
+  const serviceTime = warm && little !== undefined ? Math.max(service.mean, little.mean) : service.mean;
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
   // to a penalty that halves every half-life; scale-in then remembers bursts and holds longer.
   const lastEvent = ctx.events[ctx.events.length - 1];
@@ -438,7 +464,6 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
   const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
-  const c = Math.max(1, p.concurrency);
   const startup = p.startupSeconds ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
@@ -470,7 +495,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
       code === 'SloBacklog'
         ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts}).`
         : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts}).`;
-    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping } };
+    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping, ...(little ? { little } : {}) } };
   }
 
   // Scale-in: the smaller count must serve the cautious rate (two deviations of noise above the
@@ -489,7 +514,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     replicas: ctx.current,
     missing: [],
     reasons: [{ code: 'SloHysteresis' as const, policy: label, replicas: ctx.current, message: `${label}: ${message} (${facts}).` }],
-    state: belowSince === undefined ? { service, damping } : { belowSince, service, damping },
+    state: { ...(belowSince === undefined ? {} : { belowSince }), service, damping, ...(little ? { little } : {}) },
   });
   if (smaller >= ctx.current) {
     return holdAt(
@@ -519,7 +544,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
         message: `${label}: ${smaller} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * margin)} (${facts}).`,
       },
     ],
-    state: { belowSince: since, service, damping },
+    state: { belowSince: since, service, damping, ...(little ? { little } : {}) },
   };
 }
 
