@@ -33,6 +33,7 @@ export const SLO_DEFAULTS: Readonly<{
   fastWindowSeconds: number;
   slowWindowSeconds: number;
   maxProjection: number;
+  longWindowSeconds: number;
   scaleDownWindowSeconds: number;
   reversalSeconds: number;
   drainShare: number;
@@ -47,6 +48,7 @@ export const SLO_DEFAULTS: Readonly<{
   dampingHalfLifeSeconds: number;
   noiseDeviations: number;
   warmupCompletions: number;
+  littleFullWeightCompletions: number;
 }> = {
   /** Share of the allowed late fraction the policy plans for on the way up (a safety factor). */
   upShare: 0.5,
@@ -56,6 +58,8 @@ export const SLO_DEFAULTS: Readonly<{
   slowWindowSeconds: 120,
   /** The start-up projection may add at most this multiple of the current rate. */
   maxProjection: 1,
+  /** Steady traffic is read over this long (see estimateRate). */
+  longWindowSeconds: 600,
   /** Default scale-down stabilization window for a service with an SLO policy, seconds. */
   scaleDownWindowSeconds: 30,
   /** No scale-in proposal within this many seconds after a scale-up (a reversal is a flap). */
@@ -82,6 +86,8 @@ export const SLO_DEFAULTS: Readonly<{
   dampingHalfLifeSeconds: 1800,
   /** Until this many jobs have completed, the service time is at least Little's-law estimate. */
   warmupCompletions: 1000,
+  /** A Little's-law reading off this many completions or more gets its full smoothing weight; fewer, proportionally less. */
+  littleFullWeightCompletions: 20,
   /** Scale-in plans for this many Poisson deviations of arrival-rate noise above the plan. */
   noiseDeviations: 2,
 };
@@ -161,6 +167,8 @@ export interface RateEstimate {
   rising: boolean;
   /** The burst envelope (`burstRate`) over the burst memory: a smaller fleet must still serve this many jobs/s. */
   burstDown: number;
+  /** True when the bursts in the burst memory recur (`recurring`): the envelope then covers the recurring memory. */
+  recurring: boolean;
   /** True when only the newest sub-window jumped (more than `jumpFactor` times the slow level and `jumpDeviations` above it); `planned` is then that sub-window's rate. */
   jumped: boolean;
 }
@@ -304,6 +312,18 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     // projection below looks ahead.
     if (!rising) floor = Math.min(slow, my);
     level = Math.max(floor, Math.min(slope > 0 ? my - slope * mx : my, Math.max(r0, r1)));
+    // Steady traffic: when the window's mean sits within the noise of the long window's (no step,
+    // no trend, no on/off swing), the long window is the level. Its estimate is several times
+    // steadier, and every swing of the level is a swing of the count that scale-in then holds.
+    const long = rateOver(series, now - SLO_DEFAULTS.longWindowSeconds * 1000, now);
+    if (long !== undefined && !rising && !onOff && slope === 0) {
+      const scatter = n > 1 ? Math.sqrt(clipped.reduce((a, r) => a + (r - my) ** 2, 0) / (n - 1) / n) : Infinity;
+      const meanDev = Math.max(Math.sqrt(Math.max(long, 1 / (n * subSeconds)) / (n * subSeconds)), scatter);
+      if (Math.abs(my - long) <= 3 * meanDev) {
+        level = long;
+        floor = long;
+      }
+    }
   }
   const sustained = level + Math.min(Math.max(0, slope) * startup, SLO_DEFAULTS.maxProjection * level);
   // A jump: the newest sub-window alone more than doubles the slow level, far outside its noise.
@@ -316,16 +336,18 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   // The count behind it covers the whole window, so its deviation is at least one job over the
-  // window (not over one sub-window: that floor would keep idle replicas for long jobs).
-  const spanSeconds = rates.length * subSeconds;
-  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
+  // window (not over one sub-window: that floor would keep idle replicas for long jobs). And an
+  // error in the estimate lasts until the next windows show it: the queue absorbs what the error
+  // piles up over W, so only the error of a rate averaged over the window plus W matters.
   const w = Math.max(0, p.waitSeconds);
+  const spanSeconds = rates.length * subSeconds + w;
+  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
   const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds);
   const burstDown = envelope?.rate ?? 0;
   // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:
   // the envelope sizes for it, and scale-in is not blocked by every burst that comes along.
   const cautious = Math.max(envelope?.recurring ? sustained : planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
-  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown };
+  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false };
 }
 
 /**
@@ -436,14 +458,17 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // Only over a window with a steady fleet: new replicas fill slots before completions catch up.
   const steady = !ctx.events.some((e) => e.at > ctx.now - windowMs - (p.startupSeconds ?? 0) * 1000);
   const littleReading = steady && inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : undefined;
-  // smoothed over time (a minute), not over completions: at a few jobs a minute that would take hours
+  // A reading off a handful of completions is mostly noise (one job done in the window reads as
+  // the window's length times the jobs in flight): its weight grows with the completions behind it.
+  const behind = throughput === undefined ? 0 : (throughput * windowMs) / 1000;
+  const reliability = Math.min(1, behind / SLO_DEFAULTS.littleFullWeightCompletions);
   const prevLittle = prevState.little;
   const little =
     littleReading === undefined
       ? prevLittle
       : prevLittle === undefined || ctx.now < prevLittle.at
-        ? { mean: littleReading, at: ctx.now }
-        : { mean: prevLittle.mean + (1 - Math.exp(-(ctx.now - prevLittle.at) / LITTLE_SMOOTHING_MS)) * (littleReading - prevLittle.mean), at: ctx.now };
+        ? { mean: Math.max(service.mean, littleReading * reliability), at: ctx.now }
+        : { mean: prevLittle.mean + (1 - Math.exp(-(ctx.now - prevLittle.at) / LITTLE_SMOOTHING_MS)) * reliability * (littleReading - prevLittle.mean), at: ctx.now };
   const warm = completed !== undefined && completed < SLO_DEFAULTS.warmupCompletions;
   const serviceTime = warm && little !== undefined ? Math.max(service.mean, little.mean) : service.mean;
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
@@ -469,7 +494,16 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
   // The wait target is a steady-state figure: size it on the sustained rate. A step up reaches
   // the count first through the backlog part, which plans with the fast rate.
-  const model = { lambda: rate?.sustained ?? 0, serviceTime, scv, wait: p.waitSeconds };
+  // A loose budget is capacity: the queue absorbs any swing of the rate shorter than what is left
+  // of W after a start-up (a burst's jobs wait, and start in time, while the backlog part brings
+  // replicas for what lasts longer). So the steady-state figure reads the rate averaged over that
+  // span when it is longer than the slow window.
+  const absorbMs = Math.max(0, p.waitSeconds - startup) * 1000;
+  const averaged = absorbMs > (p.slowWindowSeconds ?? SLO_DEFAULTS.slowWindowSeconds) * 1000 ? rateOver(series, ctx.now - absorbMs, ctx.now) : undefined;
+  // Recurring bursts are the same: the envelope of the recent ones (what a fleet must serve for
+  // each of them to drain within its share of W) is the steady rate, not the on-phase rate.
+  const steadyRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
+  const model = { lambda: steadyRate, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
     backlog,
@@ -484,6 +518,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   };
   const forDrain = replicasToDrain(drainInput);
   const needed = Math.max(forWait, forDrain);
+  const learned = little === undefined ? {} : { little };
   const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
   const state = prevState;
 
@@ -495,7 +530,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
       code === 'SloBacklog'
         ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts}).`
         : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts}).`;
-    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping, ...(little ? { little } : {}) } };
+    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping, ...learned } };
   }
 
   // Scale-in: the smaller count must serve the cautious rate (two deviations of noise above the
@@ -514,7 +549,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     replicas: ctx.current,
     missing: [],
     reasons: [{ code: 'SloHysteresis' as const, policy: label, replicas: ctx.current, message: `${label}: ${message} (${facts}).` }],
-    state: { ...(belowSince === undefined ? {} : { belowSince }), service, damping, ...(little ? { little } : {}) },
+    state: { ...(belowSince === undefined ? {} : { belowSince }), service, damping, ...learned },
   });
   if (smaller >= ctx.current) {
     return holdAt(
@@ -544,7 +579,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
         message: `${label}: ${smaller} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * margin)} (${facts}).`,
       },
     ],
-    state: { belowSince: since, service, damping, ...(little ? { little } : {}) },
+    state: { belowSince: since, service, damping, ...learned },
   };
 }
 
