@@ -48,6 +48,7 @@ export const SLO_DEFAULTS: Readonly<{
   dampingHalfLifeSeconds: number;
   noiseDeviations: number;
   warmupCompletions: number;
+  saturatedMinCompletions: number;
   littleFullWeightCompletions: number;
 }> = {
   /** Share of the allowed late fraction the policy plans for on the way up (a safety factor). */
@@ -86,6 +87,8 @@ export const SLO_DEFAULTS: Readonly<{
   dampingHalfLifeSeconds: 1800,
   /** Until this many jobs have completed, the service time is at least Little's-law estimate. */
   warmupCompletions: 1000,
+  /** Little's law on a saturated fleet is read only over a window with this many completions. */
+  saturatedMinCompletions: 5,
   /** A Little's-law reading off this many completions or more gets its full smoothing weight; fewer, proportionally less. */
   littleFullWeightCompletions: 20,
   /** Scale-in plans for this many Poisson deviations of arrival-rate noise above the plan. */
@@ -470,7 +473,14 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
         ? { mean: Math.max(service.mean, littleReading * reliability), at: ctx.now }
         : { mean: prevLittle.mean + (1 - Math.exp(-(ctx.now - prevLittle.at) / LITTLE_SMOOTHING_MS)) * reliability * (littleReading - prevLittle.mean), at: ctx.now };
   const warm = completed !== undefined && completed < SLO_DEFAULTS.warmupCompletions;
-  const serviceTime = warm && little !== undefined ? Math.max(service.mean, little.mean) : service.mean;
+  const estimated = warm && little !== undefined ? Math.max(service.mean, little.mean) : service.mean;
+  // With jobs already waiting past W every slot is busy, so jobs in flight over completions per
+  // second is the service time itself (Little's law on a saturated fleet), with no warm-up bias:
+  // the count is sized on it when it reads higher than the estimate, which early readings and
+  // heavy tails leave too low, and which is then what makes jobs late.
+  const saturated = backlog > 0 && (ctx.view.values.get(METRIC.oldestAge) ?? 0) > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
+  const busyLittle = saturated && throughput * (windowMs / 1000) >= SLO_DEFAULTS.saturatedMinCompletions ? inFlight / throughput : 0;
+  const serviceTime = Math.max(estimated, busyLittle);
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
   // to a penalty that halves every half-life; scale-in then remembers bursts and holds longer.
   const lastEvent = ctx.events[ctx.events.length - 1];
