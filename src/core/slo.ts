@@ -478,7 +478,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // second is the service time itself (Little's law on a saturated fleet), with no warm-up bias:
   // the count is sized on it when it reads higher than the estimate, which early readings and
   // heavy tails leave too low, and which is then what makes jobs late.
-  const saturated = backlog > 0 && (ctx.view.values.get(METRIC.oldestAge) ?? 0) > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
+  const saturated = steady && backlog > 0 && (ctx.view.values.get(METRIC.oldestAge) ?? 0) > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
   const busyLittle = saturated && throughput * (windowMs / 1000) >= SLO_DEFAULTS.saturatedMinCompletions ? inFlight / throughput : 0;
   const serviceTime = Math.max(estimated, busyLittle);
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
