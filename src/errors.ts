@@ -75,7 +75,7 @@ export const ERRORS = {
   TIDE_LB_NO_UPSTREAM: { status: 503, exit: 1, summary: 'The load balancer has no healthy, non-draining upstream (API replica) to send the request to.' },
   TIDE_LB_UPSTREAM_FAILED: { status: 502, exit: 1, summary: 'The upstream (and every other one tried, for a request safe to retry) failed to answer: connection refused, reset or closed.' },
   TIDE_LB_UPSTREAM_TIMEOUT: { status: 504, exit: 1, summary: 'The upstream did not send response headers within the load balancer\'s upstream timeout.' },
-  TIDE_LB_RATE_LIMITED: { status: 429, exit: 1, summary: 'This client IP sent more requests than the balancer rate_limit allows; retry after the Retry-After seconds.' },
+  TIDE_LB_RATE_LIMITED: { status: 429, exit: 1, summary: 'This client (its address, or the one a trusted proxy forwarded) sent more requests than the balancer rate_limit allows; retry after the Retry-After seconds.' },
   TIDE_LB_LISTEN: { status: 500, exit: 1, summary: 'The load balancer cannot listen on its host and port (in use, or not allowed).' },
   TIDE_LB_CLOSED: { status: 500, exit: 1, summary: 'The load balancer was closed; it takes no more upstreams.' },
   TIDE_LB_UNKNOWN_UPSTREAM: { status: 404, exit: 1, summary: 'The load balancer has no upstream with the id given.' },

@@ -141,6 +141,11 @@ export async function checkSpoofedForwarded(databaseUrl: string): Promise<CheckR
       figures.spoofedAtBalancerAccepted = t.accepted;
       if (t.accepted !== 5 || t.other.length) problems.push(`20 spoofed requests at the balancer from an untrusted address (burst 5): ${t.accepted} accepted ${t.other.join(' ')}`);
       if ((await post(lb.url, '127.0.0.6')).status !== 202) problems.push('another client at the balancer was limited');
+      // from the trusted proxy (127.0.0.1), the forwarded client is counted: its own bucket, not the proxy's
+      const forwarded = tally(await sequence(6, () => post(lb.url, '127.0.0.1', { 'x-forwarded-for': '6.6.6.6, 10.0.0.7' })));
+      figures.forwardedAtBalancerAccepted = forwarded.accepted;
+      if (forwarded.accepted !== 5) problems.push(`6 requests through the trusted proxy for one client (burst 5): ${forwarded.accepted} accepted, not 5`);
+      if ((await post(lb.url, '127.0.0.1', { 'x-forwarded-for': '10.0.0.8' })).status !== 202) problems.push('another client through the trusted proxy at the balancer was limited');
     } finally {
       await lb.close();
     }
