@@ -279,6 +279,20 @@ function rawConnect(port: number, localAddress = '127.0.0.1'): Promise<RawConnec
 
 const statusOf = (raw: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
 
+/** One request on an open keep-alive connection; resolves with the status once the whole response (Content-Length framed) came, 0 on a close or after 10 s. */
+async function exchange(conn: RawConnection, text: string): Promise<number> {
+  conn.received = '';
+  conn.socket.write(text);
+  const complete = () => {
+    const end = conn.received.indexOf('\r\n\r\n');
+    if (end < 0) return false;
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(conn.received.slice(0, end))?.[1] ?? 0);
+    return Buffer.byteLength(conn.received.slice(end + 4), 'latin1') >= length;
+  };
+  const done = await until(() => complete() || conn.closedAt !== undefined, 10_000, 10);
+  return done && complete() ? statusOf(conn.received) : 0;
+}
+
 /**
  * Slow headers: 200 connections trickle a head a header line at a time; each is answered 408
  * TIDE_API_REQUEST_TIMEOUT at the header timeout, and normal requests meanwhile are served.
@@ -394,6 +408,12 @@ export async function checkIdleConnections(databaseUrl: string, connections = 3_
   try {
     const up = await until(async () => (await request(`${url}/health`).catch(() => ({ status: 0 }))).status === 200, 30_000, 100);
     if (!up) throw new Error(`tide api did not answer /health within 30 s: ${stderr.slice(-600)}`);
+    // clients already connected before the flood: their requests need database connections
+    // (the pool opens them on demand), which need file descriptors of their own
+    const regulars = await Promise.all(Array.from({ length: 12 }, () => rawConnect(port)));
+    for (const r of regulars) {
+      if ((await exchange(r, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')) !== 200) throw new Error('a regular client got no /health before the flood');
+    }
     // open them in waves (bounded by the listen backlog), each left idle
     let refusedAtConnect = 0;
     for (let i = 0; i < connections; i += 250) {
@@ -411,6 +431,11 @@ export async function checkIdleConnections(databaseUrl: string, connections = 3_
     figures.idleConnectionsHeld = held;
     figures.idleConnectionsClosedAtOnce = open.length - held + refusedAtConnect;
     figures.fileDescriptorLimit = fileLimit;
+    const job = `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${JOB.length}\r\n\r\n${JOB}`;
+    const during = await Promise.all(regulars.map((r) => exchange(r, job)));
+    figures.regularRequestsServedDuringFlood = during.filter((st) => st === 202).length;
+    if (figures.regularRequestsServedDuringFlood !== regulars.length) problems.push(`clients connected before the flood: ${figures.regularRequestsServedDuringFlood} of ${regulars.length} jobs accepted during it (answers: ${during.join(', ')})`);
+    for (const r of regulars) r.socket.destroy();
     if (held >= fileLimit) problems.push(`the API held ${held} connections with a file descriptor limit of ${fileLimit}`);
     if (held === 0) problems.push('the API held no idle connection at all');
     if (child.exitCode !== null) problems.push(`the API exited under ${connections} idle connections: ${stderr.slice(-400)}`);
