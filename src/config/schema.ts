@@ -26,10 +26,10 @@ export const healthCheckSchema = z
 
 export const rateLimitSchema = z
   .strictObject({
-    requests_per_second: z.number().positive().describe('Sustained requests per second allowed per client IP.'),
+    requests_per_second: z.number().positive().describe('Sustained requests per second allowed per client (its address, or the one a trusted proxy forwarded).'),
     burst: z.int().min(1).optional().describe('Bucket size: requests a client may send at once (default: requests_per_second, at least 1).'),
   })
-  .describe('Per-client-IP token bucket at the balancer; over the limit gets 429 with Retry-After.');
+  .describe('Per-client token bucket at the balancer; over the limit gets 429 with Retry-After.');
 
 export const balancerSchema = z
   .strictObject({
