@@ -108,3 +108,12 @@ test('tide api: a port in use is TIDE_API_LISTEN with exit code 1; a bad flag is
     busy.close();
   }
 });
+
+test('tide api: a trusted proxy that is not an address or CIDR is TIDE_TRUSTED_PROXY with exit code 2, naming where it came from', async () => {
+  const flag = tide(['--port', '0', '--trusted-proxy', '10.0.0.0/33']);
+  assert.equal(await flag.exit, 2);
+  assert.ok(flag.stderr.some((l) => l.includes('TIDE_TRUSTED_PROXY') && l.includes('--trusted-proxy')), flag.stderr.join('\n'));
+  const header = tide(['--port', '0', '--forwarded-header', 'x-real-ip']);
+  assert.equal(await header.exit, 2);
+  assert.ok(header.stderr.some((l) => l.includes('TIDE_USAGE') && l.includes('--forwarded-header')), header.stderr.join('\n'));
+});

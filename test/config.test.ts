@@ -47,7 +47,7 @@ test('a minimal file gets every default', () => {
   const config = parseConfig('project: demo\nservices:\n  api:\n    kind: api\n', 'tide.yaml', env);
   assert.equal(config.stateDir, '.tide');
   assert.deepEqual(config.database, { schema: 'tide' });
-  assert.deepEqual(config.balancer, { host: '0.0.0.0', port: 8080, retries: 2, healthCheck: { intervalMs: 2000, timeoutMs: 1000, fails: 2, passes: 1 } });
+  assert.deepEqual(config.balancer, { host: '0.0.0.0', port: 8080, retries: 2, healthCheck: { intervalMs: 2000, timeoutMs: 1000, fails: 2, passes: 1 }, trustedProxies: [], forwardedHeader: 'x-forwarded-for' });
   assert.deepEqual(config.control, { host: '127.0.0.1', port: 8079 });
   assert.deepEqual(config.services.api, { name: 'api', kind: 'api', min: 1, replicas: 1, max: 1, env: {}, healthPath: '/health', stopGraceSeconds: 30 });
 });
@@ -254,4 +254,14 @@ test('tide schema prints a JSON Schema with the services property', async () => 
   assert.ok(schema.properties.services.additionalProperties?.properties?.kind);
   assert.ok(schema.properties.services.additionalProperties?.properties?.scale);
   assert.deepEqual(schema.required, ['project', 'services']);
+});
+
+test('balancer.trusted_proxies takes addresses and CIDRs, and names the entry that is neither', () => {
+  const ok = parseConfig('project: p\nbalancer:\n  trusted_proxies: [172.18.0.2, 10.0.0.0/8, "fd00::/8"]\n  forwarded_header: forwarded\nservices: {}\n', 'tide.yaml', {});
+  assert.deepEqual(ok.balancer.trustedProxies, ['172.18.0.2', '10.0.0.0/8', 'fd00::/8']);
+  assert.equal(ok.balancer.forwardedHeader, 'forwarded');
+  assert.throws(
+    () => parseConfig('project: p\nbalancer:\n  trusted_proxies: [10.0.0.0/8, proxy.local]\nservices: {}\n', 'tide.yaml', {}),
+    (err: unknown) => isTideError(err) && err.message.includes('balancer.trusted_proxies[1]') && err.message.includes('proxy.local'),
+  );
 });

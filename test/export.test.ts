@@ -24,6 +24,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import formats from 'ajv-formats';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
@@ -38,6 +39,7 @@ import { buildServices } from '../src/controller/start.js';
 import { isTideError } from '../src/errors.js';
 import { awsCron } from '../src/export/ecs.js';
 import { exportConfig, renderExport } from '../src/export/index.js';
+import { proxyTrust } from '../src/net/client-identity.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -123,6 +125,7 @@ services:
 const VALIDATORS: Record<string, (body: Record<string, unknown>) => void> = {
   Deployment: (b) => new Deployment(b as never).validate(),
   Service: (b) => new Service(b as never).validate(),
+  Ingress: (b) => new Ingress(b as never).validate(),
   PodDisruptionBudget: (b) => new PodDisruptionBudget(b as never).validate(),
   HorizontalPodAutoscaler: (b) => new HorizontalPodAutoscaler(b as never).validate(),
   ScaledObject: (b) => new ScaledObject(b as never).validate(),
@@ -152,6 +155,7 @@ function unknownFields(value: unknown, type: string, at = ''): string[] {
 const MODEL_OF: Record<string, string> = {
   Deployment: 'V1Deployment',
   Service: 'V1Service',
+  Ingress: 'V1Ingress',
   PodDisruptionBudget: 'V1PodDisruptionBudget',
   HorizontalPodAutoscaler: 'V2HorizontalPodAutoscaler',
   ServiceAccount: 'V1ServiceAccount',
@@ -379,6 +383,37 @@ describe('export compose', () => {
     assert.equal(body.services.api.ports, undefined, 'only the proxy publishes a port');
     assert.ok(body.services.postgres, 'no database url: a PostgreSQL service');
     assert.ok(body.services.autoscaler.volumes.includes('/var/run/docker.sock:/var/run/docker.sock'));
+  });
+});
+
+describe('export: the client address behind each export\'s proxy', () => {
+  const LIMITED = `${OPEN_FORGE.replace(/^services:/m, 'balancer:\n  rate_limit: { requests_per_second: 2, burst: 10 }\n  trusted_proxies: [10.244.0.0/16]\nservices:')}`;
+
+  it('compose: Caddy has a fixed address outside Docker\'s range, the API trusts exactly it and limits per client', () => {
+    const body = exportConfig('compose', parseConfig(OPEN_FORGE, 'tide.yaml')).documents[0]!.body as Obj;
+    const proxy = body.services.proxy.networks.default.ipv4_address as string;
+    const [ipam] = body.networks.default.ipam.config as Obj[];
+    assert.equal(proxyTrust({ trustedProxies: [ipam!.subnet] }).trusts(proxy), true, 'the proxy is on the subnet');
+    assert.equal(proxyTrust({ trustedProxies: [ipam!.ip_range] }).trusts(proxy), false, 'Docker never hands its address to another container');
+    assert.equal(body.services.api.environment.TRUSTED_PROXIES, proxy);
+    assert.equal(body.services.batch.environment.TRUSTED_PROXIES, undefined);
+    assert.deepEqual(body.services.api.command.slice(-2), ['--rate-limit', '1000']);
+    const limited = exportConfig('compose', parseConfig(LIMITED, 'tide.yaml')).documents[0]!.body as Obj;
+    assert.deepEqual(limited.services.api.command.slice(-2), ['--rate-limit', '120']);
+    assert.equal(limited.services.api.environment.TRUSTED_PROXIES, `${proxy},10.244.0.0/16`);
+  });
+
+  it('kubernetes: an ingress-nginx Ingress limits per client; the API\'s own limit is off and it trusts the controller pods', () => {
+    const objects = kubernetes(LIMITED);
+    const ingress = find(objects, 'Ingress', 'api');
+    assert.equal(ingress.metadata.annotations['nginx.ingress.kubernetes.io/limit-rpm'], '120');
+    assert.equal(ingress.metadata.annotations['nginx.ingress.kubernetes.io/limit-burst-multiplier'], '5');
+    assert.equal(ingress.spec.rules[0].http.paths[0].backend.service.name, 'api');
+    const api = find(objects, 'Deployment', 'api').spec.template.spec.containers[0];
+    assert.deepEqual(api.args.slice(-2), ['--rate-limit', '0']);
+    assert.deepEqual(api.env.find((e: Obj) => e.name === 'TRUSTED_PROXIES'), { name: 'TRUSTED_PROXIES', value: '10.244.0.0/16' });
+    const plain = exportConfig('kubernetes', parseConfig(OPEN_FORGE, 'tide.yaml'));
+    assert.ok(plain.notes.some((n) => n.includes('balancer.trusted_proxies')), plain.notes.join('\n'));
   });
 });
 

@@ -1,11 +1,13 @@
 /**
- * Security: the control token and API keys are enforced, the SQL source only reads, and no
+ * Security: the control token and API keys are enforced, the SQL source only reads, no
  * secret reaches a log line, /metrics, /health, the control API or `tide ps --json` of a real
- * running system.
+ * running system, and hostile clients (random keys, forged forwarded headers, slow heads,
+ * floods, idle connections) neither escape the limits nor take the API down.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { checkBehindCaddy, checkFloods, checkIdleConnections, checkRandomKeys, checkSlowHeaders, checkSpoofedForwarded } from '../chaos/scenarios/hostile.js';
 import { checkApiKeys, checkControlToken, checkSecretsHidden, checkSqlReadOnly, withPassword } from '../chaos/scenarios/security.js';
 import { databaseUrl } from './helpers/db.js';
 
@@ -33,4 +35,44 @@ test('no secret in replica and supervisor logs, /metrics, /health, the control A
   const { problems, outputs, bytes } = await checkSecretsHidden(databaseUrl());
   assert.deepEqual(problems, []);
   assert.ok(outputs > 20 && bytes > 10_000, `enough was captured to mean something (${outputs} outputs, ${bytes} bytes)`);
+});
+
+// Hostile clients (chaos/scenarios/hostile.ts): each check bounded, loopback only.
+
+test('random API keys do not escape the per-client limit; a verified key is a client of its own', { timeout: 60_000 }, async () => {
+  const { problems, figures } = await checkRandomKeys(databaseUrl());
+  assert.deepEqual(problems, []);
+  assert.equal(figures.randomKeysAccepted, 5);
+});
+
+test('forged X-Forwarded-For and Forwarded headers from outside the trusted set change nobody\'s bucket, at the API and at the balancer', { timeout: 60_000 }, async () => {
+  const { problems } = await checkSpoofedForwarded(databaseUrl());
+  assert.deepEqual(problems, []);
+});
+
+test('behind a real Caddy, per-client limits apply per client, not per proxy, and forged headers change nothing', { timeout: 90_000 }, async (t) => {
+  const { problems, skipped, figures } = await checkBehindCaddy(databaseUrl());
+  if (skipped) {
+    t.skip(skipped);
+    return;
+  }
+  assert.deepEqual(problems, []);
+  assert.equal(figures.caddyClientBAccepted, 5);
+});
+
+test('slow headers are cut at the header timeout with 408 while normal requests are served', { timeout: 60_000 }, async () => {
+  const { problems, figures } = await checkSlowHeaders(databaseUrl(), 100);
+  assert.deepEqual(problems, []);
+  assert.equal(figures.slowHeadsCut408, 100);
+});
+
+test('header and body floods are refused with 431 and 413, and the API goes on', { timeout: 60_000 }, async () => {
+  const { problems } = await checkFloods(databaseUrl(), 20);
+  assert.deepEqual(problems, []);
+});
+
+test('thousands of idle connections are refused before the file descriptors run out, and the API serves once they go', { timeout: 90_000 }, async () => {
+  const { problems, figures } = await checkIdleConnections(databaseUrl(), 2_000);
+  assert.deepEqual(problems, []);
+  assert.ok(figures.idleConnectionsClosedAtOnce! > 0, `some connections were refused (${JSON.stringify(figures)})`);
 });

@@ -2,7 +2,8 @@
  * Security: the control API refuses calls without its token when it listens beyond loopback;
  * API keys are enforced when configured; the SQL source runs nothing but a read; secrets (the
  * database password, API keys, the control token) appear in no log line, no /metrics, no
- * `tide ps --json` and no control API answer.
+ * `tide ps --json` and no control API answer; hostile clients (./hostile.ts) neither escape
+ * the per-client limits nor take the API down.
  *
  * Each check returns the problems it found (empty: it holds), so the CI tests and the runner
  * share them.
@@ -25,6 +26,7 @@ import { Supervisor, freePort } from '../../src/supervisor/supervisor.js';
 import { startLoad } from '../load.js';
 import { startChaosSystem, until } from '../system.js';
 import type { Scenario, ScenarioResult } from '../types.js';
+import { type CheckResult, checkBehindCaddy, checkFloods, checkIdleConnections, checkRandomKeys, checkSlowHeaders, checkSpoofedForwarded } from './hostile.js';
 
 const TIDE_BIN = fileURLToPath(new URL('../../bin/tide.js', import.meta.url));
 
@@ -299,20 +301,40 @@ function redact(text: string, secrets: string[]): string {
 
 export const security: Scenario = {
   name: 'security',
-  checks: 'control token and API keys enforced; the SQL source only reads; no secret in logs, /metrics, tide ps',
+  checks: 'control token and API keys enforced; the SQL source only reads; no secret in logs, /metrics, tide ps; random keys and forged forwarded headers do not escape per-client limits (behind a real Caddy too); slow heads, header and body floods and idle connections are refused without taking the API down',
   async run(options): Promise<ScenarioResult> {
     const started = performance.now();
     const control = await checkControlToken();
     const keys = await checkApiKeys(options.databaseUrl);
     const sql = await checkSqlReadOnly(options.databaseUrl);
     const secrets = await checkSecretsHidden(options.databaseUrl);
+    const hostile: CheckResult[] = [];
+    for (const [what, check] of [
+      ['random keys', checkRandomKeys],
+      ['forged forwarded headers', checkSpoofedForwarded],
+      ['behind Caddy', checkBehindCaddy],
+      ['slow headers', (url: string) => checkSlowHeaders(url, options.full ? 1_000 : 200)],
+      ['header and body floods', (url: string) => checkFloods(url, options.full ? 200 : 50)],
+      ['idle connections', (url: string) => checkIdleConnections(url, options.full ? 10_000 : 3_000)],
+    ] as const) {
+      options.log(`security: hostile clients: ${what}`);
+      hostile.push(await check(options.databaseUrl));
+    }
+    const hostileProblems = hostile.flatMap((h) => h.problems);
     return {
       name: this.name,
-      did: 'control API on 0.0.0.0 called with no, wrong and right tokens; the API with keys called with no, wrong and right keys; the SQL source given 11 kinds of write; a system with a database password, API keys and a control token run with request logging, a failing job and a worker crash, and its logs, /metrics, /health, control API, dashboard events, `tide decisions --json` and `tide ps --json` searched (the autoscaler running with SQL sources, with the password in their URLs, that fail on their query or cannot connect)',
+      did: 'control API on 0.0.0.0 called with no, wrong and right tokens; the API with keys called with no, wrong and right keys; the SQL source given 11 kinds of write; a system with a database password, API keys and a control token run with request logging, a failing job and a worker crash, and its logs, /metrics, /health, control API, dashboard events, `tide decisions --json` and `tide ps --json` searched (the autoscaler running with SQL sources, with the password in their URLs, that fail on their query or cannot connect); hostile clients: random API keys, forged X-Forwarded-For and Forwarded headers (at the API, the balancer, and through a real Caddy in front of two replicas), slow heads, 32 KiB heads, 1 GiB and endless chunked bodies, thousands of idle connections at a `tide api` with 512 file descriptors',
       durationMs: performance.now() - started,
-      counts: { sqlWritesRefused: sql.refused, sqlWritesRolledBack: sql.rolledBack, outputsSearched: secrets.outputs, bytesSearched: secrets.bytes, problems: control.length + keys.length + sql.problems.length + secrets.problems.length },
-      violations: [...control, ...keys, ...sql.problems, ...secrets.problems],
-      notes: secrets.notes,
+      counts: {
+        sqlWritesRefused: sql.refused,
+        sqlWritesRolledBack: sql.rolledBack,
+        outputsSearched: secrets.outputs,
+        bytesSearched: secrets.bytes,
+        ...Object.assign({}, ...hostile.map((h) => h.figures)),
+        problems: control.length + keys.length + sql.problems.length + secrets.problems.length + hostileProblems.length,
+      },
+      violations: [...control, ...keys, ...sql.problems, ...secrets.problems, ...hostileProblems],
+      notes: [...secrets.notes, ...hostile.flatMap((h) => (h.skipped ? [h.skipped] : []))],
     };
   },
 };

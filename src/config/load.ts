@@ -12,6 +12,7 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pai
 
 import type { ServicePolicy } from '../core/types.js';
 import { TideError, type Where } from '../errors.js';
+import { proxyTrust } from '../net/client-identity.js';
 import { validateScale } from './scale.js';
 import { suggest } from './suggest.js';
 import { type ConfigFile, configFileSchema, KNOWN_KEYS, type ServiceConfig, type TideConfig } from './schema.js';
@@ -246,6 +247,13 @@ function crossCheck(
       add(path, `${range} overlaps ${fieldName(clash.path)} (${clash.from === clash.to ? clash.from : `${clash.from}-${clash.to}`}); ports must be distinct`);
     } else taken.push({ path, from, to });
   };
+  config.balancer.trusted_proxies.forEach((entry, i) => {
+    try {
+      proxyTrust({ trustedProxies: [entry] });
+    } catch {
+      add(['balancer', 'trusted_proxies', i], `"${entry}" is not an IP address or CIDR (like 10.0.0.0/8, 172.18.0.2 or fd00::/8)`);
+    }
+  });
   if (config.balancer.port !== 0) claim(['balancer', 'port'], config.balancer.port, config.balancer.port);
   if (config.control.port !== 0) claim(['control', 'port'], config.control.port, config.control.port);
 
@@ -329,6 +337,8 @@ function normalise(config: ConfigFile, file: string, policies: Map<string, Servi
       ...(b.rate_limit
         ? { rateLimit: { ratePerSecond: b.rate_limit.requests_per_second, burst: b.rate_limit.burst ?? Math.max(1, Math.ceil(b.rate_limit.requests_per_second)) } }
         : {}),
+      trustedProxies: b.trusted_proxies,
+      forwardedHeader: b.forwarded_header,
     },
     control: { host: config.control.host, port: config.control.port, ...(config.control.token === undefined ? {} : { token: config.control.token }) },
     autoscale: {

@@ -26,10 +26,10 @@ export const healthCheckSchema = z
 
 export const rateLimitSchema = z
   .strictObject({
-    requests_per_second: z.number().positive().describe('Sustained requests per second allowed per client IP.'),
+    requests_per_second: z.number().positive().describe('Sustained requests per second allowed per client (its address, or the one a trusted proxy forwarded).'),
     burst: z.int().min(1).optional().describe('Bucket size: requests a client may send at once (default: requests_per_second, at least 1).'),
   })
-  .describe('Per-client-IP token bucket at the balancer; over the limit gets 429 with Retry-After.');
+  .describe('Per-client token bucket at the balancer; over the limit gets 429 with Retry-After.');
 
 export const balancerSchema = z
   .strictObject({
@@ -38,6 +38,14 @@ export const balancerSchema = z
     retries: z.int().min(0).max(10).default(2).describe('Other upstreams tried when a connection fails (idempotent requests only).'),
     health_check: healthCheckSchema.default({ interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 }),
     rate_limit: rateLimitSchema.optional(),
+    trusted_proxies: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Addresses or CIDRs of proxies in front of the application (10.0.0.0/8, 172.18.0.2, fd00::/8) whose forwarded header names the client; from anyone else the header is ignored. Default: none. Exports give it to the API replicas too.'),
+    forwarded_header: z
+      .enum(['x-forwarded-for', 'forwarded'])
+      .default('x-forwarded-for')
+      .describe('The header those proxies set, read from the right: X-Forwarded-For (Caddy, nginx, ingress-nginx, AWS ALB) or Forwarded (RFC 7239).'),
   })
   .describe('The HTTP load balancer in front of the API replicas.');
 
@@ -101,7 +109,7 @@ export const configFileSchema = z
     project: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, `.`, `_` or `-`').describe('Project name; labels processes, metrics and exports.'),
     state_dir: z.string().min(1).default('.tide').describe('Directory for the embedded database, logs and run state.'),
     database: databaseSchema.default({ schema: 'tide' }),
-    balancer: balancerSchema.default({ host: '0.0.0.0', port: 8080, retries: 2, health_check: { interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 } }),
+    balancer: balancerSchema.default({ host: '0.0.0.0', port: 8080, retries: 2, health_check: { interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 }, trusted_proxies: [], forwarded_header: 'x-forwarded-for' }),
     control: controlSchema.default({ host: '127.0.0.1', port: 8079 }),
     autoscale: autoscaleSchema.default({ interval_seconds: 5, dry_run: false, manual_pause_seconds: 300, urgent_poll_seconds: 0.5, read_timeout_seconds: 2, journal_retention_hours: 168 }),
     services: z.record(z.string().regex(serviceName, 'lowercase letters, digits and `-`, starting with a letter'), serviceSchema).describe('Services by name.'),
@@ -173,6 +181,9 @@ export interface BalancerConfig {
   retries: number;
   healthCheck: { intervalMs: number; timeoutMs: number; fails: number; passes: number };
   rateLimit?: { ratePerSecond: number; burst: number };
+  /** Proxies in front whose forwarded header is believed (validated CIDRs); empty: none. */
+  trustedProxies: string[];
+  forwardedHeader: 'x-forwarded-for' | 'forwarded';
 }
 
 /** The whole config, normalised: what `loadConfig` returns. */

@@ -26,10 +26,13 @@ balancer:
     timeout_seconds: 1
     fails: 2      # consecutive failed checks before a replica is taken out
     passes: 1     # consecutive passing checks before it is put back
-  # Per-client-IP rate limit (429 with Retry-After over it):
+  # Per-client rate limit (429 with Retry-After over it):
   # rate_limit:
   #   requests_per_second: 50
   #   burst: 100
+  # Proxies in front (addresses or CIDRs) whose X-Forwarded-For names the client; from
+  # anyone else the header is ignored (docs/security.md):
+  # trusted_proxies: [10.0.0.0/8]
 
 # The control API (tide status, tide scale, the dashboard). Bound to loopback; to bind it
 # elsewhere, set a token: token: \${TIDE_CONTROL_TOKEN}

@@ -17,6 +17,12 @@
  * margin for the exit itself. CPU is requested at one core by default, so the HPA's CPU
  * utilisation (usage / request) means what the core's `cpu_utilization` means (a fraction of
  * a core); memory is requested at its limit for the same reason.
+ *
+ * In front of the first API: an ingress-nginx Ingress. The per-client limit lands there
+ * (`limit-rpm` counts per client address, per controller pod), from `balancer.rate_limit` or
+ * the API's default, and the API's own limit is off: behind the ingress every request comes
+ * from a controller pod. The API trusts exactly `balancer.trusted_proxies` (the controller
+ * pods' CIDR) for the client's address in X-Forwarded-For, which ingress-nginx sets.
  */
 import { isNode, type Node, parseDocument, visit } from 'yaml';
 
@@ -27,9 +33,11 @@ import { TideError } from '../errors.js';
 import { kedaTriggerFor, sourceMetrics } from './keda-sources.js';
 import { type AutoscalerChoice, type ExportDocument, type ExportOptions, type ExportResult, imageOf } from './types.js';
 import {
+  API_DEFAULT_PER_MINUTE,
   API_DEREGISTER_SECONDS,
   containerPort,
   isResourceMetric,
+  perClientPerMinute,
   policyLabel,
   promQuery,
   queueSql,
@@ -89,10 +97,12 @@ function quantityMiB(mib: number): string {
 
 function deployment(config: TideConfig, service: ServiceConfig, options: ExportOptions, autoscaled: boolean): Obj {
   const port = containerPort(service);
-  const command = serviceCommand(service);
+  // the limit is the ingress's (below); the API trusts the controller pods for the client's address
+  const command = serviceCommand(service, ['--rate-limit', '0']);
+  const trusted = service.kind === 'api' && config.balancer.trustedProxies.length > 0 ? { TRUSTED_PROXIES: config.balancer.trustedProxies.join(',') } : {};
   const env: Obj[] = [
     { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: `${options.namespace}-database`, key: 'url' } } },
-    ...Object.entries(serviceEnv(config, service)).map(([name, value]) => ({ name, value })),
+    ...Object.entries({ ...serviceEnv(config, service), ...trusted }).map(([name, value]) => ({ name, value })),
   ];
   const container: Obj = {
     name: service.name,
@@ -146,6 +156,32 @@ function apiService(config: TideConfig, service: ServiceConfig, options: ExportO
       type: 'ClusterIP',
       selector: { 'app.kubernetes.io/name': service.name, 'app.kubernetes.io/part-of': config.project },
       ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+    },
+  };
+}
+
+/** ingress-nginx in front of the API: routes everything to its Service, limits per client address. */
+function apiIngress(config: TideConfig, service: ServiceConfig, options: ExportOptions): Obj {
+  const perMinute = perClientPerMinute(config) ?? API_DEFAULT_PER_MINUTE;
+  const limit = config.balancer.rateLimit;
+  // ingress-nginx's burst is a multiple of the per-second rate (its default is 5)
+  const burst = limit ? Math.min(10, Math.max(1, Math.ceil(limit.burst / limit.ratePerSecond))) : 5;
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: {
+      ...meta(config, options, service.name),
+      annotations: {
+        // per client address (ingress-nginx keys limits by $binary_remote_addr), per controller pod
+        'nginx.ingress.kubernetes.io/limit-rpm': String(perMinute),
+        'nginx.ingress.kubernetes.io/limit-burst-multiplier': String(burst),
+        // the API's own body limit, refused at the edge already
+        'nginx.ingress.kubernetes.io/proxy-body-size': '1m',
+      },
+    },
+    spec: {
+      ingressClassName: 'nginx',
+      rules: [{ http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service.name, port: { name: 'http' } } } }] } }],
     },
   };
 }
@@ -412,6 +448,7 @@ export function exportKubernetes(config: TideConfig, options: ExportOptions): Ex
   const documents: ExportDocument[] = [];
   const notes: string[] = [];
   const byTide: Array<{ service: ServiceConfig; why: string }> = [];
+  let fronted = false;
   for (const service of Object.values(config.services)) {
     const policy = service.scale;
     let plan = policy ? planAutoscaler(policy, options.autoscaler) : undefined;
@@ -426,6 +463,12 @@ export function exportKubernetes(config: TideConfig, options: ExportOptions): Ex
     }
     documents.push({ body: deployment(config, service, options, plan !== undefined), comment: `service ${service.name} (${service.kind})` });
     if (service.kind === 'api') documents.push({ body: apiService(config, service, options) });
+    if (service.kind === 'api' && !fronted) {
+      fronted = true;
+      documents.push({ body: apiIngress(config, service, options), comment: `ingress-nginx in front of ${service.name}: the per-client limit` });
+      notes.push(`ingress: ${perClientPerMinute(config) ?? API_DEFAULT_PER_MINUTE} requests a minute per client address at ingress-nginx (its controller Service needs externalTrafficPolicy: Local, or the PROXY protocol, to see client addresses)`);
+      if (config.balancer.trustedProxies.length === 0) notes.push(`${service.name}: trusts no proxy, so it sees the ingress controller's address; set balancer.trusted_proxies to the controller pods' CIDR`);
+    }
     if (service.max > 1 || service.replicas > 1) documents.push({ body: disruptionBudget(config, service, options) });
     if (!policy || !plan) continue;
     if (plan.kind === 'tide') {

@@ -31,9 +31,9 @@ export function containerPort(service: ServiceConfig): number | undefined {
  * whole command line run by a shell. Workers get `--grace` from `stop_grace_seconds`, so the
  * worker's own drain ends before the platform's kill.
  */
-export function serviceCommand(service: ServiceConfig): { args: string[] } | { shell: string } {
+export function serviceCommand(service: ServiceConfig, apiArgs: readonly string[] = []): { args: string[] } | { shell: string } {
   if (service.kind === 'api') {
-    return { args: ['api', '--host', '0.0.0.0', '--port', String(containerPort(service))] };
+    return { args: ['api', '--host', '0.0.0.0', '--port', String(containerPort(service)), ...apiArgs] };
   }
   if (service.kind === 'worker') {
     const args = ['worker', '--concurrency', String(service.concurrency ?? 10), '--grace', String(service.stopGraceSeconds)];
@@ -44,6 +44,20 @@ export function serviceCommand(service: ServiceConfig): { args: string[] } | { s
   }
   return { shell: service.command ?? 'true' };
 }
+
+/**
+ * The per-client limit of `balancer.rate_limit` as requests per minute (the API's window), or
+ * undefined when the file sets none. The exports put it where their runbooks put limits: at
+ * the proxy when it can limit per client (ingress-nginx), else at the API replicas, which
+ * then trust exactly that proxy for the client's address.
+ */
+export function perClientPerMinute(config: TideConfig): number | undefined {
+  const limit = config.balancer.rateLimit;
+  return limit === undefined ? undefined : Math.max(1, Math.ceil(limit.ratePerSecond * 60));
+}
+
+/** The API's default per-client limit (requests per minute), as `tide api` has it. */
+export const API_DEFAULT_PER_MINUTE = 1000;
 
 /** The environment every replica gets: the service's own plus the queue's schema. */
 export function serviceEnv(config: TideConfig, service: ServiceConfig): Record<string, string> {

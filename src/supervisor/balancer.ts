@@ -39,6 +39,7 @@ import { type AddressInfo, type Server, type Socket, createServer } from 'node:n
 import { Agent } from 'undici';
 
 import { type ErrorCode, TideError } from '../errors.js';
+import { type TrustOptions, identifyClient, proxyTrust } from '../net/client-identity.js';
 import { ChunkedScanner, Framing, MAX_REQUEST_HEAD, MAX_RESPONSE_HEAD, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead } from './http1.js';
 import { type ConnectionUser, type OriginConnection, OriginPool } from './origin-pool.js';
 
@@ -54,7 +55,7 @@ export interface HealthCheckOptions {
 }
 
 export interface RateLimitOptions {
-  /** Tokens added per second to each client IP's bucket. */
+  /** Tokens added per second to each client's bucket (a client: src/net/client-identity.ts). */
   ratePerSecond: number;
   /** Bucket size. */
   burst: number;
@@ -71,6 +72,8 @@ export interface BalancerOptions {
   /** Further upstreams to try after a connection failure. Default 2. */
   retries?: number;
   rateLimit?: RateLimitOptions;
+  /** Proxies in front whose forwarded header names the client the rate limit counts. Default: none (the socket's address). */
+  trust?: TrustOptions;
   /** How long `drain`/`removeUpstream` waits for in-flight requests. Default 30000. */
   drainTimeoutMs?: number;
   /** Time to wait for an upstream's response headers. Default 60000. */
@@ -191,6 +194,7 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
   const log = options.log ?? (() => {});
   const now = options.now ?? Date.now;
   const limit = options.rateLimit;
+  const trust = proxyTrust(options.trust);
   const events = new EventEmitter();
 
   const list: Upstream[] = [];
@@ -345,9 +349,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
         this.answer(ownResponse(200, JSON.stringify(stats()), { 'cache-control': 'no-store' }, close), close);
         return;
       }
-      const wait = rateLimitWait(this.ip);
+      const client = limit ? identifyClient({ peer: this.ip, headers: { [trust.header]: trust.header === 'forwarded' ? head.forwarded : head.forwardedFor } }, trust) : undefined;
+      const wait = client ? rateLimitWait(client.id) : 0;
       if (wait > 0) {
-        const { status, body } = errorBody('TIDE_LB_RATE_LIMITED', `Too many requests from ${this.ip}: the limit is ${limit!.ratePerSecond}/s (burst ${limit!.burst}).`);
+        const { status, body } = errorBody('TIDE_LB_RATE_LIMITED', `Too many requests from ${client!.address}: the limit is ${limit!.ratePerSecond}/s (burst ${limit!.burst}).`);
         this.answer(ownResponse(status, body, { 'retry-after': String(wait) }, close), close);
         return;
       }
@@ -810,14 +815,14 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
   }
 
   /** Seconds to wait before this client may send again, or 0 when it may now. */
-  function rateLimitWait(ip: string): number {
+  function rateLimitWait(clientId: string): number {
     if (!limit) return 0;
     const t = now();
-    let bucket = buckets.get(ip);
+    let bucket = buckets.get(clientId);
     if (!bucket) {
       if (buckets.size >= MAX_BUCKETS) sweepBuckets(t);
       bucket = { tokens: limit.burst, at: t };
-      buckets.set(ip, bucket);
+      buckets.set(clientId, bucket);
     } else {
       bucket.tokens = Math.min(limit.burst, bucket.tokens + ((t - bucket.at) / 1000) * limit.ratePerSecond);
       bucket.at = t;

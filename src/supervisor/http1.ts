@@ -46,6 +46,8 @@ export interface RequestHead {
   lines: string;
   /** The X-Forwarded-For values the request came with, joined, if any. */
   forwardedFor: string | undefined;
+  /** The Forwarded (RFC 7239) values, joined, if any (also left in `lines`). */
+  forwarded: string | undefined;
   hasHost: boolean;
   /** The client keeps the connection open after this exchange. */
   keepAlive: boolean;
@@ -149,6 +151,7 @@ export function parseRequestHead(head: string): RequestHead | string {
     minor,
     lines: transferEncoding === undefined ? fields.lines : `${fields.lines}Transfer-Encoding: ${transferEncoding}\r\n`,
     forwardedFor: fields.forwardedFor,
+    forwarded: fields.forwarded,
     hasHost: fields.hosts === 1,
     keepAlive: !fields.close && (minor === 1 || fields.keepAlive),
     framing,
@@ -161,6 +164,7 @@ interface RequestFields {
   lines: string;
   named: string[];
   forwardedFor: string | undefined;
+  forwarded: string | undefined;
   hosts: number;
   close: boolean;
   keepAlive: boolean;
@@ -170,7 +174,7 @@ interface RequestFields {
 }
 
 function parseRequestFields(head: string, start: number, drop: Set<string> | null): RequestFields | string {
-  const fields: RequestFields = { lines: '', named: [], forwardedFor: undefined, hosts: 0, close: false, keepAlive: false, contentLength: undefined, transferEncoding: undefined, expectContinue: false };
+  const fields: RequestFields = { lines: '', named: [], forwardedFor: undefined, forwarded: undefined, hosts: 0, close: false, keepAlive: false, contentLength: undefined, transferEncoding: undefined, expectContinue: false };
   const end = head.length - 2;
   let at = start;
   while (at < end) {
@@ -214,6 +218,11 @@ function parseRequestFields(head: string, start: number, drop: Set<string> | nul
         const value = trimEnd(m[2]!);
         fields.forwardedFor = fields.forwardedFor === undefined ? value : `${fields.forwardedFor}, ${value}`;
         continue;
+      }
+      case 'forwarded': {
+        const value = trimEnd(m[2]!);
+        fields.forwarded = fields.forwarded === undefined ? value : `${fields.forwarded}, ${value}`;
+        break; // read for the client's identity, and forwarded as it came
       }
       case 'x-forwarded-proto':
         continue;

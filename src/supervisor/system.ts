@@ -99,6 +99,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
         healthCheck: b.healthCheck,
         retries: b.retries,
         ...(b.rateLimit ? { rateLimit: { ratePerSecond: b.rateLimit.ratePerSecond, burst: b.rateLimit.burst } } : {}),
+        trust: { trustedProxies: b.trustedProxies, forwardedHeader: b.forwardedHeader },
         log: (line) => log(`balancer: ${line}`),
       });
       cleanups.push(() => balancer!.close());

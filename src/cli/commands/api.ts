@@ -1,3 +1,5 @@
+import { TideError } from '../../errors.js';
+import { proxyTrust } from '../../net/client-identity.js';
 import { numberArg, parse } from '../args.js';
 import type { Command } from '../main.js';
 
@@ -14,8 +16,19 @@ options:
   --routes <module>   a Fastify plugin module with your own routes (repeatable)
   --api-key <key>     require X-API-Key to be this key (repeatable; also API_KEYS=k1,k2)
   --handler <name>    refuse jobs for handlers not named (repeatable; default: accept any)
-  --rate-limit <n>    requests per client per minute (default 1000; 0 turns it off)
+  --rate-limit <n>    requests per client per minute, per replica (default 1000; 0 turns it off);
+                      a client is its verified API key, else its address
+  --trusted-proxy <cidr>
+                      a proxy in front whose forwarded header names the client (repeatable;
+                      also TRUSTED_PROXIES=cidr,cidr; default: none, the socket's address)
+  --forwarded-header <name>
+                      the header those proxies set: x-forwarded-for (default) or forwarded
   --body-limit <n>    largest request body in bytes (default 1048576)
+  --headers-timeout <ms>
+                      a request head must arrive within this long, else 408 (default 10000)
+  --max-connections <n>
+                      connections held at most; the excess is closed at once (default: what
+                      the file descriptor limit allows, less a reserve)
 
 SIGTERM or SIGINT: stop accepting, finish the requests in flight, close the pool, exit 0.`;
 
@@ -36,12 +49,25 @@ export const command: Command = {
         handler: { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
         'body-limit': { type: 'string' },
+        'trusted-proxy': { type: 'string', multiple: true },
+        'forwarded-header': { type: 'string' },
+        'headers-timeout': { type: 'string' },
+        'max-connections': { type: 'string' },
       },
       false,
     );
     const port = numberArg(values.port ?? process.env.PORT, values.port === undefined ? 'PORT' : '--port', 3000);
     const rate = numberArg(values['rate-limit'], '--rate-limit', 1000);
     const bodyLimit = numberArg(values['body-limit'], '--body-limit', 1024 * 1024, 1);
+    const headersTimeoutMs = numberArg(values['headers-timeout'], '--headers-timeout', 10_000, 1);
+    const maxConnections = values['max-connections'] === undefined ? undefined : numberArg(values['max-connections'], '--max-connections', 0, 1);
+    const forwardedHeader = values['forwarded-header'] ?? process.env.FORWARDED_HEADER ?? 'x-forwarded-for';
+    if (forwardedHeader !== 'x-forwarded-for' && forwardedHeader !== 'forwarded') {
+      throw new TideError('TIDE_USAGE', `--forwarded-header must be x-forwarded-for or forwarded, not "${forwardedHeader}".`, { where: { arg: '--forwarded-header' } });
+    }
+    const trustedProxies = [...(values['trusted-proxy'] ?? []), ...(process.env.TRUSTED_PROXIES ?? '').split(',')].map((p) => p.trim()).filter(Boolean);
+    // checked here, so a typo stops the start with the flag's name
+    proxyTrust({ trustedProxies }, values['trusted-proxy'] ? '--trusted-proxy' : 'TRUSTED_PROXIES');
     const apiKeys = [...(values['api-key'] ?? []), ...(process.env.API_KEYS ?? '').split(',')].map((k) => k.trim()).filter(Boolean);
 
     const [{ resolveDatabase }, { startApi }, { version }] = await Promise.all([
@@ -62,6 +88,9 @@ export const command: Command = {
         apiKeys,
         rateLimit: rate === 0 ? false : { max: rate, windowMs: 60_000 },
         bodyLimit,
+        headersTimeoutMs,
+        ...(maxConnections !== undefined ? { maxConnections } : {}),
+        trust: { trustedProxies, forwardedHeader },
         ...(values.handler ? { knownHandlers: values.handler } : {}),
         ...(values.routes ? { plugins: values.routes } : {}),
         logger: { level: process.env.LOG_LEVEL ?? 'info' },

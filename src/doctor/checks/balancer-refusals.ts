@@ -27,7 +27,7 @@ export function balancerRefusals(facts: Facts): Finding[] {
       subject: 'balancer',
       title: `The balancer's rate limit refused ${b.rateLimited} requests`,
       evidence: `${b.rateLimited} answered 429 TIDE_LB_RATE_LIMITED in ${seconds(facts.windowSeconds)}.`,
-      fix: 'A client is over `balancer.rate_limit` (per client IP): if it is a real client (or a proxy in front, which counts as one), raise requests_per_second or burst; if it is abuse, the limit is doing its job.',
+      fix: 'A client is over `balancer.rate_limit` (per client address): if it is a real client, raise requests_per_second or burst; if it is a proxy in front (every client behind it counts as one), list it in `balancer.trusted_proxies`; if it is abuse, the limit is doing its job.',
     });
   }
   return findings;

@@ -9,19 +9,28 @@
  * a stable code from src/errors.ts; a database outage is a 503 with Retry-After, and the pg
  * pool reconnects on its own when the database returns.
  *
- * Hooks run in this order on every request: auth (onRequest, global) -> rate limit (onRequest,
- * per route, keyed by API key or IP) -> body parse and schema validation -> handler ->
+ * Hooks run in this order on every request: auth (onRequest, global: verifies the key) ->
+ * rate limit (onRequest, per route, keyed by who the client is: a verified key, else its
+ * address, by src/net/client-identity.ts) -> body parse and schema validation -> handler ->
  * metrics (onResponse).
+ *
+ * Against hostile clients: a request head must arrive within `headersTimeoutMs` (408, the
+ * slow-loris defence) and fit in 16 KiB (431), a body is cut at `bodyLimit` (413), and the
+ * server holds at most `maxConnections` connections, never more than its file descriptors
+ * allow (src/net/file-limit.ts): the excess is closed at once instead of failing with EMFILE.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 
-import { TideError } from '../../errors.js';
+import { type ErrorCode, TideError } from '../../errors.js';
+import { type ClientIdentity, type TrustOptions, identifyClient, proxyTrust } from '../../net/client-identity.js';
+import { connectionCap, openFileLimit } from '../../net/file-limit.js';
 import type { EnqueueInput, Job, QueueEngine, QueueStats } from '../queue/types.js';
 import { DB_RETRY_AFTER_S, errorBody, toTideError } from './errors.js';
 import { instrumentApi } from './metrics.js';
@@ -38,8 +47,17 @@ export interface ApiOptions {
   engine: QueueEngine;
   /** When set and non-empty, every route but /health and /metrics needs `X-API-Key` to be one of them. */
   apiKeys?: string[];
-  /** Requests per client (API key, else IP) per window. Default 1000 per minute. */
+  /**
+   * Requests per client per window (a client is its verified API key, else its address).
+   * Default 1000 per minute. Each replica counts on its own.
+   */
   rateLimit?: { max: number; windowMs: number } | false;
+  /** Proxies whose forwarded header names the client (see src/net/client-identity.ts). Default: none. */
+  trust?: TrustOptions;
+  /** A request head must arrive within this long, or 408 and the connection closes. Default 10000 ms. */
+  headersTimeoutMs?: number;
+  /** Connections held at most (fewer when the file descriptor limit is lower). Default: what the descriptors allow. */
+  maxConnections?: number;
   /** Largest request body in bytes. Default 1 MiB. */
   bodyLimit?: number;
   /** Reported by /health. */
@@ -74,6 +92,12 @@ const OPEN_PATHS = new Set(['/health', '/metrics']);
 export function isJobId(id: string): boolean {
   return /^[1-9][0-9]{0,18}$/.test(id) && BigInt(id) <= 9223372036854775807n;
 }
+
+/** Node's HTTP parser errors, answered with the API's own coded body. */
+const CLIENT_ERRORS: Record<string, { code: ErrorCode; message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { code: 'TIDE_API_REQUEST_TIMEOUT', message: 'The request head did not arrive within the header timeout.' },
+  HPE_HEADER_OVERFLOW: { code: 'TIDE_API_HEADERS_TOO_LARGE', message: 'The request head is larger than 16 KiB.' },
+};
 
 function digest(key: string): Buffer {
   return createHash('sha256').update(key).digest();
@@ -241,9 +265,23 @@ async function withTimeout(check: () => Promise<void>, ms: number): Promise<void
 export function buildApi(options: ApiOptions): FastifyInstance {
   const now = options.now ?? Date.now;
   const startedAt = now();
+  const trust = proxyTrust(options.trust);
+  const headersTimeout = options.headersTimeoutMs ?? 10_000;
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // the header timeout is checked on this interval, so it is a fraction of the timeout
+    http: { headersTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))) },
+    // a parse error, a head too large or too slow: a coded answer, then the connection closes
+    clientErrorHandler: (err, socket) => {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'ECONNRESET' || socket.destroyed) return;
+      const known = CLIENT_ERRORS[code] ?? { code: 'TIDE_API_BAD_REQUEST' as const, message: 'The request is not well-formed HTTP/1.1.' };
+      const typed = new TideError(known.code, known.message);
+      const body = JSON.stringify(errorBody(typed));
+      if (socket.writable) socket.write(`HTTP/1.1 ${typed.status} ${STATUS_CODES[typed.status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.destroy();
+    },
     // we answer requests that arrive during close ourselves, with a coded body (below)
     return503OnClosing: false,
     // reject unknown fields instead of stripping them, and never coerce "5" into 5
@@ -279,6 +317,22 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     if (closing) throw new TideError('TIDE_API_SHUTTING_DOWN', 'This replica is shutting down; retry the request.');
   });
 
+  const cap = connectionCap(options.maxConnections, openFileLimit());
+  if (cap !== undefined) app.server.maxConnections = cap;
+
+  // Who each request's client is, decided once: its verified key (set by the auth hook), else
+  // its address (the socket's, or the forwarded one from a trusted proxy).
+  const verifiedKeys = new WeakMap<object, string>();
+  const clients = new WeakMap<object, ClientIdentity>();
+  const clientOf = (request: FastifyRequest): ClientIdentity => {
+    let client = clients.get(request);
+    if (client === undefined) {
+      client = identifyClient({ peer: request.raw.socket.remoteAddress ?? '', headers: request.headers, verifiedKey: verifiedKeys.get(request) }, trust);
+      clients.set(request, client);
+    }
+    return client;
+  };
+
   const keys = (options.apiKeys ?? []).filter((k) => k.length > 0);
   const isKey = keys.length > 0 ? keyMatcher(keys) : undefined;
   if (isKey) {
@@ -290,6 +344,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
           where: { field: 'x-api-key' },
         });
       }
+      verifiedKeys.set(request, given);
     });
   }
 
@@ -298,11 +353,9 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     void app.register(rateLimit, {
       max: limit.max,
       timeWindow: limit.windowMs,
-      // a client is its key when it has one, so many clients behind one proxy do not share a bucket
-      keyGenerator: (request) => {
-        const key = request.headers['x-api-key'];
-        return typeof key === 'string' && key ? `key:${digest(key).toString('hex')}` : `ip:${request.ip}`;
-      },
+      // a verified key, else the address: an unverified key names nobody, so random keys share
+      // their sender's bucket, and clients behind a trusted proxy each have their own
+      keyGenerator: (request) => clientOf(request).id,
       // load balancer probes and scrapers must never be throttled
       allowList: (request) => OPEN_PATHS.has(request.routeOptions.url ?? ''),
       errorResponseBuilder: (_request, context) =>
