@@ -14,6 +14,7 @@
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import { METRIC } from '../core/types.js';
 import type { ExportOptions, ExportResult } from './types.js';
+import { scrapedServices } from './scrape.js';
 import { labelMatch, promJob, promQuery, queuesOf } from './workload.js';
 
 type Rule = { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> };
@@ -149,6 +150,29 @@ export function serviceRules(config: TideConfig, service: ServiceConfig, options
   if (depth) {
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.warning}`, '5m', 'warning', `more than ${DEFAULT_THRESHOLDS.queueDepth.warning} jobs waiting (${queues})`);
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.critical}`, '5m', 'critical', `more than ${DEFAULT_THRESHOLDS.queueDepth.critical} jobs waiting (${queues})`);
+  }
+  const scraped = scrapedServices(config).includes(service);
+  if (scraped) {
+    // `or vector(0)`: a service with no target left (scaled to zero, pods gone) has no `up` series at all
+    const healthy = `(count(up{${labelMatch('job', [promJob(config, service.name)])}} == 1) or vector(0))`;
+    const idleAllowed = service.kind === 'worker' && service.min === 0 && depth;
+    add(
+      'TideNoHealthyReplica',
+      idleAllowed ? `${healthy} == 0 and on() ${depth} > 0` : `${healthy} == 0`,
+      '2m',
+      'critical',
+      idleAllowed ? `no healthy replica while jobs wait (${queues})` : 'no healthy replica answers /metrics',
+    );
+    if (service.kind === 'worker' && depth) {
+      const backlog = service.max * (service.concurrency ?? 10);
+      add(
+        'TideWorkersAtMax',
+        `${depth} > ${backlog} and on() ${healthy} >= ${service.max}`,
+        '10m',
+        'warning',
+        `workers at their max (${service.max}) with more than ${backlog} jobs waiting (a full round of the workers): raise max or speed up the jobs`,
+      );
+    }
   }
   const age = signal.oldestAge;
   if (age) {
