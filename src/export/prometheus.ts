@@ -1,13 +1,14 @@
 /**
- * `tide export prometheus-rules`: the runbooks' alerts (high CPU, high memory, queue depth,
- * oldest job age, API p99 latency, error rate) as a Prometheus rule file over the metric
- * names the runtime exports (tide_queue_*, http_request_duration_seconds, prom-client's
- * process_* metrics).
+ * `tide export prometheus-rules`: the runbooks' alerts (no healthy replica, workers at max with
+ * a backlog, high CPU, high memory, queue depth, oldest job age, API p99 latency, error rate)
+ * as a Prometheus rule file over the metric names the runtime exports (tide_queue_*,
+ * http_request_duration_seconds, prom-client's process_* metrics, and `up`).
  *
  * Thresholds come from the config where it has them (a CPU or memory target, the SLO's
  * wait for the oldest job's age) and otherwise from the runbooks' own tables: CPU 70%/85%,
  * memory 80%/90%, queue depth 1,000/5,000, p99 500 ms/2 s, errors 5%, processing lag 5 min.
- * Replicas are selected by the scrape job `<project>-<service>` (see docs/platforms). Where a
+ * Replicas are selected by the job `<project>-<service>`, which every scrape set-up of
+ * scrape.ts gives them (docs/platforms/alerts.md). Where a
  * service's `sources:` say how a metric is measured (a PromQL query, a Redis list, a RabbitMQ
  * queue), the alert reads the same thing.
  */
