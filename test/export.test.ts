@@ -512,6 +512,11 @@ describe('export prometheus-config and PodMonitors: the labels the rules and the
     });
   }
 
+  it('--platform local with control.port 0 and no running tide up: TIDE_EXPORT_UNSUPPORTED, naming the fix', () => {
+    const free = parseConfig(`${OPEN_FORGE}\ncontrol: { port: 0 }\n`, 'tide.yaml');
+    assert.throws(() => exportConfig('prometheus-config', free, { platform: 'local' }), (err: unknown) => isTideError(err) && err.code === 'TIDE_EXPORT_UNSUPPORTED' && /--control-url/.test(err.message));
+  });
+
   it('kubernetes --pod-monitors: one PodMonitor per scraped service, on its pods and named port, setting the job the rules select', () => {
     const objects = kubernetes(OPEN_FORGE, { podMonitors: true });
     const monitors = objects.filter((o) => o.kind === 'PodMonitor');

@@ -61,6 +61,11 @@ function localJob(config: TideConfig, options: ExportOptions): Obj {
       where: { file: config.file, field: 'control.token' },
     });
   }
+  if (/:0$/.test(options.controlUrl)) {
+    throw new TideError('TIDE_EXPORT_UNSUPPORTED', `control.port is 0 (a free port each run), so the control API's address is not known from the config; export while tide up runs (its address is read from ${config.stateDir}/control.json), or pass --control-url.`, {
+      where: { file: config.file, field: 'control.port' },
+    });
+  }
   return {
     job_name: `${config.project}-tide-up`,
     scrape_interval: SCRAPE_INTERVAL,
