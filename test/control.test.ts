@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ControlClient, connectControl, readControlState, removeControlState, writeControlState } from '../src/supervisor/client.js';
-import { isLoopback, startControl, tokenMatches } from '../src/supervisor/control.js';
+import { isLoopback, startControl, targetGroups, tokenMatches } from '../src/supervisor/control.js';
 import { type LogLine, type PsResult, type ServiceSpec, Supervisor } from '../src/supervisor/supervisor.js';
 
 const worker = new URL('./fixtures/supervisor-worker.mjs', import.meta.url).pathname;
@@ -132,4 +132,20 @@ test('POST /v1/scale tells onManualScale of each service before applying it, and
     await sup.shutdown();
     await control.close();
   }
+});
+
+test('GET /v1/targets groups: one per replica with a port, labelled for the exported relabelling; stopped replicas and portless ones left out', () => {
+  const replica = (id: string, service: string, port: number | null, state: PsResult['replicas'][number]['state']) =>
+    ({ id, service, index: 1, pid: 1, port, state, restarts: 0, uptimeSeconds: 1, cpuSeconds: null, rssBytes: null, lastExit: null }) as PsResult['replicas'][number];
+  const ps = {
+    services: [
+      { name: 'api', kind: 'api' },
+      { name: 'worker', kind: 'worker' },
+    ],
+    replicas: [replica('api-1', 'api', 4001, 'healthy'), replica('worker-1', 'worker', 4002, 'crashed'), replica('worker-2', 'worker', 4003, 'stopped'), replica('cmd-1', 'cmd', null, 'healthy')],
+  } as unknown as PsResult;
+  assert.deepEqual(targetGroups(ps, 'shop'), [
+    { targets: ['127.0.0.1:4001'], labels: { __meta_tide_project: 'shop', __meta_tide_service: 'api', __meta_tide_kind: 'api', __meta_tide_replica: 'api-1', __meta_tide_state: 'healthy' } },
+    { targets: ['127.0.0.1:4002'], labels: { __meta_tide_project: 'shop', __meta_tide_service: 'worker', __meta_tide_kind: 'worker', __meta_tide_replica: 'worker-1', __meta_tide_state: 'crashed' } },
+  ]);
 });

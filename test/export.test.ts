@@ -501,6 +501,78 @@ describe('export prometheus-rules', () => {
   });
 });
 
+describe('export prometheus-config and PodMonitors: the labels the rules and the dashboard select', () => {
+  const config = parseConfig(OPEN_FORGE, 'tide.yaml');
+  const rulesText = renderExport(exportConfig('prometheus-rules', config), 'yaml');
+  const dashboard = JSON.stringify(exportConfig('grafana', config).documents[0]!.body);
+  /** Every job the rules and the dashboard select on. */
+  const selected = new Set([...`${rulesText}\n${dashboard}`.matchAll(/job=(?:\\?")([^"\\]+)/g)].flatMap((m) => m[1]!.split('|')));
+
+  it('the rules and the dashboard select only the jobs <project>-<service> of scraped services', () => {
+    assert.deepEqual([...selected].sort(), ['open-forge-agent-worker', 'open-forge-api', 'open-forge-batch']);
+  });
+
+  for (const platform of ['local', 'compose', 'kubernetes'] as const) {
+    it(`--platform ${platform}: promtool check config passes, and the relabelling gives job="<project>-<service>"`, async (t) => {
+      const result = exportConfig('prometheus-config', config, { platform, rulesFile: 'rules.yml', controlUrl: 'http://127.0.0.1:8079' });
+      const body = result.documents[0]!.body as Obj;
+      const jobs = body.scrape_configs as Obj[];
+      for (const job of jobs) {
+        const toJob = (job.relabel_configs as Obj[]).find((r) => r.target_label === 'job');
+        assert.equal(toJob?.replacement, 'open-forge-$1', `${job.job_name}`);
+        const keep = (job.relabel_configs as Obj[]).find((r) => r.action === 'keep' && r.source_labels[0] === toJob!.source_labels[0]);
+        assert.deepEqual((keep!.regex as string).split('|').map((n) => `open-forge-${n}`).sort(), [...selected].sort());
+      }
+      if (platform === 'local') assert.equal(jobs[0]!.http_sd_configs[0].url, 'http://127.0.0.1:8079/v1/targets');
+      if (platform === 'compose') assert.deepEqual(jobs.map((j) => j.job_name).sort(), [...selected].sort());
+      if (platform === 'kubernetes') {
+        assert.deepEqual(jobs[0]!.kubernetes_sd_configs, [{ role: 'pod', namespaces: { names: ['open-forge'] } }]);
+        // Debian's Prometheus is built without Kubernetes service discovery: promtool cannot read it
+        return;
+      }
+      const dir = await mkdtemp(path.join(tmpdir(), 'tide-scrape-'));
+      try {
+        await writeFile(path.join(dir, 'prometheus.yml'), renderExport(result, 'yaml'));
+        await writeFile(path.join(dir, 'rules.yml'), rulesText);
+        const out = await promtool([path.join(dir, 'prometheus.yml')], 'config');
+        if (!out) {
+          t.skip('promtool is not installed (Debian package prometheus); the config was not checked');
+          return;
+        }
+        assert.equal(out.code, 0, out.output);
+        assert.match(out.output, /SUCCESS/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('--platform local with control.port 0 and no running tide up: TIDE_EXPORT_UNSUPPORTED, naming the fix', () => {
+    const free = parseConfig(`${OPEN_FORGE}\ncontrol: { port: 0 }\n`, 'tide.yaml');
+    assert.throws(() => exportConfig('prometheus-config', free, { platform: 'local' }), (err: unknown) => isTideError(err) && err.code === 'TIDE_EXPORT_UNSUPPORTED' && /--control-url/.test(err.message));
+  });
+
+  it('kubernetes --pod-monitors: one PodMonitor per scraped service, on its pods and named port, setting the job the rules select', () => {
+    const objects = kubernetes(OPEN_FORGE, { podMonitors: true });
+    const monitors = objects.filter((o) => o.kind === 'PodMonitor');
+    assert.equal(kubernetes(OPEN_FORGE).filter((o) => o.kind === 'PodMonitor').length, 0, 'only when asked');
+    assert.deepEqual(monitors.map((m) => m.metadata.name).sort(), ['agent-worker', 'api', 'batch']);
+    const jobs = new Set<string>();
+    for (const m of monitors) {
+      assert.equal(m.apiVersion, 'monitoring.coreos.com/v1');
+      const deployment = find(objects, 'Deployment', m.metadata.name);
+      const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+      for (const [k, v] of Object.entries(m.spec.selector.matchLabels as Record<string, string>)) assert.equal(podLabels[k], v, k);
+      const [endpoint] = m.spec.podMetricsEndpoints as Obj[];
+      const ports = (deployment.spec.template.spec.containers[0].ports as Obj[]).map((p) => p.name);
+      assert.ok(ports.includes(endpoint!.port), `${m.metadata.name}: port ${endpoint!.port} of ${ports.join(', ')}`);
+      const job = (endpoint!.relabelings as Obj[]).find((r) => r.targetLabel === 'job');
+      jobs.add(job!.replacement);
+    }
+    assert.deepEqual([...jobs].sort(), [...selected].sort());
+  });
+});
+
 describe('export prometheus-rules: label values PromQL must escape', () => {
   it('queue names with regex metacharacters, quotes and backslashes still pass promtool', async (t) => {
     const config = parseConfig(
@@ -587,11 +659,11 @@ describe('export grafana', () => {
   });
 });
 
-/** promtool's verdict on rule files, or undefined when it is not installed. */
-async function promtool(files: string[]): Promise<{ code: number; output: string } | undefined> {
+/** promtool's verdict on rule files (or a config), or undefined when it is not installed. */
+async function promtool(files: string[], what: 'rules' | 'config' = 'rules'): Promise<{ code: number; output: string } | undefined> {
   if (!existsSync('/usr/bin/promtool')) return undefined;
   return new Promise((resolve) => {
-    execFile('/usr/bin/promtool', ['check', 'rules', ...files], (err, stdout, stderr) => {
+    execFile('/usr/bin/promtool', ['check', what, ...files], (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
     });
   });

@@ -9,6 +9,7 @@
 import type { TideConfig } from '../config/schema.js';
 import type { ExportOptions, ExportResult } from './types.js';
 import { oldestAgeThreshold, type ServiceSignals, serviceSignals } from './prometheus.js';
+import { scrapedJobs, scrapedServices } from './scrape.js';
 import { labelMatch, promJob } from './workload.js';
 
 type Obj = Record<string, unknown>;
@@ -57,14 +58,13 @@ export function exportGrafana(config: TideConfig, options: ExportOptions): Expor
       const expr = pick(signal);
       return expr ? [{ expr, legend: service.name }] : [];
     });
-  const scraped = services.filter(({ service, signal }) => service.kind !== 'command' || signal.http).map(({ service }) => promJob(config, service.name));
   const http = services.filter(({ signal }) => signal.http);
   // the builtin queue's own series exist when an API serves it or a worker reads it
   const builtin = services.some(({ service }) => service.kind === 'api' || (service.kind === 'worker' && (!service.sources || Object.values(service.sources).some((x) => x.kind === 'builtin'))));
   const workers = services.filter(({ signal }) => signal.oldestAge).map(({ service }) => oldestAgeThreshold(service));
 
   const specs: PanelSpec[] = [];
-  if (scraped.length) specs.push({ title: 'Replicas up', unit: 'short', targets: [{ expr: `count by (job) (up{${labelMatch('job', scraped)}} == 1)`, legend: '{{job}}' }] });
+  if (scrapedServices(config).length) specs.push({ title: 'Replicas up', unit: 'short', targets: [{ expr: `count by (job) (up{${scrapedJobs(config)}} == 1)`, legend: '{{job}}' }] });
   const cpu = per((x) => x.cpu);
   if (cpu.length) specs.push({ title: 'CPU (fraction of a core, or of the limit)', unit: 'percentunit', targets: cpu, threshold: 0.7 });
   const memory = per((x) => x.memory);

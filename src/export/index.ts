@@ -12,9 +12,11 @@ import { exportEcs } from './ecs.js';
 import { exportGrafana } from './grafana.js';
 import { exportKubernetes } from './kubernetes.js';
 import { exportPrometheusRules } from './prometheus.js';
+import { exportPrometheusConfig } from './scrape.js';
 import { defaultOptions, type Exporter, type ExportOptions, type ExportResult } from './types.js';
 
 export type { ExportOptions, ExportResult } from './types.js';
+export { SCRAPE_PLATFORMS } from './scrape.js';
 
 /** Every target, with its natural output format. */
 export const EXPORTS = {
@@ -22,6 +24,7 @@ export const EXPORTS = {
   compose: { run: exportCompose, format: 'yaml', summary: 'a Compose file with a reverse proxy, replicas, stop grace periods and the autoscaler' },
   ecs: { run: exportEcs, format: 'json', summary: 'Application Auto Scaling requests (scalable targets, policies, scheduled actions, alarms)' },
   'prometheus-rules': { run: exportPrometheusRules, format: 'yaml', summary: "the runbooks' alerts as a Prometheus rule file" },
+  'prometheus-config': { run: exportPrometheusConfig, format: 'yaml', summary: 'a Prometheus scrape config (local tide up, Compose or Kubernetes pods) giving the rules their labels' },
   grafana: { run: exportGrafana, format: 'json', summary: 'a Grafana dashboard for the same metrics' },
 } as const satisfies Record<string, { run: Exporter; format: 'yaml' | 'json'; summary: string }>;
 

@@ -31,6 +31,7 @@ import type { Behavior, ScalingRules, ServicePolicy, TargetPolicy } from '../cor
 import { METRIC } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { kedaTriggerFor, sourceMetrics } from './keda-sources.js';
+import { podMonitors } from './scrape.js';
 import { type AutoscalerChoice, type ExportDocument, type ExportOptions, type ExportResult, imageOf } from './types.js';
 import {
   API_DEFAULT_PER_MINUTE,
@@ -479,6 +480,9 @@ export function exportKubernetes(config: TideConfig, options: ExportOptions): Ex
     documents.push({ body, comment: `${plan.kind === 'hpa' ? 'HPA' : 'KEDA'} for ${service.name}: ${plan.why}` });
   }
   if (byTide.length) documents.push(...tideAutoscaler(config, byTide, options));
+  if (options.podMonitors) {
+    for (const body of podMonitors(config, options, (name) => labels(config, name))) documents.push({ body, comment: `Prometheus Operator: scrape ${(body.metadata as { name: string }).name} with the labels the alert rules select` });
+  }
   return { documents, notes };
 }
 

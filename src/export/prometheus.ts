@@ -1,19 +1,21 @@
 /**
- * `tide export prometheus-rules`: the runbooks' alerts (high CPU, high memory, queue depth,
- * oldest job age, API p99 latency, error rate) as a Prometheus rule file over the metric
- * names the runtime exports (tide_queue_*, http_request_duration_seconds, prom-client's
- * process_* metrics).
+ * `tide export prometheus-rules`: the runbooks' alerts (no healthy replica, workers at max with
+ * a backlog, high CPU, high memory, queue depth, oldest job age, API p99 latency, error rate)
+ * as a Prometheus rule file over the metric names the runtime exports (tide_queue_*,
+ * http_request_duration_seconds, prom-client's process_* metrics, and `up`).
  *
  * Thresholds come from the config where it has them (a CPU or memory target, the SLO's
  * wait for the oldest job's age) and otherwise from the runbooks' own tables: CPU 70%/85%,
  * memory 80%/90%, queue depth 1,000/5,000, p99 500 ms/2 s, errors 5%, processing lag 5 min.
- * Replicas are selected by the scrape job `<project>-<service>` (see docs/platforms). Where a
+ * Replicas are selected by the job `<project>-<service>`, which every scrape set-up of
+ * scrape.ts gives them (docs/platforms/alerts.md). Where a
  * service's `sources:` say how a metric is measured (a PromQL query, a Redis list, a RabbitMQ
  * queue), the alert reads the same thing.
  */
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import { METRIC } from '../core/types.js';
 import type { ExportOptions, ExportResult } from './types.js';
+import { scrapedServices } from './scrape.js';
 import { labelMatch, promJob, promQuery, queuesOf } from './workload.js';
 
 type Rule = { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> };
@@ -149,6 +151,29 @@ export function serviceRules(config: TideConfig, service: ServiceConfig, options
   if (depth) {
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.warning}`, '5m', 'warning', `more than ${DEFAULT_THRESHOLDS.queueDepth.warning} jobs waiting (${queues})`);
     add('TideQueueDepthHigh', `${depth} > ${DEFAULT_THRESHOLDS.queueDepth.critical}`, '5m', 'critical', `more than ${DEFAULT_THRESHOLDS.queueDepth.critical} jobs waiting (${queues})`);
+  }
+  const scraped = scrapedServices(config).includes(service);
+  if (scraped) {
+    // `or vector(0)`: a service with no target left (scaled to zero, pods gone) has no `up` series at all
+    const healthy = `(count(up{${labelMatch('job', [promJob(config, service.name)])}} == 1) or vector(0))`;
+    const idleAllowed = service.kind === 'worker' && service.min === 0 && depth;
+    add(
+      'TideNoHealthyReplica',
+      idleAllowed ? `${healthy} == 0 and on() ${depth} > 0` : `${healthy} == 0`,
+      '2m',
+      'critical',
+      idleAllowed ? `no healthy replica while jobs wait (${queues})` : 'no healthy replica answers /metrics',
+    );
+    if (service.kind === 'worker' && depth) {
+      const backlog = service.max * (service.concurrency ?? 10);
+      add(
+        'TideWorkersAtMax',
+        `${depth} > ${backlog} and on() ${healthy} >= ${service.max}`,
+        '10m',
+        'warning',
+        `workers at their max (${service.max}) with more than ${backlog} jobs waiting (a full round of the workers): raise max or speed up the jobs`,
+      );
+    }
   }
   const age = signal.oldestAge;
   if (age) {

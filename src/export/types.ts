@@ -27,6 +27,14 @@ export interface ExportOptions {
   prometheusUrl: string;
   /** CloudWatch namespace the queue metrics are published under (ECS). Default `Tidescale`. */
   cloudwatchNamespace: string;
+  /** `prometheus-config`: the platform whose replicas are scraped. Default `local`. */
+  platform: 'local' | 'compose' | 'kubernetes';
+  /** `prometheus-config --platform local`: the control API of `tide up`. Default from `control:`. */
+  controlUrl: string;
+  /** `prometheus-config`: the rule file it loads (`tide export prometheus-rules -o ...`). */
+  rulesFile: string;
+  /** Kubernetes: PodMonitor objects (Prometheus Operator) beside the scrape annotations. */
+  podMonitors: boolean;
   /** The text of tide.yaml, for the in-cluster autoscaler's ConfigMap. */
   configText?: string;
 }
@@ -58,8 +66,18 @@ export function defaultOptions(config: TideConfig, given: Partial<ExportOptions>
     ...(given.cluster === undefined ? {} : { cluster: given.cluster }),
     prometheusUrl: given.prometheusUrl ?? 'http://prometheus.monitoring.svc:9090',
     cloudwatchNamespace: given.cloudwatchNamespace ?? 'Tidescale',
+    platform: given.platform ?? 'local',
+    controlUrl: given.controlUrl ?? `http://${urlHost(config.control.host)}:${config.control.port}`,
+    rulesFile: given.rulesFile ?? 'tide-rules.yml',
+    podMonitors: given.podMonitors ?? false,
     ...(given.configText === undefined ? {} : { configText: given.configText }),
   };
+}
+
+/** A host as it goes in a URL: IPv6 in brackets, a wildcard as the loopback address. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The image a service's replicas run. */

@@ -7,6 +7,7 @@
  *   POST /v1/restart  {"service":"api"}  rolling restart; answers when done
  *   GET  /v1/logs?service=&tail=&follow=1   NDJSON LogLines; follow keeps the stream open
  *   POST /v1/down                        202, then `tide up` stops everything
+ *   GET  /v1/targets                     the replicas' /metrics as Prometheus HTTP service discovery
  *
  * Design note: bound to a loopback address, the API trusts the machine (as Docker's socket
  * and the PostgreSQL defaults do). Bound anywhere else, every request needs
@@ -48,6 +49,8 @@ export interface ControlOptions {
    * so the autoscaler pauses at once rather than at its next round (which could undo the scale).
    */
   onManualScale?: (service: string) => void;
+  /** The project's name, for the `__meta_tide_project` label of `GET /v1/targets`. */
+  project?: string;
   /** Extra fields for `GET /v1/ps` (the balancer URL, the database, the project, the autoscaler). */
   info?: () => Record<string, unknown>;
   /**
@@ -67,6 +70,29 @@ export interface ControlServer {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** One target group of Prometheus's HTTP service discovery (`http_sd_configs`). */
+export interface TargetGroup {
+  targets: string[];
+  labels: Record<string, string>;
+}
+
+/**
+ * The replicas that serve /metrics as HTTP service discovery groups, one per replica, with
+ * `__meta_tide_*` labels that the exported scrape config (`tide export prometheus-config`)
+ * relabels into `job`, `service` and `replica`. A replica that crashed or is starting stays
+ * listed while it has a port, so Prometheus records `up == 0` for it rather than nothing; a
+ * stopped one is gone.
+ */
+export function targetGroups(ps: PsResult, project: string): TargetGroup[] {
+  const kinds = new Map(ps.services.map((s) => [s.name, s.kind]));
+  return ps.replicas
+    .filter((r) => r.port !== null && r.state !== 'stopped')
+    .map((r) => ({
+      targets: [`127.0.0.1:${r.port}`],
+      labels: { __meta_tide_project: project, __meta_tide_service: r.service, __meta_tide_kind: kinds.get(r.service) ?? 'command', __meta_tide_replica: r.id, __meta_tide_state: r.state },
+    }));
 }
 
 /** Constant-time comparison of a presented token with the configured one. */
@@ -132,6 +158,8 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
         }
         return sendJson(res, 200, { service: await target.restart(service) });
       }
+      case 'GET /v1/targets':
+        return sendJson(res, 200, targetGroups(target.ps(), options.project ?? 'tide'));
       case 'GET /v1/logs':
         return streamLogs(url, res);
       case 'POST /v1/down':

@@ -199,6 +199,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       host: config.control.host,
       port: config.control.port,
       token,
+      project: config.project,
       onDown: () => void stop('tide down'),
       info: () => ({
         project: config.project,

@@ -3,48 +3,26 @@
  * with a temporary config and storage, scraping a loopback target of this test every second.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { isTideError } from '../../src/errors.js';
 import { createPrometheusSource, prometheusConfig } from '../../src/sources/prometheus.js';
+import { prometheusSkip as skip, type RunningPrometheus, startPrometheus } from '../helpers/prometheus.js';
 import { sourceConformance } from './conformance.js';
-import { freePort } from './helpers.js';
 
-function findBinary(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const full = path.join(dir, name);
-    if (dir && existsSync(full)) return full;
-  }
-  return undefined;
-}
-
-const binary = findBinary('prometheus');
-const skip = !binary && 'the prometheus binary is not installed (Debian package `prometheus`: apt-get install prometheus)';
 if (skip) console.log(`note: ${skip}; the Prometheus source tests skip`);
 
 const ctx = { now: () => 9_000 };
 const signal = () => new AbortController().signal;
 
 let target: http.Server | undefined;
-let prometheus: ChildProcess | undefined;
-let exited: Promise<void> | undefined;
-let dir: string | undefined;
+let prometheus: RunningPrometheus | undefined;
 let url = '';
-let log = '';
 
 /** The page the target serves: two series of one gauge. */
 const exposition = ['# TYPE tide_test_depth gauge', 'tide_test_depth{queue="a"} 42', 'tide_test_depth{queue="b"} 8', ''].join('\n');
-
-async function query(q: string): Promise<unknown> {
-  const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
-  return ((await res.json()) as { data?: { result?: unknown } }).data?.result;
-}
 
 before(async () => {
   if (skip) return;
@@ -54,43 +32,21 @@ before(async () => {
   });
   await new Promise<void>((resolve) => target!.listen(0, '127.0.0.1', resolve));
   const targetPort = (target.address() as AddressInfo).port;
-  const port = await freePort();
-  dir = mkdtempSync(path.join(os.tmpdir(), 'tide-prom-'));
-  const config = path.join(dir, 'prometheus.yml');
-  writeFileSync(
-    config,
-    ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'scrape_configs:', '  - job_name: tide', '    static_configs:', `      - targets: ['127.0.0.1:${targetPort}']`, ''].join('\n'),
-  );
-  prometheus = spawn(binary!, [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // Ready once the target is up and a query over it returns its two series.
+  prometheus = await startPrometheus({
+    config: ['global:', '  scrape_interval: 1s', '  evaluation_interval: 1s', 'scrape_configs:', '  - job_name: tide', '    static_configs:', `      - targets: ['127.0.0.1:${targetPort}']`, ''].join('\n'),
+    ready: async (p) => {
+      const up = (await p.query('up{job="tide"}')) as Array<{ value: [number, string] }> | undefined;
+      const depth = (await p.query('tide_test_depth')) as unknown[] | undefined;
+      return up?.[0]?.value[1] === '1' && depth?.length === 2;
+    },
   });
-  prometheus.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  prometheus.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  exited = new Promise<void>((resolve) => prometheus!.once('exit', () => resolve()));
-  url = `http://127.0.0.1:${port}`;
-  // Wait (bounded) until the target is up and a query over it returns its two series.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (prometheus.exitCode !== null) throw new Error(`prometheus exited:\n${log}`);
-    try {
-      const up = (await query('up{job="tide"}')) as Array<{ value: [number, string] }> | undefined;
-      const depth = (await query('tide_test_depth')) as unknown[] | undefined;
-      if (up?.[0]?.value[1] === '1' && depth?.length === 2) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`prometheus did not scrape the target within 30 s:\n${log}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  url = prometheus.url;
 });
 
 after(async () => {
-  if (prometheus && prometheus.exitCode === null) {
-    prometheus.kill('SIGTERM');
-    await exited;
-  }
+  await prometheus?.stop();
   if (target) await new Promise<void>((resolve) => target!.close(() => resolve()));
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 function source(q: string, extra: Record<string, unknown> = {}) {

@@ -3,6 +3,7 @@
  * ECS), alert rules or a dashboard. A thin shell over src/export.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 
 import { TideError } from '../../errors.js';
 import { numberArg, parse } from '../args.js';
@@ -16,7 +17,10 @@ targets:
   compose            a Compose file: reverse proxy, deploy.replicas, stop_grace_period, autoscaler
   ecs                Application Auto Scaling requests (JSON): scalable targets, policies,
                      scheduled actions, alarms for step policies
-  prometheus-rules   alert rules: CPU, memory, queue depth, oldest job age, API p99, error rate
+  prometheus-rules   alert rules: no healthy replica, workers at max with a backlog, oldest job
+                     age, queue depth, API p99, error rate, CPU, memory
+  prometheus-config  a Prometheus scrape config for the running system (--platform), loading the
+                     rules; every replica gets job="<project>-<service>" as the rules select
   grafana            a dashboard (JSON) for the same metrics
 
 options:
@@ -32,10 +36,22 @@ options:
   --cluster <name>          ECS cluster (default: the project name)
   --prometheus-url <url>    Prometheus for KEDA prometheus triggers
   --cloudwatch-namespace <ns>  CloudWatch namespace of the queue metrics (default Tidescale)
+  --pod-monitors            Kubernetes: PodMonitor objects (Prometheus Operator) too
+  --platform <p>            prometheus-config: local (default; a running tide up), compose, kubernetes
+  --control-url <url>       prometheus-config local: tide up's control API (default: the running
+                            one's, from the state directory, else control: in the config)
+  --rules-file <path>       prometheus-config: the rule file to load (default tide-rules.yml)
 
 What a platform cannot express is printed as a note on stderr. See docs/platforms/.`;
 
 const AUTOSCALERS = ['auto', 'hpa', 'keda', 'tide'] as const;
+
+/** The control API of the `tide up` running from this config, when one is (its control.json). */
+async function runningControlUrl(configFile: string, stateDir: string): Promise<string | undefined> {
+  const { readControlState } = await import('../../supervisor/client.js');
+  const state = await readControlState(path.resolve(path.dirname(configFile), stateDir));
+  return state?.url;
+}
 
 export const command: Command = {
   summary: 'export the project as Kubernetes, Compose, ECS, Prometheus rules or a Grafana dashboard',
@@ -53,9 +69,13 @@ export const command: Command = {
       cluster: { type: 'string' },
       'prometheus-url': { type: 'string' },
       'cloudwatch-namespace': { type: 'string' },
+      'pod-monitors': { type: 'boolean', default: false },
+      platform: { type: 'string' },
+      'control-url': { type: 'string' },
+      'rules-file': { type: 'string' },
     });
     const [target, ...extra] = positionals;
-    if (!target) throw new TideError('TIDE_USAGE', 'Name what to export: tide export <kubernetes|compose|ecs|prometheus-rules|grafana>.', { where: { arg: 'target' } });
+    if (!target) throw new TideError('TIDE_USAGE', 'Name what to export: tide export <kubernetes|compose|ecs|prometheus-rules|prometheus-config|grafana>.', { where: { arg: 'target' } });
     if (extra.length) throw new TideError('TIDE_USAGE', `tide export takes one target, not also "${extra.join(' ')}".`, { where: { arg: extra[0]! } });
     const autoscaler = values.autoscaler ?? 'auto';
     if (!(AUTOSCALERS as readonly string[]).includes(autoscaler)) {
@@ -68,7 +88,11 @@ export const command: Command = {
       if (perService) images[perService[1]!] = perService[2]!;
       else image = value;
     }
-    const { EXPORTS, exportConfig, isExportTarget, renderExport, unknownTarget } = await import('../../export/index.js');
+    const { EXPORTS, SCRAPE_PLATFORMS, exportConfig, isExportTarget, renderExport, unknownTarget } = await import('../../export/index.js');
+    const platform = values.platform ?? 'local';
+    if (!(SCRAPE_PLATFORMS as readonly string[]).includes(platform)) {
+      throw new TideError('TIDE_USAGE', `--platform takes ${SCRAPE_PLATFORMS.join(', ')}, not "${platform}".`, { where: { arg: '--platform' } });
+    }
     if (!isExportTarget(target)) throw unknownTarget(target);
     const { loadConfig } = await import('../../config/load.js');
     const config = await loadConfig(values.config);
@@ -76,6 +100,7 @@ export const command: Command = {
       if (!config.services[name]) throw new TideError('TIDE_USAGE', `--image ${name}=...: the config has no service "${name}".`, { where: { arg: '--image' } });
     }
     const configText = await readFile(values.config, 'utf8');
+    const controlUrl = values['control-url'] ?? (target === 'prometheus-config' && platform === 'local' ? await runningControlUrl(values.config, config.stateDir) : undefined);
     const result = exportConfig(target, config, {
       configText,
       autoscaler: autoscaler as (typeof AUTOSCALERS)[number],
@@ -87,6 +112,10 @@ export const command: Command = {
       ...(values.cluster ? { cluster: values.cluster } : {}),
       ...(values['prometheus-url'] ? { prometheusUrl: values['prometheus-url'] } : {}),
       ...(values['cloudwatch-namespace'] ? { cloudwatchNamespace: values['cloudwatch-namespace'] } : {}),
+      podMonitors: values['pod-monitors'],
+      platform: platform as (typeof SCRAPE_PLATFORMS)[number],
+      ...(controlUrl ? { controlUrl } : {}),
+      ...(values['rules-file'] ? { rulesFile: values['rules-file'] } : {}),
     });
     const format = values.json ? 'json' : EXPORTS[target].format;
     const text = renderExport(result, format);
