@@ -178,9 +178,10 @@ interface Replica {
   lastExit: ReplicaStatus['lastExit'];
   /** Resolves when the current process has exited. */
   exited: Promise<void>;
-  /** The current process's last stderr lines (ERROR_TAIL of them). */
+  /** The current process's last stderr lines (ERROR_TAIL of them); lines still arriving after its exit join it. */
   stderrTail: string[];
-  lastError: string[] | null;
+  /** The tail of the last process that exited on its own, and how it exited. */
+  crash: { tail: string[]; exit: ReplicaStatus['lastExit'] } | null;
 }
 
 interface Service {
@@ -399,7 +400,7 @@ export class Supervisor extends EventEmitter {
       lastExit: null,
       exited: Promise.resolve(),
       stderrTail: [],
-      lastError: null,
+      crash: null,
     };
     service.replicas.push(replica);
     await this.spawnReplica(replica);
@@ -432,7 +433,8 @@ export class Supervisor extends EventEmitter {
       child = spawn(spec.command.file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     replica.child = child;
-    replica.stderrTail = [];
+    const tail: string[] = [];
+    replica.stderrTail = tail;
     if (replica.group) replica.groupId = child.pid ?? null;
     replica.startedAt = this.now();
     this.setState(replica, 'starting');
@@ -457,9 +459,9 @@ export class Supervisor extends EventEmitter {
     for (const [stream, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
       if (!readable) continue;
       createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => {
-        if (stream === 'stderr' && replica.child === child) {
-          replica.stderrTail.push(line);
-          if (replica.stderrTail.length > ERROR_TAIL) replica.stderrTail.shift();
+        if (stream === 'stderr') {
+          tail.push(line);
+          if (tail.length > ERROR_TAIL) tail.shift();
         }
         this.record(replica, stream, line);
       });
@@ -505,9 +507,9 @@ export class Supervisor extends EventEmitter {
       return;
     }
     const exit = replica.lastExit;
-    // the reason it gave, if any, for `tide ps` and `tide up -d` (the process's stderr may
-    // still be flushing through readline: the lines seen so far are what it said before dying)
-    replica.lastError = replica.stderrTail.length > 0 ? [...replica.stderrTail] : [`exited (${describeExit(exit)}) without a word on stderr`];
+    // the reason it gave, for `tide ps` and `tide up -d` (its stderr may still be flushing
+    // after 'exit': the tail is kept by reference, so the late lines join it)
+    replica.crash = { tail: replica.stderrTail, exit };
     this.setState(replica, 'crashed');
     this.record(replica, 'tide', `exited (${describeExit(exit)})`);
     const verdict = afterCrash(replica.history, replica.startedAt, this.now(), this.timings);
@@ -672,7 +674,7 @@ export class Supervisor extends EventEmitter {
       rssBytes: usage?.rssBytes ?? null,
       lastExit: replica.lastExit,
       balancer: replica.inPool ? (replica.service.spec.pool?.upstreamState?.(replicaId(replica)) ?? null) : null,
-      lastError: replica.lastError,
+      lastError: !replica.crash ? null : replica.crash.tail.length > 0 ? [...replica.crash.tail] : [`exited (${describeExit(replica.crash.exit)}) without a word on stderr`],
     };
   }
 

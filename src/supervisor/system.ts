@@ -213,6 +213,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       supervisor,
       balancer,
       openQueue: () => createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 }),
+      database: databaseStatus,
       info: () => ({ project: config.project, balancer: balancer?.url ?? null, database: redactUrl(database.url) }),
       eager: options.dashboardEager ?? false,
       log,
