@@ -181,6 +181,39 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** Linux's PID_MAX_LIMIT: pids are always below it, so no process ever has it. */
+const NO_SUCH_PID = 4_194_304;
+
+/**
+ * A killed postmaster that nothing reaps (a container's init) stays a zombie, and PostgreSQL
+ * takes the zombie's pid in `postmaster.pid` for a live server ("lock file already exists"),
+ * so it would never start again. The lock is pointed at a pid no process can have, the rest
+ * of the file kept: PostgreSQL then takes it as stale and still runs its own check that no
+ * backend of the dead server holds the shared memory (the part that protects the data).
+ */
+async function releaseZombieLock(dataDir: string, log: (line: string) => void): Promise<void> {
+  const file = path.join(dataDir, 'postmaster.pid');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return;
+  }
+  const [first, ...rest] = text.split('\n');
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === NO_SUCH_PID || serverAlive(pid)) return;
+  let zombie = false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return; // gone for good: PostgreSQL sees that itself
+  }
+  if (!zombie) return;
+  log(`the previous server (pid ${pid}) is a zombie nobody reaps; marking its lock file stale`);
+  await writeFile(file, [String(NO_SUCH_PID), ...rest].join('\n'));
+}
+
 /** Reads `postmaster.pid`: the pid and port of a server running on this data directory. */
 async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
   let text: string;
@@ -307,6 +340,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       }
     }
 
+    await releaseZombieLock(dataDir, log);
     const port = options.port ?? (await freePort());
     const logFile = path.join(dataDir, 'server.log');
     const serverOptions = [

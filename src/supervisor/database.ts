@@ -91,8 +91,8 @@ export class DatabaseWatch extends EventEmitter {
     this.timings = { ...DATABASE_BACKOFF, ...options.backoff };
     this.now = options.now ?? Date.now;
     this.since = this.startedAt = this.now();
+    // kept referenced: watching is work of `tide up` until stop()
     this.poll = setInterval(() => this.check(), options.checkMs ?? 500);
-    this.poll.unref();
   }
 
   status(): DatabaseStatus {
