@@ -91,5 +91,7 @@ test('SIGKILLed, the embedded PostgreSQL is restarted on its port with its data;
     holder.close();
     await watch.stop();
     await rm(stateDir, { recursive: true, force: true });
+    // as root the data lives where the postgres user reaches it, outside the state directory
+    await rm(server.dataDir, { recursive: true, force: true });
   }
 });

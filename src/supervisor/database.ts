@@ -95,6 +95,11 @@ export class DatabaseWatch extends EventEmitter {
     this.poll = setInterval(() => this.check(), options.checkMs ?? 500);
   }
 
+  /** The server's data directory. */
+  get dataDir(): string {
+    return this.server.dataDir;
+  }
+
   status(): DatabaseStatus {
     return {
       kind: 'embedded',

@@ -213,6 +213,12 @@ export class Supervisor extends EventEmitter {
   private stopping = false;
   /** Aborted by `shutdown({ now: true })`: every wait of a stop ends at once. */
   private readonly hurry = new AbortController();
+  /**
+   * Set by `tide up` with a supervised database: true while it is away (or just back). A
+   * replica that keeps exiting then is restarted but not marked failed: the cause is the
+   * database, and the replica must be there when it returns.
+   */
+  dependencyDown: (() => boolean) | undefined;
   /** Set by `tide up` when the autoscaler runs: until when a manual scale pauses it, per service (ms epoch). */
   pausedUntilOf: ((service: string) => number | null) | undefined;
   private readonly killAll = () => this.killEverything();
@@ -512,8 +518,12 @@ export class Supervisor extends EventEmitter {
     replica.crash = { tail: replica.stderrTail, exit };
     this.setState(replica, 'crashed');
     this.record(replica, 'tide', `exited (${describeExit(exit)})`);
-    const verdict = afterCrash(replica.history, replica.startedAt, this.now(), this.timings);
+    let verdict = afterCrash(replica.history, replica.startedAt, this.now(), this.timings);
     replica.history = verdict.history;
+    if (verdict.action === 'fail' && this.dependencyDown?.()) {
+      this.record(replica, 'tide', `crashed ${verdict.history.recent.length} times within ${this.timings.failWindowMs} ms, while the database was away: not marked failed`);
+      verdict = { action: 'restart', delayMs: this.timings.maxMs, history: verdict.history };
+    }
     if (verdict.action === 'fail') {
       this.record(replica, 'tide', `crashed ${verdict.history.recent.length} times within ${this.timings.failWindowMs} ms: marked failed, not restarting`);
       this.setState(replica, 'failed');

@@ -173,6 +173,14 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     });
 
     const supervisor = new Supervisor({ services: specs, ...(options.backoff ? { backoff: options.backoff } : {}) });
+    if (watch) {
+      // replicas that exit while the database is away (or in the minute it needs to be found again) are not failed for it
+      supervisor.dependencyDown = () => {
+        const db = watch.status();
+        const backAt = db.lastCrash ? db.lastCrash.at + (db.lastCrash.downMs ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+        return db.state !== 'running' || Date.now() - backAt < 10_000;
+      };
+    }
     if (options.onLog) supervisor.on('log', options.onLog);
     cleanups.push(() => supervisor.shutdown());
 
