@@ -92,6 +92,7 @@ export async function startChaosSystem(options: ChaosSystemOptions): Promise<Cha
       ...(options.onLog ? { onLog: options.onLog } : {}),
       env: { CHAOS_SCHEMA: schema, ...options.env },
       ...(options.workerArgs ? { workerArgs: options.workerArgs } : {}),
+      embeddedDatabase: embedded,
     });
     db ??= await openAudit(system.databaseUrl).catch(async (err: unknown) => {
       await system.stop('chaos setup failed');

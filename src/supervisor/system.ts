@@ -48,6 +48,8 @@ export interface SystemOptions {
   workerArgs?: string[];
   /** Sample for the dashboard from the start (`tide up`), not only once a page is open. */
   dashboardEager?: boolean;
+  /** Start the embedded PostgreSQL even when DATABASE_URL is set (a chaos scenario that kills it). */
+  embeddedDatabase?: boolean;
   /** Run the autoscaler for services with a `scale:` block. Default true; a test driving its own controller turns it off. */
   autoscaler?: boolean;
 }
@@ -89,7 +91,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     const { resolveDatabase } = await import('../db/connect.js');
     const database = await resolveDatabase({
       stateDir,
-      ...(config.database.url ? { url: config.database.url, source: 'database.url' } : {}),
+      ...(config.database.url ? { url: config.database.url, source: 'database.url' } : options.embeddedDatabase ? { url: '' } : {}),
       log,
     });
     const server = database.server;
