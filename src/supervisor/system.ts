@@ -176,7 +176,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
 
     const supervisor = new Supervisor({ services: specs, ...(options.backoff ? { backoff: options.backoff } : {}) });
     if (watch) {
-      // replicas that exit while the database is away (or in the minute it needs to be found again) are not failed for it
+      // replicas that exit while the database is away (or within 10 s of its return, while their pools find it again) are not failed for it
       supervisor.dependencyDown = () => {
         const db = watch.status();
         const backAt = db.lastCrash ? db.lastCrash.at + (db.lastCrash.downMs ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY;
