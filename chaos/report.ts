@@ -48,7 +48,8 @@ export function renderReport(results: ScenarioResult[], run: { full: boolean; se
     '',
     'It uses `DATABASE_URL` when set (each scenario makes and drops its own schema), else an embedded',
     'PostgreSQL of its own; the database-restart scenario always runs a private embedded PostgreSQL',
-    'so it can stop and start it. `npm test` runs shorter versions of the same scenarios',
+    'so it can stop and start it, and db-kill lets the system start (and supervise) its own, as',
+    '`tide up` does, so it can SIGKILL it. `npm test` runs shorter versions of the same scenarios',
     '(`test/chaos-short.test.ts`, `test/fuzz.test.ts`, `test/security.test.ts`).',
     '',
   );

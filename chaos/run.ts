@@ -80,6 +80,8 @@ async function main(): Promise<number> {
   } finally {
     await embedded?.stop();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    // as root the data lives outside the state directory (where the postgres user reaches it)
+    if (embedded) await rm(embedded.dataDir, { recursive: true, force: true });
   }
   if (!values['no-report'] && !values.only) {
     await writeFile(path.join(ROOT, 'docs', 'reliability.md'), renderReport(results, { full: values.full, seed, at: new Date(), checks: Object.fromEntries(chosen.map((s) => [s.name, s.checks])) }));

@@ -23,7 +23,8 @@ import { type RunningSystem, startSystem } from '../src/supervisor/system.js';
 const HANDLERS = fileURLToPath(new URL('./handlers.ts', import.meta.url));
 
 export interface ChaosSystemOptions {
-  databaseUrl: string;
+  /** The PostgreSQL to use; `embedded`: the system starts (and supervises) an embedded one of its own, as `tide up` does. */
+  databaseUrl: string | 'embedded';
   api: { replicas: number; max: number };
   worker: { replicas: number; max: number; concurrency: number };
   /** Extra environment for every replica. */
@@ -54,20 +55,26 @@ export interface ChaosSystem {
 export async function startChaosSystem(options: ChaosSystemOptions): Promise<ChaosSystem> {
   const schema = `chaos_${randomBytes(5).toString('hex')}`;
   const stateDir = await mkdtemp(path.join(tmpdir(), 'tide-chaos-'));
-  const db = new pg.Pool({ connectionString: options.databaseUrl, max: 3 });
-  // scenarios stop and start the database on purpose: an idle client's error must not crash us
-  db.on('error', () => undefined);
-  await db.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-  await db.query(
-    `CREATE TABLE "${schema}".runs (run_id serial PRIMARY KEY, job_id bigint NOT NULL, worker text NOT NULL,
-      attempt int NOT NULL, started timestamptz NOT NULL, ended timestamptz)`,
-  );
+  const embedded = options.databaseUrl === 'embedded';
+  const openAudit = async (url: string) => {
+    const pool = new pg.Pool({ connectionString: url, max: 3 });
+    // scenarios stop and start the database on purpose: an idle client's error must not crash us
+    pool.on('error', () => undefined);
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    // the chaos handler writes here; no job runs before the load starts, so after startSystem is soon enough
+    await pool.query(
+      `CREATE TABLE "${schema}".runs (run_id serial PRIMARY KEY, job_id bigint NOT NULL, worker text NOT NULL,
+        attempt int NOT NULL, started timestamptz NOT NULL, ended timestamptz)`,
+    );
+    return pool;
+  };
+  let db: pg.Pool | undefined = embedded ? undefined : await openAudit(options.databaseUrl);
   const env = (vars: Record<string, string> | undefined) =>
     vars && Object.keys(vars).length > 0 ? `, env: ${JSON.stringify(vars)}` : '';
   const configText = [
     'project: chaos',
     `state_dir: ${JSON.stringify(stateDir)}`,
-    `database: { url: ${JSON.stringify(options.databaseUrl)}, schema: ${schema} }`,
+    embedded ? `database: { schema: ${schema} }` : `database: { url: ${JSON.stringify(options.databaseUrl)}, schema: ${schema} }`,
     'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 0.5, timeout_seconds: 1 } }',
     `control: { host: 127.0.0.1, port: 0${options.controlToken ? `, token: ${JSON.stringify(options.controlToken)}` : ''} }`,
     ...(options.autoscale ? [`autoscale: ${JSON.stringify(options.autoscale)}`] : []),
@@ -85,25 +92,38 @@ export async function startChaosSystem(options: ChaosSystemOptions): Promise<Cha
       ...(options.onLog ? { onLog: options.onLog } : {}),
       env: { CHAOS_SCHEMA: schema, ...options.env },
       ...(options.workerArgs ? { workerArgs: options.workerArgs } : {}),
+      embeddedDatabase: embedded,
+    });
+    db ??= await openAudit(system.databaseUrl).catch(async (err: unknown) => {
+      await system.stop('chaos setup failed');
+      throw err;
     });
   } catch (err) {
-    await dropSchema(db, schema).catch(() => undefined);
-    await db.end();
+    if (db) await dropSchema(db, schema).catch(() => undefined);
+    await db?.end();
     await rm(stateDir, { recursive: true, force: true });
     throw err;
   }
+  const audit = db;
   let stopping: Promise<void> | undefined;
   return {
     system,
     schema,
-    db,
+    db: audit,
     configText,
     stop() {
       stopping ??= (async () => {
+        // the embedded database goes with the system: drop nothing there, remove its data
+        if (embedded) await audit.end();
+        const dataDir = system.databaseWatch?.dataDir;
         await system.stop('chaos scenario over');
-        await dropSchema(db, schema).catch(() => undefined);
-        await db.end();
+        if (!embedded) {
+          await dropSchema(audit, schema).catch(() => undefined);
+          await audit.end();
+        }
         await rm(stateDir, { recursive: true, force: true });
+        // as root the data lives outside the state directory (where the postgres user reaches it)
+        if (dataDir) await rm(dataDir, { recursive: true, force: true });
       })();
       return stopping;
     },

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 
 import { renderReport } from '../chaos/report.js';
 import { autoscalerFaults } from '../chaos/scenarios/autoscaler-faults.js';
+import { dbKill } from '../chaos/scenarios/db-kill.js';
 import { dbRestart } from '../chaos/scenarios/db-restart.js';
 import { killAndScale } from '../chaos/scenarios/kill-and-scale.js';
 import { SCENARIOS } from '../chaos/scenarios/index.js';
@@ -65,4 +66,13 @@ test('the report: one row per scenario with its verdict, and the details of what
   assert.match(text, /^\| b \| other \| 0 s \|  \| \*\*FAIL\*\* \(1\) \|$/m);
   assert.match(text, /- violation: 2 jobs lost/);
   assert.match(text, /2026-01-02 03:04 UTC/);
+});
+
+test('the embedded PostgreSQL SIGKILLed twice under load: tide up restarts it, nothing accepted is lost, no replica left failed', { timeout: 180_000 }, async () => {
+  const { counts } = await runShort(dbKill, 20_000);
+  assert.equal(counts.kills, 2);
+  assert.equal(counts.lost, 0);
+  assert.equal(counts.completed, counts.accepted);
+  assert.equal(counts.replicasFailed, 0);
+  assert.ok(counts.secondsToAcceptingAfterKill2! > 0, 'the time from the kill to accepting again is reported');
 });

@@ -149,3 +149,35 @@ test('GET /v1/targets groups: one per replica with a port, labelled for the expo
     { targets: ['127.0.0.1:4002'], labels: { __meta_tide_project: 'shop', __meta_tide_service: 'worker', __meta_tide_kind: 'worker', __meta_tide_replica: 'worker-1', __meta_tide_state: 'crashed' } },
   ]);
 });
+
+test('GET /metrics serves the autoscaler registry behind the token rules; POST /v1/down passes on {"now": true}', { timeout: 30_000 }, async () => {
+  const { Gauge, Registry } = await import('prom-client');
+  const registry = new Registry();
+  new Gauge({ name: 'tide_controller_desired_replicas_test', help: 'a series of the autoscaler', registers: [registry] }).set(3);
+  const sup = new Supervisor({ services: [jobs()] });
+  const token = 'a-control-token-for-tests';
+  const downs: Array<{ now: boolean }> = [];
+  const control = await startControl({
+    target: sup,
+    host: '0.0.0.0',
+    port: 0,
+    token,
+    onDown: (down) => downs.push(down),
+    metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+  });
+  try {
+    assert.equal((await fetch(`${control.url}/metrics`)).status, 401, 'no token, no metrics');
+    const res = await fetch(`${control.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    assert.match(await res.text(), /^tide_controller_desired_replicas_test 3$/m);
+    const client = new ControlClient(control.url, token);
+    await client.request('POST', '/v1/down', { now: true });
+    await client.request('POST', '/v1/down');
+    for (let i = 0; downs.length < 2 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(downs, [{ now: true }, { now: false }]);
+  } finally {
+    await control.close();
+    await sup.shutdown();
+  }
+});

@@ -264,3 +264,59 @@ test('restart brings a failed replica back (here it fails again: the command is 
     await sup.shutdown();
   }
 });
+
+test('a stop leaves no grace timer behind: with a 60 s grace and a replica crash-looping, the supervisor process exits by itself once its replicas are gone', { timeout: 30_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture('supervisor-stop.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  try {
+    // the test's own timeout (30 s, under the 60 s grace) is the bound: a lingering timer fails it
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'stopped 0', 'every replica stopped, none left');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('shutdown({ now }) during a drain: no waiting out the grace; SIGTERM then SIGINT (a worker releases its jobs), SIGKILL for what still runs', { timeout: 30_000 }, async () => {
+  const pool = recordingPool();
+  let removeCalled!: () => void;
+  const removing = new Promise<void>((resolve) => (removeCalled = resolve));
+  // a balancer whose drain never ends (a request in flight that never finishes)
+  const stuckPool: UpstreamPool = { addUpstream: (id, url) => pool.addUpstream(id, url), removeUpstream: () => (removeCalled(), new Promise(() => undefined)) };
+  const sup = new Supervisor({
+    services: [
+      nodeService('stubborn', 'supervisor-stubborn.mjs', { stopGraceMs: 60_000 }),
+      { ...nodeService('web', 'supervisor-server.mjs', { stopGraceMs: 60_000 }), listens: true, healthPath: '/health', pool: stuckPool },
+    ],
+  });
+  try {
+    await sup.start();
+    await until(sup, () => sup.logs('stubborn').some((l) => l.line === 'up'));
+    const pids = sup.ps().replicas.map((r) => r.pid!);
+    const draining = sup.shutdown();
+    await removing;
+    await sup.shutdown({ now: true });
+    await draining;
+    for (const pid of pids) assert.equal(alive(pid), false);
+    // the stubborn replica ignores SIGTERM; the second signal ended it
+    assert.ok(sup.logs('stubborn').some((l) => l.line === 'stopped (signal SIGINT)'), JSON.stringify(sup.logs('stubborn')));
+    assert.ok(sup.logs('stubborn').some((l) => l.line === 'ignoring SIGTERM'));
+  } finally {
+    await sup.shutdown({ now: true });
+  }
+});
+
+test('a replica that crashes shows the last lines of its error in ps', { timeout: 30_000 }, async () => {
+  const sup = new Supervisor({ services: [nodeService('broken', 'supervisor-crash.mjs')], backoff: { initialMs: 10, maxMs: 10, failAfter: 2 } });
+  try {
+    void sup.start();
+    await until(sup, () => sup.ps().replicas[0]?.state === 'failed' && (sup.ps().replicas[0]?.lastError?.length ?? 0) > 0);
+    assert.deepEqual(sup.ps().replicas[0]!.lastError, ['boom']);
+    assert.equal(sup.ps().services[0]!.state, 'failed');
+  } finally {
+    await sup.shutdown();
+  }
+});

@@ -20,7 +20,7 @@ import { histogramBuckets, parsePrometheusText, sumSeries } from '../metrics/pro
 import type { QueueStats } from '../runtime/queue/types.js';
 import type { BalancerStats } from '../supervisor/balancer.js';
 import type { PsResult } from '../supervisor/supervisor.js';
-import type { ApiReplicaReading, QueueReading, Reading, ServiceView, TimelineEntry } from './snapshot.js';
+import type { ApiReplicaReading, DatabaseView, QueueReading, Reading, ServiceView, TimelineEntry } from './snapshot.js';
 
 /** The autoscaler as the dashboard reads it (what `startController` returns has these). */
 export interface AutoscalerView {
@@ -37,6 +37,8 @@ export interface CollectorSources {
   /** Opened on the first read (so a dashboard nobody watches holds no connection). */
   openQueue?: () => Promise<{ stats(): Promise<QueueStats[]>; close(): Promise<void> }>;
   balancer?: { stats(): BalancerStats } | undefined;
+  /** The database's state (`tide up` supervises the embedded one). */
+  database?: () => DatabaseView;
   /** A replica's /metrics text; default an HTTP GET on 127.0.0.1 with a 1 s timeout. */
   scrape?: (port: number) => Promise<string>;
   log?: (line: string) => void;
@@ -217,10 +219,20 @@ export function createCollector(sources: CollectorSources): Collector {
         services = [];
       }
       const totals = sources.balancer?.stats().totals;
+      const database = sources.database?.() ?? null;
+      if (database?.state && database.state !== 'running') {
+        const since = database.lastCrash ? `, down for ${Math.round((now - database.lastCrash.at) / 1000)} s` : '';
+        problems.unshift(
+          database.state === 'failed'
+            ? `database: the embedded PostgreSQL failed (it kept going down); tide up no longer restarts it${since}`
+            : `database: the embedded PostgreSQL is ${database.state}${since}; tide up restarts it, the replicas reconnect by themselves`,
+        );
+      }
       const timeline = pending.sort((a, b) => a.at - b.at);
       pending = [];
       return {
         at: now,
+        database,
         services,
         queues,
         api,

@@ -70,9 +70,20 @@ export interface TimelineEntry {
   reasons: Array<{ code: string; message: string }>;
 }
 
+/** The database as `tide up` supervises it (the embedded one); null state: not supervised. */
+export interface DatabaseView {
+  kind: 'embedded' | 'external';
+  state: string | null;
+  restarts: number;
+  /** The last crash: when, and how long until it accepted connections again (null while down). */
+  lastCrash: { at: number; downMs: number | null } | null;
+}
+
 export interface Reading {
   /** ms epoch */
   at: number;
+  /** Absent where the collector is not told about the database. */
+  database?: DatabaseView | null;
   services: ServiceView[];
   queues: QueueReading[];
   /** Per API replica; absent when there is no api service. */
@@ -107,6 +118,7 @@ export interface ApiView {
 /** What one SSE `snapshot` event carries. Never a secret: no URL with credentials, no token. */
 export interface Snapshot {
   at: number;
+  database: DatabaseView | null;
   services: ServiceView[];
   queues: QueueView[];
   api: ApiView | null;
@@ -160,6 +172,7 @@ export function snapshotOf(previous: Reading | undefined, current: Reading): Sna
   });
   return {
     at: current.at,
+    database: current.database ?? null,
     services: current.services,
     queues,
     api: apiWindow(previous, current, seconds),

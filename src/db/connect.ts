@@ -3,7 +3,7 @@
  * embedded server under the state directory, started (or reused) on demand.
  */
 import { TideError } from '../errors.js';
-import { redactUrl, startEmbeddedPostgres } from './embedded.js';
+import { type EmbeddedDatabase, redactUrl, startEmbeddedPostgres } from './embedded.js';
 
 export interface ResolvedDatabase {
   url: string;
@@ -11,6 +11,8 @@ export interface ResolvedDatabase {
   embedded: boolean;
   /** Stops the embedded server if this process started it; a no-op otherwise. */
   stop(): Promise<void>;
+  /** The embedded server (its port, data directory, postmaster pid), when embedded. */
+  server?: EmbeddedDatabase;
 }
 
 export interface ResolveOptions {
@@ -54,5 +56,5 @@ export async function resolveDatabase(options: ResolveOptions = {}): Promise<Res
     return { url: validateDatabaseUrl(url, options.source), embedded: false, stop: async () => undefined };
   }
   const db = await startEmbeddedPostgres({ stateDir: options.stateDir ?? '.tide', ...(options.log ? { log: options.log } : {}) });
-  return { url: db.url, embedded: true, stop: () => db.stop() };
+  return { url: db.url, embedded: true, stop: () => db.stop(), server: db };
 }

@@ -17,7 +17,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { existsSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { access, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
@@ -33,6 +33,8 @@ export interface EmbeddedDatabase {
   url: string;
   port: number;
   dataDir: string;
+  /** The postmaster's pid (from postmaster.pid), for watching it; null when it could not be read. */
+  pid: number | null;
   /** True when this process started the server (and so stops it). */
   owned: boolean;
   /** Stops the server if this process started it; a no-op otherwise. */
@@ -179,6 +181,39 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** Linux's PID_MAX_LIMIT: pids are always below it, so no process ever has it. */
+const NO_SUCH_PID = 4_194_304;
+
+/**
+ * A killed postmaster that nothing reaps (a container's init) stays a zombie, and PostgreSQL
+ * takes the zombie's pid in `postmaster.pid` for a live server ("lock file already exists"),
+ * so it would never start again. The lock is pointed at a pid no process can have, the rest
+ * of the file kept: PostgreSQL then takes it as stale and still runs its own check that no
+ * backend of the dead server holds the shared memory (the part that protects the data).
+ */
+async function releaseZombieLock(dataDir: string, log: (line: string) => void): Promise<void> {
+  const file = path.join(dataDir, 'postmaster.pid');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return;
+  }
+  const [first, ...rest] = text.split('\n');
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === NO_SUCH_PID || serverAlive(pid)) return;
+  let zombie = false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return; // gone for good: PostgreSQL sees that itself
+  }
+  if (!zombie) return;
+  log(`the previous server (pid ${pid}) is a zombie nobody reaps; marking its lock file stale`);
+  await writeFile(file, [String(NO_SUCH_PID), ...rest].join('\n'));
+}
+
 /** Reads `postmaster.pid`: the pid and port of a server running on this data directory. */
 async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
   let text: string;
@@ -191,13 +226,28 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
   if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  return serverAlive(pid) ? { pid, port } : undefined;
+}
+
+/**
+ * Whether a server process still runs. EPERM means alive but another user's (the postgres
+ * user's, when tide runs as root). A killed postmaster is no child of ours (pg_ctl detached
+ * it): where nothing reaps orphans (a container's init), it stays a zombie, which signal 0
+ * still finds, so /proc has the last word where there is one.
+ */
+export function serverAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    // EPERM: alive but another user's (the postgres user's, when we are not root)
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return { pid, port };
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    // gone meanwhile; or no /proc at all (macOS), where signal 0 is all there is
+    return !existsSync('/proc/self/stat');
+  }
 }
 
 async function credentials(stateDir: string): Promise<Credentials> {
@@ -262,7 +312,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     const running = await runningServer(dataDir);
     if (running) {
       log(`reusing the embedded PostgreSQL on port ${running.port} (pid ${running.pid})`);
-      return { url: url(running.port), port: running.port, dataDir, owned: false, stop: async () => undefined };
+      return { url: url(running.port), port: running.port, dataDir, pid: running.pid, owned: false, stop: async () => undefined };
     }
 
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
@@ -290,6 +340,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       }
     }
 
+    await releaseZombieLock(dataDir, log);
     const port = options.port ?? (await freePort());
     const logFile = path.join(dataDir, 'server.log');
     const serverOptions = [
@@ -313,6 +364,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       url: url(port),
       port,
       dataDir,
+      pid: (await runningServer(dataDir))?.pid ?? null,
       owned: true,
       stop: async () => {
         await runAs(ids, bins.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']);

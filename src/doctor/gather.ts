@@ -24,6 +24,7 @@ import type { PsResult } from '../supervisor/supervisor.js';
 import { type RequestCounters, parseRequestCounters, quantileUpperBound, windowCounters } from './metrics-text.js';
 import {
   type ApiReplicaFacts,
+  type DatabaseSupervisionFacts,
   DEFAULT_THRESHOLDS,
   type Facts,
   type QueueFacts,
@@ -236,6 +237,8 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
         sourceFailures: failures,
         notes,
       };
+      const db = (b.ps ?? a.ps)?.database as Partial<DatabaseSupervisionFacts> & { supervised?: boolean } | undefined;
+      if (db?.supervised && db.state) facts.databaseSupervision = { state: db.state, restarts: db.restarts ?? 0, lastCrash: db.lastCrash ?? null, lastError: db.lastError ?? null };
       if (!b.lb && !options.balancerUrl && !b.ps?.balancer) notes.push('no load balancer to read: uneven distribution not checked');
       if (apis.length === 0) notes.push('no API replica to read: latency, errors and pools not checked');
       await databaseFacts(facts);

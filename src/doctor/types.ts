@@ -137,6 +137,15 @@ export interface DatabaseFacts {
   refused?: string;
 }
 
+/** The supervised embedded database: its state, and its crashes since `tide up` started. */
+export interface DatabaseSupervisionFacts {
+  state: 'running' | 'down' | 'restarting' | 'failed' | 'stopped';
+  restarts: number;
+  /** The last crash (ms epoch) and its downtime (null while down). */
+  lastCrash: { at: number; downMs: number | null } | null;
+  lastError: string | null;
+}
+
 /** A scale the autoscaler applied (from its journal). */
 export interface ScaleEvent {
   service: string;
@@ -168,6 +177,8 @@ export interface Facts {
   apis: ApiReplicaFacts[];
   queues: QueueFacts[];
   database?: DatabaseFacts;
+  /** The embedded database as `tide up` supervises it (from `tide ps`); absent when not supervised. */
+  databaseSupervision?: DatabaseSupervisionFacts;
   /** The autoscaler's applied scales of the last hour; absent without a journal. */
   scaleEvents?: ScaleEvent[];
   sourceFailures: SourceFailure[];

@@ -130,6 +130,8 @@ export interface Balancer {
   /** Run one health check now; resolves to whether it passed. */
   checkHealth(id: string): Promise<boolean>;
   upstreams(): UpstreamStats[];
+  /** One upstream's state for `tide ps`; null for an unknown id. */
+  upstreamState(id: string): 'in-rotation' | 'out' | 'draining' | null;
   stats(): BalancerStats;
   close(): Promise<void>;
 }
@@ -1046,6 +1048,10 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       return runCheck(u);
     },
     upstreams: () => list.map(upstreamStats),
+    upstreamState: (id) => {
+      const u = byId.get(id);
+      return !u ? null : u.draining ? 'draining' : u.healthy ? 'in-rotation' : 'out';
+    },
     stats,
     async close() {
       if (closing) return;

@@ -6,8 +6,9 @@
  *   POST /v1/scale    {"replicas":{"worker":5,"api":3}}   validated as a whole, then applied (pauses autoscaling)
  *   POST /v1/restart  {"service":"api"}  rolling restart; answers when done
  *   GET  /v1/logs?service=&tail=&follow=1   NDJSON LogLines; follow keeps the stream open
- *   POST /v1/down                        202, then `tide up` stops everything
+ *   POST /v1/down     {"now":true}?      202, then `tide up` stops everything (now: without draining)
  *   GET  /v1/targets                     the replicas' /metrics as Prometheus HTTP service discovery
+ *   GET  /metrics                        the autoscaler's Prometheus metrics (tide_controller_*)
  *
  * Design note: bound to a loopback address, the API trusts the machine (as Docker's socket
  * and the PostgreSQL defaults do). Bound anywhere else, every request needs
@@ -42,8 +43,8 @@ export interface ControlOptions {
   port: number;
   /** Required when host is not a loopback address. */
   token?: string | undefined;
-  /** `POST /v1/down`: called after the 202 is sent. */
-  onDown: () => void;
+  /** `POST /v1/down` (`{"now": true}`: without draining): called after the 202 is sent. */
+  onDown: (options: { now: boolean }) => void;
   /**
    * `POST /v1/scale`: called for each service of an accepted manual scale, before it is applied,
    * so the autoscaler pauses at once rather than at its next round (which could undo the scale).
@@ -51,6 +52,11 @@ export interface ControlOptions {
   onManualScale?: (service: string) => void;
   /** The project's name, for the `__meta_tide_project` label of `GET /v1/targets`. */
   project?: string;
+  /**
+   * `GET /metrics`: the autoscaler's Prometheus registry (text and content type); undefined
+   * when no autoscaler runs. Behind the same token rules as the rest of the API.
+   */
+  metrics?: () => Promise<{ contentType: string; text: string } | undefined>;
   /** Extra fields for `GET /v1/ps` (the balancer URL, the database, the project, the autoscaler). */
   info?: () => Record<string, unknown>;
   /**
@@ -162,10 +168,19 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
         return sendJson(res, 200, targetGroups(target.ps(), options.project ?? 'tide'));
       case 'GET /v1/logs':
         return streamLogs(url, res);
-      case 'POST /v1/down':
-        sendJson(res, 202, { stopping: true });
-        res.once('finish', () => options.onDown());
+      case 'GET /metrics': {
+        const metrics = await options.metrics?.();
+        // an empty exposition still parses: no autoscaler means no tide_controller_* series
+        const text = metrics?.text ?? '# no autoscaler runs here (no service has a scale: block)\n';
+        res.writeHead(200, { 'content-type': metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        return void res.end(text);
+      }
+      case 'POST /v1/down': {
+        const now = (await readJson(req) as { now?: unknown } | null)?.now === true;
+        sendJson(res, 202, { stopping: true, now });
+        res.once('finish', () => options.onDown({ now }));
         return;
+      }
       default:
         throw new TideError('TIDE_CONTROL_BAD_REQUEST', `No control endpoint ${route}; see docs/local.md.`);
     }

@@ -20,7 +20,12 @@
  *
  * Operations that change a service's replica set (scale, restart) run one at a time per
  * service (a promise chain), so a rolling restart and a scale never interleave. Shutdown
- * cancels backoff timers, drains every replica in parallel and is bounded by the stop grace.
+ * cancels backoff timers, drains every replica in parallel and is bounded by the stop grace;
+ * every wait in it ends as soon as what it waits for has happened (a timer left pending would
+ * hold the process for the whole grace after the last replica is gone). `shutdown({ now: true })`,
+ * also while a drain is under way, cuts the waits short: replicas leave the balancer without
+ * waiting for requests in flight, get SIGTERM then SIGINT (a worker takes a second signal as
+ * "release your jobs to the queue now") and SIGKILL a moment later.
  *
  * Processes are spawned without `detached`, so a terminal's Ctrl-C reaches them as it
  * reaches us, and they are killed by pid. The exception is a `command` that needs a shell:
@@ -46,7 +51,15 @@ export interface UpstreamPool {
   addUpstream(id: string, url: string, options?: { healthy?: boolean }): unknown;
   /** Stops new requests to the upstream; resolves when the ones in flight are done. */
   removeUpstream(id: string): Promise<unknown>;
+  /** The balancer's own view of an upstream (its health checks), for `tide ps`. */
+  upstreamState?(id: string): BalancerView | null;
 }
+
+/**
+ * An api replica as the balancer sees it: taking requests, out after failed health checks
+ * (or a refused connection), or draining (no new requests, those in flight finishing).
+ */
+export type BalancerView = 'in-rotation' | 'out' | 'draining';
 
 /** How to start one service's replicas: plain data, built from the config by `tide up`. */
 export interface ServiceSpec {
@@ -108,6 +121,13 @@ export interface ReplicaStatus {
   cpuSeconds: number | null;
   rssBytes: number | null;
   lastExit: { code: number | null; signal: string | null; at: number } | null;
+  /** The balancer's view of an api replica in the pool; null when it is not in one. */
+  balancer: BalancerView | null;
+  /**
+   * The last lines its previous process wrote to stderr before it exited on its own (why it
+   * crashed or could not start); null while it has not crashed.
+   */
+  lastError: string[] | null;
 }
 
 export interface ServiceStatus {
@@ -115,7 +135,13 @@ export interface ServiceStatus {
   kind: ServiceSpec['kind'];
   desired: number;
   healthy: number;
-  state: 'running' | 'starting' | 'degraded' | 'failed' | 'stopped';
+  /**
+   * An api service's replicas the balancer sends requests to; null without a balancer. A
+   * replica can be healthy as a process and out of rotation (its health answers 503 while the
+   * database is away, say): `unavailable` says none is taking requests, `degraded` that some are out.
+   */
+  inRotation: number | null;
+  state: 'running' | 'starting' | 'degraded' | 'unavailable' | 'failed' | 'stopped';
   min: number;
   max: number;
   /** When a scale last changed this service (ms epoch), and whether by hand. */
@@ -146,10 +172,16 @@ interface Replica {
   restarts: number;
   history: CrashHistory;
   inPool: boolean;
+  /** The drain out of the balancer, once asked. */
+  leaving?: Promise<unknown>;
   timer: NodeJS.Timeout | null;
   lastExit: ReplicaStatus['lastExit'];
   /** Resolves when the current process has exited. */
   exited: Promise<void>;
+  /** The current process's last stderr lines (ERROR_TAIL of them); lines still arriving after its exit join it. */
+  stderrTail: string[];
+  /** The tail of the last process that exited on its own, and how it exited. */
+  crash: { tail: string[]; exit: ReplicaStatus['lastExit'] } | null;
 }
 
 interface Service {
@@ -164,6 +196,10 @@ interface Service {
 }
 
 const KILL_WAIT_MS = 5_000;
+/** After `shutdown({ now: true })`: how long SIGTERM + SIGINT have before SIGKILL. */
+const NOW_WAIT_MS = 1_500;
+/** stderr lines kept per process, shown as a crashed replica's `lastError`. */
+const ERROR_TAIL = 8;
 const ORPHAN_GUARD = new URL('./orphan-guard.mjs', import.meta.url).href;
 
 /** Supervises replicas as child processes. Emits 'log' (LogLine) and 'state' (ReplicaStatus). */
@@ -175,6 +211,14 @@ export class Supervisor extends EventEmitter {
   private readonly healthIntervalMs: number;
   private readonly logLines: number;
   private stopping = false;
+  /** Aborted by `shutdown({ now: true })`: every wait of a stop ends at once. */
+  private readonly hurry = new AbortController();
+  /**
+   * Set by `tide up` with a supervised database: true while it is away (or just back). A
+   * replica that keeps exiting then is restarted but not marked failed: the cause is the
+   * database, and the replica must be there when it returns.
+   */
+  dependencyDown: (() => boolean) | undefined;
   /** Set by `tide up` when the autoscaler runs: until when a manual scale pauses it, per service (ms epoch). */
   pausedUntilOf: ((service: string) => number | null) | undefined;
   private readonly killAll = () => this.killEverything();
@@ -300,13 +344,22 @@ export class Supervisor extends EventEmitter {
     return lines.slice(Math.max(0, lines.length - tail));
   }
 
-  /** Drains and stops every replica; bounded by the services' stop grace. Idempotent. */
-  async shutdown(): Promise<void> {
+  /**
+   * Drains and stops every replica; bounded by the services' stop grace. Idempotent.
+   * `now`: no drain (also for a shutdown already under way): stop at once, workers releasing
+   * their jobs in flight to the queue; SIGKILL for what has not exited after a moment.
+   */
+  async shutdown(options: { now?: boolean } = {}): Promise<void> {
     this.stopping = true;
-    const all = [...this.services.values()].flatMap((s) => s.replicas);
-    await Promise.all(all.map((r) => this.stopReplica(r)));
-    process.off('exit', this.killAll);
+    if (options.now && !this.hurry.signal.aborted) this.hurry.abort();
+    this.shuttingDown ??= (async () => {
+      const all = [...this.services.values()].flatMap((s) => s.replicas);
+      await Promise.all(all.map((r) => this.stopReplica(r)));
+      process.off('exit', this.killAll);
+    })();
+    await this.shuttingDown;
   }
+  private shuttingDown: Promise<void> | undefined;
 
   // --- internals
 
@@ -352,6 +405,8 @@ export class Supervisor extends EventEmitter {
       timer: null,
       lastExit: null,
       exited: Promise.resolve(),
+      stderrTail: [],
+      crash: null,
     };
     service.replicas.push(replica);
     await this.spawnReplica(replica);
@@ -384,6 +439,8 @@ export class Supervisor extends EventEmitter {
       child = spawn(spec.command.file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     }
     replica.child = child;
+    const tail: string[] = [];
+    replica.stderrTail = tail;
     if (replica.group) replica.groupId = child.pid ?? null;
     replica.startedAt = this.now();
     this.setState(replica, 'starting');
@@ -400,13 +457,20 @@ export class Supervisor extends EventEmitter {
       child.once('exit', finish);
       child.once('error', (err) => {
         this.record(replica, 'tide', `cannot start: ${err.message}`);
+        replica.stderrTail.push(`cannot start: ${err.message}`);
         // a spawn failure (ENOENT) has no process and may never emit 'exit'
         if (child.pid === undefined) finish(null, null);
       });
     });
     for (const [stream, readable] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
       if (!readable) continue;
-      createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => this.record(replica, stream, line));
+      createInterface({ input: readable, crlfDelay: Infinity }).on('line', (line) => {
+        if (stream === 'stderr') {
+          tail.push(line);
+          if (tail.length > ERROR_TAIL) tail.shift();
+        }
+        this.record(replica, stream, line);
+      });
     }
     if (spec.healthPath && replica.port !== null) void this.awaitHealthy(replica, child);
     else child.once('spawn', () => replica.child === child && replica.state === 'starting' && this.becameHealthy(replica));
@@ -449,10 +513,17 @@ export class Supervisor extends EventEmitter {
       return;
     }
     const exit = replica.lastExit;
+    // the reason it gave, for `tide ps` and `tide up -d` (its stderr may still be flushing
+    // after 'exit': the tail is kept by reference, so the late lines join it)
+    replica.crash = { tail: replica.stderrTail, exit };
     this.setState(replica, 'crashed');
     this.record(replica, 'tide', `exited (${describeExit(exit)})`);
-    const verdict = afterCrash(replica.history, replica.startedAt, this.now(), this.timings);
+    let verdict = afterCrash(replica.history, replica.startedAt, this.now(), this.timings);
     replica.history = verdict.history;
+    if (verdict.action === 'fail' && this.dependencyDown?.()) {
+      this.record(replica, 'tide', `crashed ${verdict.history.recent.length} times within ${this.timings.failWindowMs} ms, while the database was away: not marked failed`);
+      verdict = { action: 'restart', delayMs: this.timings.maxMs, history: verdict.history };
+    }
     if (verdict.action === 'fail') {
       this.record(replica, 'tide', `crashed ${verdict.history.recent.length} times within ${this.timings.failWindowMs} ms: marked failed, not restarting`);
       this.setState(replica, 'failed');
@@ -472,7 +543,9 @@ export class Supervisor extends EventEmitter {
     const { pool } = replica.service.spec;
     if (!pool || !replica.inPool) return Promise.resolve();
     replica.inPool = false;
-    return Promise.resolve(pool.removeUpstream(replicaId(replica))).catch(() => undefined);
+    const leaving = Promise.resolve(pool.removeUpstream(replicaId(replica))).catch(() => undefined);
+    replica.leaving = leaving;
+    return leaving;
   }
 
   /** Resolves when a starting replica is healthy, failed, or gone. */
@@ -501,20 +574,33 @@ export class Supervisor extends EventEmitter {
     }
     const wasDraining = replica.state === 'draining';
     this.setState(replica, 'draining');
+    const hurry = this.hurry.signal;
     if (!wasDraining) {
       const grace = replica.service.spec.stopGraceMs ?? 30_000;
-      await Promise.race([this.leavePool(replica), delay(grace)]);
+      // out of the balancer first: with `now`, without waiting for the requests in flight
+      void this.leavePool(replica);
+      await settleWithin(this.poolLeft(replica), grace, hurry);
       signal(replica, 'SIGTERM');
-      const killed = await Promise.race([replica.exited.then(() => false), delay(grace).then(() => true)]);
-      if (killed) {
-        this.record(replica, 'tide', `still running ${grace} ms after SIGTERM; sending SIGKILL`);
+      let exited = await settleWithin(replica.exited, grace, hurry);
+      if (!exited && hurry.aborted) {
+        // a worker's second signal releases its jobs in flight to the queue at once
+        signal(replica, 'SIGINT');
+        exited = await settleWithin(replica.exited, NOW_WAIT_MS);
+      }
+      if (!exited) {
+        this.record(replica, 'tide', hurry.aborted ? 'still running after a stop now; sending SIGKILL' : `still running ${grace} ms after SIGTERM; sending SIGKILL`);
         signal(replica, 'SIGKILL');
       }
     }
-    await Promise.race([replica.exited, delay(KILL_WAIT_MS)]);
+    await settleWithin(replica.exited, KILL_WAIT_MS);
     if (replica.group) await this.reapGroup(replica);
     this.setState(replica, 'stopped');
     this.forget(replica);
+  }
+
+  /** Resolves when the replica's drain out of the balancer has finished (at once when not in one). */
+  private poolLeft(replica: Replica): Promise<unknown> {
+    return replica.leaving ?? Promise.resolve();
   }
 
   /** The shell is gone; wait for the rest of its process group, then kill what is left. */
@@ -522,7 +608,7 @@ export class Supervisor extends EventEmitter {
     const pid = replica.lastExit ? replica.groupId : null;
     if (!pid) return;
     const deadline = this.now() + (replica.service.spec.stopGraceMs ?? 30_000);
-    while (groupAlive(pid) && this.now() < deadline) await delay(50);
+    while (groupAlive(pid) && this.now() < deadline && !this.hurry.signal.aborted) await delay(50);
     if (groupAlive(pid)) {
       try {
         process.kill(-pid, 'SIGKILL');
@@ -550,21 +636,28 @@ export class Supervisor extends EventEmitter {
     const live = service.replicas.filter((r) => r.state !== 'stopped' && r.state !== 'draining');
     const healthy = live.filter((r) => r.state === 'healthy').length;
     const failed = live.filter((r) => r.state === 'failed').length;
+    const pool = service.spec.pool;
+    const views = pool?.upstreamState ? live.filter((r) => r.inPool).map((r) => pool.upstreamState!(replicaId(r))) : null;
+    const inRotation = views ? views.filter((v) => v === 'in-rotation').length : null;
+    const outOfRotation = views ? views.length - (inRotation ?? 0) : 0;
     const state: ServiceStatus['state'] =
       service.desired === 0 && live.length === 0
         ? 'stopped'
         : failed > 0 && failed === live.length
           ? 'failed'
-          : healthy >= service.desired
-            ? 'running'
-            : failed > 0 || live.some((r) => r.state === 'backoff' || r.state === 'crashed')
-              ? 'degraded'
-              : 'starting';
+          : healthy > 0 && inRotation === 0
+            ? 'unavailable'
+            : healthy >= service.desired && outOfRotation === 0
+              ? 'running'
+              : failed > 0 || outOfRotation > 0 || live.some((r) => r.state === 'backoff' || r.state === 'crashed')
+                ? 'degraded'
+                : 'starting';
     return {
       name: service.spec.name,
       kind: service.spec.kind,
       desired: service.desired,
       healthy,
+      inRotation,
       state,
       min: service.spec.min ?? 0,
       max: service.spec.max ?? service.spec.replicas,
@@ -590,6 +683,8 @@ export class Supervisor extends EventEmitter {
       cpuSeconds: usage?.cpuSeconds ?? null,
       rssBytes: usage?.rssBytes ?? null,
       lastExit: replica.lastExit,
+      balancer: replica.inPool ? (replica.service.spec.pool?.upstreamState?.(replicaId(replica)) ?? null) : null,
+      lastError: !replica.crash ? null : replica.crash.tail.length > 0 ? [...replica.crash.tail] : [`exited (${describeExit(replica.crash.exit)}) without a word on stderr`],
     };
   }
 
@@ -641,6 +736,25 @@ export function simpleArgv(command: string): string[] | undefined {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * True once `promise` settles within `ms`, false when the time runs out or `cut` aborts first.
+ * The timer is cleared either way: a stop must not leave a grace timer holding the process.
+ */
+export function settleWithin(promise: Promise<unknown>, ms: number, cut?: AbortSignal): Promise<boolean> {
+  if (cut?.aborted) return Promise.race([promise.then(() => true, () => true), Promise.resolve(false)]);
+  return new Promise((resolve) => {
+    const done = (settled: boolean) => {
+      clearTimeout(timer);
+      cut?.removeEventListener('abort', onCut);
+      resolve(settled);
+    };
+    const onCut = () => done(false);
+    const timer = setTimeout(() => done(false), ms);
+    cut?.addEventListener('abort', onCut, { once: true });
+    promise.then(() => done(true), () => done(true));
+  });
 }
 
 /**

@@ -7,7 +7,13 @@
  * replicas start) -> replicas. Stop: replicas drain (api replicas leave the balancer first,
  * workers finish or release their jobs) -> balancer -> control API -> the embedded database,
  * and only if this process started it. Stop is idempotent and bounded: past the longest stop
- * grace plus a margin, what is left is killed.
+ * grace plus a margin, what is left is killed. `stop(reason, { now: true })`, also during a
+ * stop under way, skips the drains (workers release their jobs in flight to the queue). A stop
+ * asked while starting (a `tide down` right after `tide up -d`, replicas still crash-looping)
+ * ends the start too: nothing more is started after it, the autoscaler included.
+ *
+ * The embedded database, when this process started it, is supervised (database.ts): restarted
+ * on its port after a crash, its state in `GET /v1/ps` and the dashboard.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +26,7 @@ import type { Balancer } from './balancer.js';
 import type { BackoffTimings } from './backoff.js';
 import { connectControl, readControlState, removeControlState, writeControlState } from './client.js';
 import { type ControlServer, startControl } from './control.js';
+import { type DatabaseStatus, DatabaseWatch, externalDatabase } from './database.js';
 import { type LogLine, type ServiceSpec, Supervisor } from './supervisor.js';
 
 const TIDE_BIN = fileURLToPath(new URL('../../bin/tide.js', import.meta.url));
@@ -41,6 +48,8 @@ export interface SystemOptions {
   workerArgs?: string[];
   /** Sample for the dashboard from the start (`tide up`), not only once a page is open. */
   dashboardEager?: boolean;
+  /** Start the embedded PostgreSQL even when DATABASE_URL is set (a chaos scenario that kills it). */
+  embeddedDatabase?: boolean;
   /** Run the autoscaler for services with a `scale:` block. Default true; a test driving its own controller turns it off. */
   autoscaler?: boolean;
 }
@@ -57,8 +66,12 @@ export interface RunningSystem {
   stateDir: string;
   /** The autoscaler (every service with a `scale:` block); absent with `autoscaler: false`. */
   autoscaler: RunningController | undefined;
-  /** Stops everything (idempotent); resolves when it has. */
-  stop(reason?: string): Promise<void>;
+  /** The database's state (supervised when embedded and started here). */
+  database(): DatabaseStatus;
+  /** The watch over the embedded database this process started; absent otherwise. */
+  databaseWatch: DatabaseWatch | undefined;
+  /** Stops everything (idempotent); resolves when it has. `now`: no drains, also for a stop under way. */
+  stop(reason?: string, options?: { now?: boolean }): Promise<void>;
   /** Resolves once stop() has finished (after `tide down`, say). */
   stopped: Promise<void>;
 }
@@ -78,10 +91,19 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     const { resolveDatabase } = await import('../db/connect.js');
     const database = await resolveDatabase({
       stateDir,
-      ...(config.database.url ? { url: config.database.url, source: 'database.url' } : {}),
+      ...(config.database.url ? { url: config.database.url, source: 'database.url' } : options.embeddedDatabase ? { url: '' } : {}),
       log,
     });
-    cleanups.push(() => database.stop());
+    const server = database.server;
+    const watch = server?.owned
+      ? new DatabaseWatch({
+          server,
+          restart: async () => (await import('../db/embedded.js')).startEmbeddedPostgres({ stateDir, port: server.port, log: (line) => log(`database: ${line}`) }),
+          log: (line) => log(`database: ${line}`),
+        })
+      : undefined;
+    const databaseStatus = (): DatabaseStatus => watch?.status() ?? { ...externalDatabase(Date.now()), ...(server ? { pid: server.pid, port: server.port } : {}) };
+    cleanups.push(() => (watch ?? database).stop());
     const schema = config.database.schema;
     const { createPostgresQueue } = await import('../runtime/queue/postgres.js');
     const queue = await createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 });
@@ -154,6 +176,14 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     });
 
     const supervisor = new Supervisor({ services: specs, ...(options.backoff ? { backoff: options.backoff } : {}) });
+    if (watch) {
+      // replicas that exit while the database is away (or within 10 s of its return, while their pools find it again) are not failed for it
+      supervisor.dependencyDown = () => {
+        const db = watch.status();
+        const backAt = db.lastCrash ? db.lastCrash.at + (db.lastCrash.downMs ?? Number.POSITIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+        return db.state !== 'running' || Date.now() - backAt < 10_000;
+      };
+    }
     if (options.onLog) supervisor.on('log', options.onLog);
     cleanups.push(() => supervisor.shutdown());
 
@@ -162,20 +192,27 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     let stopping: Promise<void> | undefined;
     let autoscaler: RunningController | undefined;
     const maxGraceMs = Math.max(0, ...specs.map((s) => s.stopGraceMs ?? 30_000));
-    const stop = (reason?: string): Promise<void> => {
-      stopping ??= (async () => {
-        log(`stopping${reason ? ` (${reason})` : ''}: draining the replicas`);
+    const stop = (reason?: string, stopOptions: { now?: boolean } = {}): Promise<void> => {
+      if (stopping) {
+        // a second Ctrl-C, or `tide down --now` during a drain: cut it short
+        if (stopOptions.now) log(`stopping now${reason ? ` (${reason})` : ''}: no more draining; workers release their jobs in flight`), void supervisor.shutdown({ now: true });
+        return stopping;
+      }
+      stopping = (async () => {
+        log(stopOptions.now ? `stopping now${reason ? ` (${reason})` : ''}: workers release their jobs in flight` : `stopping${reason ? ` (${reason})` : ''}: draining the replicas (again, or \`tide down --now\`, to stop at once)`);
         // first, so the autoscaler cannot scale while everything drains
         await autoscaler?.stop().catch(() => undefined);
-        const bounded = new Promise<void>((resolve) => setTimeout(resolve, maxGraceMs + 10_000).unref());
-        await Promise.race([supervisor.shutdown(), bounded]);
+        let bound: NodeJS.Timeout | undefined;
+        const bounded = new Promise<void>((resolve) => (bound = setTimeout(resolve, maxGraceMs + 10_000)));
+        await Promise.race([supervisor.shutdown(stopOptions), bounded]);
+        clearTimeout(bound);
         cleanups.length = 0;
         await balancer?.close().catch(() => undefined);
         await dashboard.close().catch(() => undefined);
         await control.close().catch(() => undefined);
         if (writeState) await removeControlState(stateDir).catch(() => undefined);
         if (database.embedded) log('stopping the embedded database');
-        await database.stop().catch((err: unknown) => log(`the database did not stop cleanly: ${String(err)}`));
+        await (watch ?? database).stop().catch((err: unknown) => log(`the database did not stop cleanly: ${String(err)}`));
         log('stopped');
         resolveStopped();
       })();
@@ -187,6 +224,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       supervisor,
       balancer,
       openQueue: () => createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 }),
+      database: databaseStatus,
       info: () => ({ project: config.project, balancer: balancer?.url ?? null, database: redactUrl(database.url) }),
       eager: options.dashboardEager ?? false,
       log,
@@ -200,12 +238,12 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
       port: config.control.port,
       token,
       project: config.project,
-      onDown: () => void stop('tide down'),
+      onDown: (down) => void stop(down.now ? 'tide down --now' : 'tide down', down),
       info: () => ({
         project: config.project,
         pid: process.pid,
         balancer: balancer?.url ?? null,
-        database: { embedded: database.embedded, schema },
+        database: { embedded: database.embedded, schema, ...databaseStatus() },
         autoscaler: autoscaler?.status() ?? [],
       }),
       onManualScale: (name) => {
@@ -213,6 +251,10 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
         if (config.autoscale.manualPauseMs > 0 && autoscaler?.controller.serviceNames().includes(name)) autoscaler.pause(name, config.autoscale.manualPauseMs);
       },
       mount: (req, res, url, access) => dashboard.handle(req, res, url, access),
+      metrics: async () => {
+        const registry = autoscaler?.controller.registry;
+        return registry ? { contentType: registry.contentType, text: await registry.metrics() } : undefined;
+      },
     });
     cleanups.push(() => control.close());
     if (writeState) {
@@ -222,16 +264,33 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     log(`control API on ${control.url}${balancer ? `, load balancer on ${balancer.url}` : ''}`);
 
     await supervisor.start();
-    // no journal connection at all for a project without a `scale:` block
-    if (options.autoscaler !== false && Object.values(config.services).some((s) => s.scale)) {
+    // no journal connection at all for a project without a `scale:` block, nor once a stop
+    // was asked while the replicas started (it would hold connections after everything stopped)
+    if (!stopping && options.autoscaler !== false && Object.values(config.services).some((s) => s.scale)) {
       const { startController } = await import('../controller/start.js');
       const running = await startController({ config, databaseUrl: database.url, supervisor, log: (line) => log(`autoscaler: ${line}`) });
       autoscaler = running;
+      // asked to stop while the controller started: the stop did not see it, so stop it here
+      if (stopping) await running.stop().catch(() => undefined);
       dashboard.attachAutoscaler(running);
       cleanups.push(() => running.stop());
       supervisor.pausedUntilOf = (name) => running.status().find((s) => s.service === name)?.pausedUntil ?? null;
     }
-    return { supervisor, balancer, control, dashboard, autoscaler, databaseUrl: database.url, embedded: database.embedded, schema, stateDir, stop, stopped };
+    return {
+      supervisor,
+      balancer,
+      control,
+      dashboard,
+      autoscaler,
+      databaseUrl: database.url,
+      embedded: database.embedded,
+      schema,
+      stateDir,
+      database: databaseStatus,
+      databaseWatch: watch,
+      stop,
+      stopped,
+    };
   } catch (err) {
     await unwind();
     throw err;

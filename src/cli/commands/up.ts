@@ -18,7 +18,9 @@ const HELP = `usage: tide up [options]
 Starts the database (embedded unless DATABASE_URL or database.url), runs the migrations,
 starts the load balancer and every service's replicas, and serves the control API that
 \`tide ps/scale/logs/restart/down\` talk to. Replica output is prefixed with its name.
-Ctrl-C (or SIGTERM, or \`tide down\`) drains and stops everything.
+The embedded database is supervised: killed, it is started again on its port (\`tide ps\`
+shows it). Ctrl-C (or SIGTERM, or \`tide down\`) drains and stops everything; a second
+Ctrl-C (or \`tide down --now\`) stops at once, workers releasing their jobs in flight.
 
 options:
   -c, --config <file>   the project file (default tide.yaml)
@@ -52,15 +54,16 @@ export const command: Command = {
     const colour = !values['no-color'] && !process.env.NO_COLOR && process.stdout.isTTY;
     const names = Object.keys(config.services);
     const width = Math.max(...names.map((n) => n.length)) + 3;
-    let stopSystem: ((reason: string) => Promise<void>) | undefined;
+    let stopSystem: ((reason: string, options?: { now?: boolean }) => Promise<void>) | undefined;
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
-      // a second Ctrl-C means now: the supervisor's exit hook SIGKILLs what is left
-      if (signals > 1) process.exit(130);
+      // a third means "now, whatever is left": the supervisor's exit hook SIGKILLs the replicas
+      if (signals > 2 || (signals > 1 && !stopSystem)) process.exit(130);
       // while starting, stop once started, so the embedded database is stopped too
       if (!stopSystem) return log(`${signal}: stopping once started (again to stop at once)`);
-      void stopSystem(signal);
+      // the second: no more draining, workers release their jobs in flight to the queue
+      void stopSystem(signal, { now: signals > 1 });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -86,6 +89,8 @@ export const command: Command = {
       log(`dashboard: ${system.control.url}/dashboard/`);
       if (signals > 0) void system.stop('signal while starting');
       await system.stopped;
+      // everything this process started has ended; a handle someone forgot must not keep it up
+      setTimeout(() => process.exit(process.exitCode ?? 0), 1_000).unref();
       return 0;
     } finally {
       process.off('SIGINT', onSignal);
@@ -119,8 +124,14 @@ async function detach(argv: string[], stateDir: string): Promise<number> {
       // so a script that runs `tide up -d` and then sends traffic finds the replicas ready
       if (ps && !ps.services.some((s) => s.state === 'starting')) {
         const summary = ps.services.map((s) => `${s.name} ${s.healthy}/${s.desired}${s.state === 'running' ? '' : ` ${s.state}`}`).join(', ');
+        // a replica that cannot start: say why here, not only in up.log
+        const errors = ps.replicas
+          .filter((r) => r.lastError && r.state !== 'healthy')
+          .map((r) => `${r.id} ${r.state === 'failed' ? 'failed' : 'cannot start'}; its last error lines:\n${r.lastError!.map((l) => `  ${l}`).join('\n')}\n`)
+          .join('');
         process.stdout.write(
           `tide up runs in the background (pid ${state.pid}): ${summary}; control ${state.url}${state.balancer ? `, balancer ${state.balancer}` : ''}\n` +
+            errors +
             `dashboard: ${state.url}/dashboard/\n` +
             `output: ${logFile}; \`tide ps\` shows it, \`tide down\` stops it\n`,
         );

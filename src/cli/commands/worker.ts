@@ -14,7 +14,8 @@ Runs job handlers from the queue, --concurrency at a time.
   --queues <a,b>         queues to take jobs from; * for all (default: default)
   --concurrency <n>      jobs at once in this process (env WORKER_CONCURRENCY, default 10)
   --schema <name>        database schema of the queue (env TIDE_SCHEMA, default tide)
-  --grace <seconds>      on SIGTERM/SIGINT, how long in-flight jobs may finish (default 30)
+  --grace <seconds>      on SIGTERM/SIGINT, how long in-flight jobs may finish (default 30);
+                         a second signal releases them to the queue at once
   --lease <seconds>      lease per job, renewed by heartbeats; a killed worker's jobs run
                          again after about this long (default 5)
   --poll <ms>            polling fallback when NOTIFY does not arrive (default 1000)
@@ -68,11 +69,26 @@ export const command: Command = {
     // not die by the default action with jobs it has just claimed (they would wait out a lease).
     let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
     let stopAsked: NodeJS.Signals | undefined;
+    let signals = 0;
+    let draining = false;
+    // the first signal drains; a second one (a second Ctrl-C, `tide down --now`) releases
+    // the jobs still running to the queue at once
     const onSignal = (signal: NodeJS.Signals) => {
       stopAsked ??= signal;
+      signals++;
+      act(signal);
+    };
+    const act = (signal: NodeJS.Signals) => {
       if (!worker) return;
-      process.stderr.write(`tide worker ${worker.id}: ${signal}, draining (grace ${graceMs / 1000} s)\n`);
-      void worker.stop(graceMs);
+      if (!draining) {
+        draining = true;
+        process.stderr.write(`tide worker ${worker.id}: ${signal}, draining (grace ${graceMs / 1000} s; again to release the jobs in flight now)\n`);
+        void worker.stop(graceMs);
+      }
+      if (signals > 1) {
+        process.stderr.write(`tide worker ${worker.id}: ${signal} again, releasing the jobs in flight to the queue\n`);
+        void worker.stop(0);
+      }
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
@@ -93,7 +109,7 @@ export const command: Command = {
         `database ${redactUrl(database.url)}${database.embedded ? ' (embedded)' : ''} schema ${schema}` +
         `${worker.metricsPort ? `, metrics on :${worker.metricsPort}` : ''}\n`,
     );
-    if (stopAsked) onSignal(stopAsked);
+    if (stopAsked) act(stopAsked);
     await worker.stopped;
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -137,12 +137,24 @@ function renderInfo() {
 function render() {
   const latest = state.snapshots[state.snapshots.length - 1];
   if (!latest) return;
+  renderDatabase(latest.database);
   for (const service of latest.services) renderCard(service);
   for (const [name, card] of state.cards) if (!latest.services.some((s) => s.name === name)) (card.root.remove(), state.cards.delete(name));
   charts.update(state.snapshots);
   renderTimeline();
   const problems = $('problems');
   problems.replaceChildren(...latest.problems.map((p) => el('li', {}, p)));
+}
+
+/** The supervised database's state beside the header (an external one is not ours to tell). */
+function renderDatabase(db) {
+  const node = $('database');
+  node.hidden = !db || !db.state;
+  if (node.hidden) return;
+  const restarts = db.restarts ? `, restarted ${db.restarts}×` : '';
+  const last = db.lastCrash && db.lastCrash.downMs !== null ? ` (last down ${(db.lastCrash.downMs / 1000).toFixed(1)} s)` : '';
+  node.textContent = `database ${db.state}${restarts}${last}`;
+  node.dataset.state = db.state === 'running' ? 'running' : db.state === 'failed' ? 'failed' : 'degraded';
 }
 
 function el(tag, attrs = {}, ...children) {

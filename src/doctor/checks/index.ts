@@ -3,6 +3,7 @@ import type { Check } from '../types.js';
 import { apiLatency } from './api-latency.js';
 import { balancerRefusals } from './balancer-refusals.js';
 import { capacity } from './capacity.js';
+import { databaseSupervision } from './database-supervision.js';
 import { dbConnections } from './db-connections.js';
 import { failingSources } from './failing-sources.js';
 import { flapping } from './flapping.js';
@@ -12,6 +13,7 @@ import { unevenLoad } from './uneven-load.js';
 import { workersNotConsuming } from './workers-not-consuming.js';
 
 export const CHECKS: ReadonlyArray<{ name: string; check: Check }> = [
+  { name: 'database-supervision', check: databaseSupervision },
   { name: 'workers-not-consuming', check: workersNotConsuming },
   { name: 'capacity', check: capacity },
   { name: 'db-connections', check: dbConnections },

@@ -62,7 +62,10 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   id: string;
-  /** Drains: stops claiming, waits up to `graceMs` for in-flight jobs, releases the rest. */
+  /**
+   * Drains: stops claiming, waits up to `graceMs` for in-flight jobs, releases the rest.
+   * `stop(0)` during a drain ends its grace at once: what still runs is released now.
+   */
   stop(graceMs?: number): Promise<void>;
   /** Resolves when the worker has stopped. */
   readonly stopped: Promise<void>;
@@ -346,6 +349,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   // --- drain
   let stopping$: Promise<void> | undefined;
+  /** Ends the grace period of a drain under way (a stop(0) during a stop: release now). */
+  let endGrace: (() => void) | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
 
@@ -360,8 +365,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // wait for in-flight jobs, up to the grace period
     const inFlight = () => Promise.all([...slots.values()].map((s) => s.done));
     let graceTimer: NodeJS.Timeout | undefined;
-    await Promise.race([inFlight(), new Promise<void>((r) => (graceTimer = setTimeout(r, graceMs)))]);
+    await Promise.race([inFlight(), new Promise<void>((r) => ((endGrace = r), (graceTimer = setTimeout(r, graceMs))))]);
     clearTimeout(graceTimer);
+    endGrace = undefined;
     // flush what finished (retrying a few times through a short outage)
     for (let failures = 0; failures < 10 && (buffer.length > 0 || flushing); ) {
       const before = buffer.length;
@@ -396,7 +402,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   return {
     id,
-    stop: (graceMs = graceDefault) => (stopping$ ??= drain(graceMs)),
+    stop: (graceMs = graceDefault) => {
+      if (stopping$ && graceMs === 0) endGrace?.();
+      return (stopping$ ??= drain(graceMs));
+    },
     stopped,
     get processed() {
       return processed;
