@@ -21,7 +21,7 @@ export const ERRORS = {
   TIDE_DB_UNAVAILABLE: { status: 503, exit: 3, summary: 'PostgreSQL cannot be reached (down, restarting, or refusing connections).' },
   TIDE_DB_URL_INVALID: { status: 400, exit: 2, summary: 'DATABASE_URL (or the config database url) is not a valid PostgreSQL URL.' },
   TIDE_DB_EMBEDDED_MISSING: { status: 500, exit: 3, summary: 'The embedded PostgreSQL binaries are not installed.' },
-  TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with no `postgres` user to run the embedded PostgreSQL as.' },
+  TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with neither a `postgres` nor a `nobody` user to run the embedded PostgreSQL as.' },
   TIDE_DB_EMBEDDED_START: { status: 500, exit: 3, summary: 'The embedded PostgreSQL failed to initialise or start.' },
   TIDE_DB_EMBEDDED_LOCKED: { status: 500, exit: 3, summary: 'Another tide process holds the embedded database start lock for too long.' },
   TIDE_DB_MIGRATION: { status: 500, exit: 3, summary: 'A schema migration failed, or the database has a newer schema than this version knows.' },

@@ -2,8 +2,11 @@
  * The package as a user gets it: `npm pack`, then installed from the tarball into fresh
  * projects outside the repository, one `"type": "module"` and one CommonJS. In each: `tide
  * init`, a JavaScript and a TypeScript handlers module (each on its own worker service), jobs
- * enqueued from application code through the library, `tide up -d` on the run's PostgreSQL
- * (in a schema of its own), the jobs complete, `tide scale`, `tide down`. The install prefers
+ * enqueued from application code through the library, `tide up -d`, the jobs complete, `tide
+ * scale`, `tide down`. The ESM project uses the run's PostgreSQL (DATABASE_URL, in a schema of
+ * its own); the CommonJS one the embedded database, in a private directory (mkdtemp: mode
+ * 700) with its binaries inside it: as root, what a clone under /root meets (the server runs
+ * as another user, who must reach a copy of the binaries and the data). The install prefers
  * the local npm cache (`--prefer-offline`), so it goes to the registry only for what the
  * cache lacks.
  */
@@ -18,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 
 import type { ControlState } from '../src/supervisor/client.js';
+import { fallbackDataDir, stopEmbeddedPostgres } from '../src/db/embedded.js';
 import { freshSchema } from './helpers/db.js';
 import { alive, stopIfAlive } from './helpers/tide.js';
 
@@ -29,9 +33,9 @@ interface Run {
   stderr: string;
 }
 
-function run(file: string, args: string[], cwd: string, timeout = 180_000): Promise<Run> {
+function run(file: string, args: string[], cwd: string, timeout = 180_000, env = process.env): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd, env: process.env, timeout, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(file, args, { cwd, env, timeout, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -144,15 +148,18 @@ for (const type of ['module', 'commonjs'] as const) {
   test(`installed from the tarball into a ${type} project: init, JS and TS handlers, enqueue from code, up, scale, down`, { timeout: 480_000 }, async () => {
     const db = await freshSchema('pkg');
     const dir = await mkdtemp(path.join(tmpdir(), `tide-app-${type}-`));
+    const embedded = type === 'commonjs';
+    const env = { ...process.env };
+    if (embedded) delete env.DATABASE_URL;
     let upPid: number | undefined;
     try {
       await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: `app-${type}`, private: true, ...(type === 'module' ? { type } : {}) }));
       ok(await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], dir, 300_000), 'npm install');
-      const tide = (...args: string[]) => run('npx', ['--no-install', 'tide', ...args], dir);
+      const tide = (...args: string[]) => run('npx', ['--no-install', 'tide', ...args], dir, 180_000, env);
 
       ok(await tide('init'), 'tide init');
       const doc = parseDocument(await readFile(path.join(dir, 'tide.yaml'), 'utf8'));
-      doc.setIn(['database', 'url'], '${DATABASE_URL}');
+      if (!embedded) doc.setIn(['database', 'url'], '${DATABASE_URL}');
       doc.setIn(['database', 'schema'], db.schema);
       doc.setIn(['balancer', 'host'], '127.0.0.1');
       doc.setIn(['balancer', 'port'], 0);
@@ -171,10 +178,14 @@ for (const type of ['module', 'commonjs'] as const) {
       await writeFile(path.join(dir, 'jobs.ts'), TS_HANDLERS[type]);
       await writeFile(path.join(dir, 'app.js'), APP[type]);
 
-      ok(await tide('up', '-d'), 'tide up -d');
+      const up = ok(await tide('up', '-d'), 'tide up -d');
+      if (embedded && process.getuid?.() === 0) {
+        // the one line that says how PostgreSQL runs as root, and where its files are
+        assert.match(`${up.stdout}${up.stderr}${await readFile(path.join(dir, '.tide', 'up.log'), 'utf8').catch(() => '')}`, /runs as user \w+ \(uid \d+\), binaries in /);
+      }
       upPid = (JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as ControlState).pid;
 
-      const app = ok(await run(process.execPath, ['app.js'], dir), 'node app.js');
+      const app = ok(await run(process.execPath, ['app.js'], dir, 180_000, env), 'node app.js');
       assert.deepEqual(JSON.parse(app.stdout.trim().split('\n').at(-1)!), { double: 42, shout: 'HI' });
 
       ok(await tide('scale', 'worker=2'), 'tide scale');
@@ -185,6 +196,13 @@ for (const type of ['module', 'commonjs'] as const) {
       assert.equal(alive(upPid), false);
     } finally {
       stopIfAlive(upPid);
+      if (embedded) {
+        const stateDir = path.join(dir, '.tide');
+        await stopEmbeddedPostgres(stateDir).catch(() => false);
+        // as root the data and the binaries' copy live outside the private directory
+        await rm(fallbackDataDir(stateDir), { recursive: true, force: true });
+        await rm(`${fallbackDataDir(stateDir)}-bin`, { recursive: true, force: true });
+      }
       await rm(dir, { recursive: true, force: true });
       await db.drop();
     }
