@@ -5,7 +5,7 @@
  * enqueued from application code through the library, `tide up -d`, the jobs complete, `tide
  * scale`, `tide down`. The ESM project uses the run's PostgreSQL (DATABASE_URL, in a schema of
  * its own); the CommonJS one the embedded database, in a private directory (mkdtemp: mode
- * 700) with its binaries inside it: as root, what a clone under /root meets (the server runs
+ * 700) with its binaries inside it: as root, what a clone in root's home meets (the server runs
  * as another user, who must reach a copy of the binaries and the data). The install prefers
  * the local npm cache (`--prefer-offline`), so it goes to the registry only for what the
  * cache lacks.

@@ -13,7 +13,7 @@
  *
  * PostgreSQL refuses to run as root: as root we run it as the `postgres` user (or, where
  * there is none, the usual container, as `nobody`), and that user must reach both the data
- * directory and the binaries. When the state directory is private (a clone under /root, a
+ * directory and the binaries. When the state directory is private (a clone in root's home, a
  * `mktemp -d` folder), the data goes under the system temp directory instead; when the
  * binaries are (node_modules inside such a folder), they are linked, or else copied, into a
  * root-owned directory beside it. One log line says which user runs the server and where its
