@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -102,6 +103,27 @@ const TS_HANDLERS = {
   ].join('\n'),
 };
 
+/** A consumer's type check of the library: the handler map types enqueue's name and payload. */
+const TYPED_ENQUEUE = [
+  "import { createQueue } from 'tidescale';",
+  "import type handlers from './jobs.ts';",
+  '',
+  'export async function check(): Promise<void> {',
+  '  const queue = await createQueue<typeof handlers>();',
+  "  await queue.enqueue('shout', { text: 'hi' }, { queue: 'ts', runAt: new Date(), maxAttempts: 2 });",
+  '  // @ts-expect-error: shout takes { text: string }',
+  "  await queue.enqueue('shout', { txt: 'hi' });",
+  '  await queue.close();',
+  '}',
+  '',
+].join('\n');
+const CONSUMER_TSCONFIG = {
+  compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2023', strict: true, noEmit: true, allowImportingTsExtensions: true },
+  files: ['jobs.ts', 'check.ts'],
+};
+/** The repository's TypeScript compiler (the package exports no bin path; bin/tsc sits beside its package.json). */
+const TSC = path.join(path.dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+
 /** Application code: enqueues one job per handler through the library and waits for the results. */
 const APP_BODY = `
   const queue = await createQueue({ config: 'tide.yaml' });
@@ -178,6 +200,12 @@ for (const type of ['module', 'commonjs'] as const) {
       await writeFile(path.join(dir, 'jobs.ts'), TS_HANDLERS[type]);
       await writeFile(path.join(dir, 'app.js'), APP[type]);
 
+      if (type === 'module') {
+        // the declarations serve a strict TypeScript project: typed handlers type enqueue
+        await writeFile(path.join(dir, 'check.ts'), TYPED_ENQUEUE);
+        await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG));
+        ok(await run(process.execPath, [TSC, '-p', '.'], dir), 'tsc in the project');
+      }
       const up = ok(await tide('up', '-d'), 'tide up -d');
       if (embedded && process.getuid?.() === 0) {
         // the one line that says how PostgreSQL runs as root, and where its files are
