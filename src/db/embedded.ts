@@ -172,7 +172,9 @@ async function dataDirFor(stateDir: string, ids: RunAsUser | undefined, log: (l:
 
 /** Mirrors `from` into `to`: hard links where the file system allows, copies otherwise; symlinks as they are. */
 async function mirror(from: string, to: string): Promise<void> {
-  await mkdir(to, { recursive: true, mode: 0o755 });
+  // not recursive: in a shared temp directory, a directory someone else made in the meantime
+  // fails here (EEXIST) instead of being filled with binaries another user will run
+  await mkdir(to, { mode: 0o755 });
   for (const entry of await readdir(from, { withFileTypes: true })) {
     const source = path.join(from, entry.name);
     const target = path.join(to, entry.name);
