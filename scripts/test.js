@@ -2,8 +2,10 @@
 // `npm test`: runs every test/**/*.test.ts with node's test runner (through tsx).
 // Without DATABASE_URL it starts the embedded PostgreSQL once for the whole run, so the
 // suite passes on a fresh machine with only Node and npm. Arguments filter test files by
-// substring: `npm test -- queue api`.
-import { spawn } from 'node:child_process';
+// substring: `npm test -- queue api`. The tests import src/ through tsx, but every process
+// they spawn through bin/tide.js (replicas, `tide up`) runs the compiled dist/, so the run
+// builds it first: a test never runs against a stale build.
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +30,8 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+
+execFileSync(process.execPath, [path.join(root, 'scripts', 'build.js')], { stdio: 'inherit', cwd: root });
 
 for (const [name, what] of [['REDIS_URL', 'Redis'], ['AMQP_URL', 'RabbitMQ']]) {
   if (!process.env[name]) console.log(`note: ${name} is not set; the ${what} tests will skip (set it to run them)`);

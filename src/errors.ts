@@ -19,9 +19,12 @@ export const ERRORS = {
 
   // --- database
   TIDE_DB_UNAVAILABLE: { status: 503, exit: 3, summary: 'PostgreSQL cannot be reached (down, restarting, or refusing connections).' },
+  TIDE_DB_NOT_FOUND: { status: 503, exit: 3, summary: 'The database DATABASE_URL names does not exist on that server (the error names the host and the database, and how to create it).' },
+  TIDE_DB_ROLE_NOT_FOUND: { status: 503, exit: 3, summary: 'The role (user) DATABASE_URL names does not exist on that server (the error names the host and the role, and how to create it).' },
+  TIDE_DB_AUTH_FAILED: { status: 503, exit: 3, summary: 'PostgreSQL refused the user or password in DATABASE_URL (or its pg_hba.conf refuses this host).' },
   TIDE_DB_URL_INVALID: { status: 400, exit: 2, summary: 'DATABASE_URL (or the config database url) is not a valid PostgreSQL URL.' },
   TIDE_DB_EMBEDDED_MISSING: { status: 500, exit: 3, summary: 'The embedded PostgreSQL binaries are not installed.' },
-  TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with no `postgres` user to run the embedded PostgreSQL as.' },
+  TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with neither a `postgres` nor a `nobody` user to run the embedded PostgreSQL as.' },
   TIDE_DB_EMBEDDED_START: { status: 500, exit: 3, summary: 'The embedded PostgreSQL failed to initialise or start.' },
   TIDE_DB_EMBEDDED_LOCKED: { status: 500, exit: 3, summary: 'Another tide process holds the embedded database start lock for too long.' },
   TIDE_DB_MIGRATION: { status: 500, exit: 3, summary: 'A schema migration failed, or the database has a newer schema than this version knows.' },
@@ -76,6 +79,7 @@ export const ERRORS = {
   TIDE_LB_UPSTREAM_FAILED: { status: 502, exit: 1, summary: 'The upstream (and every other one tried, for a request safe to retry) failed to answer: connection refused, reset or closed.' },
   TIDE_LB_UPSTREAM_TIMEOUT: { status: 504, exit: 1, summary: 'The upstream did not send response headers within the load balancer\'s upstream timeout.' },
   TIDE_LB_RATE_LIMITED: { status: 429, exit: 1, summary: 'This client (its address, or the one a trusted proxy forwarded) sent more requests than the balancer rate_limit allows; retry after the Retry-After seconds.' },
+  TIDE_LB_PORT_IN_USE: { status: 500, exit: 1, summary: "The load balancer's port is in use by another process (the error names the host and port; set balancer.port, 0 for any free port)." },
   TIDE_LB_LISTEN: { status: 500, exit: 1, summary: 'The load balancer cannot listen on its host and port (in use, or not allowed).' },
   TIDE_LB_CLOSED: { status: 500, exit: 1, summary: 'The load balancer was closed; it takes no more upstreams.' },
   TIDE_LB_UNKNOWN_UPSTREAM: { status: 404, exit: 1, summary: 'The load balancer has no upstream with the id given.' },

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import type { FastifyInstance } from 'fastify';
 
-import { type EmbeddedDatabase, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { type EmbeddedDatabase, fallbackDataDir, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { type RunningApi, startApi } from '../src/runtime/api/start.js';
 
 const enqueue = (app: FastifyInstance, body: unknown) =>
@@ -94,5 +94,7 @@ test('a database restart: 503 with Retry-After while it is down, recovery by its
     await api?.close();
     await db?.stop();
     await rm(stateDir, { recursive: true, force: true });
+    // as root, mkdtemp's private directory sends the data under the temp directory
+    await rm(fallbackDataDir(stateDir), { recursive: true, force: true });
   }
 });

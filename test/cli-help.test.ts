@@ -12,8 +12,12 @@ async function tide(...args: string[]): Promise<{ code: number; out: string }> {
 
 test('every command answers --help, -h and tide help <command> with its usage, from one place, exit 0', async () => {
   const listing = await tide('help');
-  const names = [...listing.out.matchAll(/^ {2}(\S+)$/gm)].map((m) => m[1]!);
+  // each command on its own line with its one-line summary
+  const rows = [...listing.out.matchAll(/^ {2}(\S+) +(\S.*)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+  const names = rows.map(([name]) => name);
   assert.ok(names.length >= 20, listing.out);
+  for (const [name, summary] of rows) assert.ok(summary.length > 10 && !summary.includes('\n'), `${name}: "${summary}"`);
+  assert.match(listing.out, /^ {2}up +\S/m);
   for (const name of names) {
     const long = await tide(name, '--help');
     assert.equal(long.code, 0, name);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import pg from 'pg';
 
-import { redactUrl, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { fallbackDataDir, redactUrl, startEmbeddedPostgres } from '../src/db/embedded.js';
 
 test('the embedded PostgreSQL starts, is reused by a second caller, and stops', async () => {
   const stateDir = await mkdtemp(path.join(tmpdir(), 'tide-embedded-'));
@@ -25,5 +25,7 @@ test('the embedded PostgreSQL starts, is reused by a second caller, and stops', 
   } finally {
     await first.stop();
     await rm(stateDir, { recursive: true, force: true });
+    // as root, mkdtemp's private directory sends the data under the temp directory
+    await rm(fallbackDataDir(stateDir), { recursive: true, force: true });
   }
 });

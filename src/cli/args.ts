@@ -8,7 +8,10 @@ import { TideError } from '../errors.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parse<T extends Options>(argv: string[], options: T, allowPositionals = true) {
+/** What `parse` returns (named, so the declarations can say it). */
+export type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
+
+export function parse<T extends Options>(argv: string[], options: T, allowPositionals = true): Parsed<T> {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (cause) {

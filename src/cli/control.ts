@@ -5,7 +5,7 @@
  * module loads only when such a command runs.
  */
 import type { ControlClient } from '../supervisor/client.js';
-import { type Options, parse } from './args.js';
+import { type Options, type Parsed, parse } from './args.js';
 import { CLIENT_FLAGS } from './client-flags.js';
 
 /** How one command extends the shared client flags. */
@@ -20,7 +20,10 @@ export interface ControlCommandSpec<T extends Options> {
  * Parses `argv` with the client flags and the command's own: the parsed flags, the positionals
  * and `connect`, which finds the running `tide up` from those flags.
  */
-export async function parseControlArgs<T extends Options = Record<never, never>>(argv: string[], spec: ControlCommandSpec<T> = {}) {
+export async function parseControlArgs<T extends Options = Record<never, never>>(
+  argv: string[],
+  spec: ControlCommandSpec<T> = {},
+): Promise<Pick<Parsed<typeof CLIENT_FLAGS & T>, 'values' | 'positionals'> & { connect: () => Promise<ControlClient> }> {
   const { clientFromFlags } = await import('../supervisor/client.js');
   const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, ...spec.flags } as typeof CLIENT_FLAGS & T, spec.positionals ?? true);
   return { values, positionals, connect: (): Promise<ControlClient> => clientFromFlags(values) };

@@ -45,9 +45,13 @@ function asksForHelp(args: string[]): boolean {
   return false;
 }
 
-function usage(): string {
+/** The command list with each one's summary (loading every command module: only `tide help` pays for it). */
+async function usage(): Promise<string> {
   const names = Object.keys(commands).sort();
-  return ['usage: tide <command> [options]', '', 'commands:', ...names.map((n) => `  ${n}`), '', 'tide <command> --help for its options'].join('\n');
+  const summaries = await Promise.all(names.map(async (n) => (await commands[n]!()).command.summary));
+  const width = Math.max(...names.map((n) => n.length));
+  const lines = names.map((n, i) => `  ${n.padEnd(width)}  ${summaries[i]}`);
+  return ['usage: tide <command> [options]', '', 'commands:', ...lines, '', 'tide <command> --help for its options'].join('\n');
 }
 
 /** Run `tide ...argv`; `print` takes what this handler prints itself (usage and help). */
@@ -61,7 +65,7 @@ export async function main(argv: string[], print: (text: string) => void = (text
         print(`${command.help.trimEnd()}\n`);
         return 0;
       }
-      print(`${usage()}\n`);
+      print(`${await usage()}\n`);
       return name ? 0 : 2;
     }
     if (name === '--version' || name === '-v') return main(['version'], print);

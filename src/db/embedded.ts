@@ -11,14 +11,18 @@
  * States of a data directory: missing -> initialised (PG_VERSION) -> running (postmaster.pid
  * with a live pid) -> stopped. A stale `postmaster.pid` is handled by PostgreSQL itself.
  *
- * PostgreSQL refuses to run as root: as root we run it as the `postgres` user, and the data
- * directory must be reachable by that user; when the state directory is not (a private home,
- * say), the data goes under the system temp directory instead, and we say so.
+ * PostgreSQL refuses to run as root: as root we run it as the `postgres` user (or, where
+ * there is none, the usual container, as `nobody`), and that user must reach both the data
+ * directory and the binaries. When the state directory is private (a clone in root's home, a
+ * `mktemp -d` folder), the data goes under the system temp directory instead; when the
+ * binaries are (node_modules inside such a folder), they are linked, or else copied, into a
+ * root-owned directory beside it. One log line says which user runs the server and where its
+ * files are.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { access, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, copyFile, link, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -91,7 +95,6 @@ async function repairSymlinks(nativeDir: string): Promise<void> {
   } catch {
     return;
   }
-  const { symlink, lstat } = await import('node:fs/promises');
   const pkgDir = path.dirname(nativeDir);
   for (const { source, target } of links) {
     const to = path.join(pkgDir, target);
@@ -115,18 +118,28 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function postgresIds(): Promise<{ uid: number; gid: number } | undefined> {
+/** The user the server runs as when we are root (PostgreSQL refuses root itself). */
+interface RunAsUser {
+  user: string;
+  uid: number;
+  gid: number;
+}
+
+/** Undefined unless we are root; then `postgres`, or `nobody` where there is no `postgres` user. */
+async function postgresIds(): Promise<RunAsUser | undefined> {
   if (userInfo().uid !== 0) return undefined;
-  try {
-    const [u, g] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]);
-    return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
-  } catch (cause) {
-    throw new TideError(
-      'TIDE_DB_EMBEDDED_ROOT',
-      'PostgreSQL cannot run as root and there is no `postgres` user to run it as; create one (useradd postgres), run tide as another user, or set DATABASE_URL.',
-      { cause },
-    );
+  for (const user of ['postgres', 'nobody']) {
+    try {
+      const [u, g] = await Promise.all([run('id', ['-u', user]), run('id', ['-g', user])]);
+      return { user, uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+    } catch {
+      // no such user: try the next
+    }
   }
+  throw new TideError(
+    'TIDE_DB_EMBEDDED_ROOT',
+    'PostgreSQL cannot run as root, and there is neither a `postgres` nor a `nobody` user to run it as; create one (useradd --system postgres), run tide as another user, or set DATABASE_URL.',
+  );
 }
 
 /** True when every ancestor of `dir` lets "others" through, so the postgres user can reach it. */
@@ -145,24 +158,71 @@ async function reachableByOthers(dir: string): Promise<boolean> {
   }
 }
 
-async function dataDirFor(stateDir: string, ids: { uid: number; gid: number } | undefined, log: (l: string) => void) {
+/** Where the data goes when the postgres user cannot reach the state directory. */
+export function fallbackDataDir(stateDir: string): string {
+  const key = Buffer.from(path.resolve(stateDir)).toString('base64url').slice(-40);
+  return path.join(tmpdir(), `tidescale-pg-${key}`);
+}
+
+async function dataDirFor(stateDir: string, ids: RunAsUser | undefined, log: (l: string) => void) {
   const preferred = path.resolve(stateDir, 'pg');
   if (!ids || (await reachableByOthers(path.dirname(preferred)))) return preferred;
-  const key = Buffer.from(path.resolve(stateDir)).toString('base64url').slice(-40);
-  const fallback = path.join(tmpdir(), `tidescale-pg-${key}`);
-  log(`the postgres user cannot reach ${path.dirname(preferred)}; keeping the database in ${fallback}`);
+  const fallback = fallbackDataDir(stateDir);
+  log(`the ${ids.user} user cannot reach ${path.dirname(preferred)}; keeping the database in ${fallback}`);
   return fallback;
 }
 
+/** Mirrors `from` into `to`: hard links where the file system allows, copies otherwise; symlinks as they are. */
+async function mirror(from: string, to: string): Promise<void> {
+  // not recursive: in a shared temp directory, a directory someone else made in the meantime
+  // fails here (EEXIST) instead of being filled with binaries another user will run
+  await mkdir(to, { mode: 0o755 });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name);
+    const target = path.join(to, entry.name);
+    if (entry.isDirectory()) await mirror(source, target);
+    else if (entry.isSymbolicLink()) await symlink(await readlink(source), target);
+    else await link(source, target).catch(() => copyFile(source, target).then(async () => chmod(target, (await stat(source)).mode & 0o7777)));
+  }
+}
+
+/**
+ * The binaries as the postgres user can run them: as they are when it can reach them, else a
+ * root-owned mirror of the native directory beside the data directory (made once; one made
+ * by anyone but root, or writable by others, is replaced, since that user will run it).
+ */
+async function reachableBinaries(bins: Binaries, ids: RunAsUser | undefined, dataDir: string): Promise<Binaries> {
+  const nativeDir = path.dirname(path.dirname(bins.postgres));
+  if (!ids || (await reachableByOthers(nativeDir))) return bins;
+  const mirrorDir = `${dataDir}-bin`;
+  const marker = path.join(mirrorDir, '.source');
+  const trusted = await lstat(mirrorDir).then(
+    (s) => s.isDirectory() && s.uid === 0 && (s.mode & 0o022) === 0,
+    () => false,
+  );
+  // the package's path and version: an upgrade in place makes a new mirror
+  const version = await readFile(path.join(path.dirname(nativeDir), 'package.json'), 'utf8').catch(() => '');
+  const wanted = `${nativeDir}\n${(JSON.parse(version || '{}') as { version?: string }).version ?? ''}`;
+  const source = trusted ? await readFile(marker, 'utf8').catch(() => '') : '';
+  if (source !== wanted) {
+    await rm(mirrorDir, { recursive: true, force: true });
+    await mirror(nativeDir, mirrorDir);
+    await chmod(mirrorDir, 0o755);
+    await writeFile(marker, wanted, { mode: 0o644 });
+  }
+  const moved = (file: string) => path.join(mirrorDir, path.relative(nativeDir, file));
+  return { initdb: moved(bins.initdb), pg_ctl: moved(bins.pg_ctl), postgres: moved(bins.postgres) };
+}
+
 function runAs(
-  ids: { uid: number; gid: number } | undefined,
+  ids: RunAsUser | undefined,
   file: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
-      ...(ids ?? {}),
+      ...(ids ? { uid: ids.uid, gid: ids.gid } : {}),
       env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -301,7 +361,7 @@ async function withStartLock<T>(stateDir: string, fn: () => Promise<T>): Promise
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const log = options.log ?? (() => undefined);
-  const bins = await binaries();
+  const installed = await binaries();
   const ids = await postgresIds();
   const creds = await credentials(options.stateDir);
   return withStartLock(options.stateDir, async () => {
@@ -315,6 +375,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       return { url: url(running.port), port: running.port, dataDir, pid: running.pid, owned: false, stop: async () => undefined };
     }
 
+    const bins = await reachableBinaries(installed, ids, dataDir);
+    if (ids) {
+      log(`running as root: the embedded PostgreSQL runs as user ${ids.user} (uid ${ids.uid}), binaries in ${path.dirname(path.dirname(bins.postgres))}, data in ${dataDir}`);
+    }
     if (!(await exists(path.join(dataDir, 'PG_VERSION')))) {
       log(`initialising the embedded PostgreSQL in ${dataDir}`);
       await rm(dataDir, { recursive: true, force: true });
@@ -387,10 +451,10 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
 
 /** Stops a server on a state directory that another (detached) process started. */
 export async function stopEmbeddedPostgres(stateDir: string): Promise<boolean> {
-  const bins = await binaries();
   const ids = await postgresIds();
   const dataDir = await dataDirFor(stateDir, ids, () => undefined);
   if (!(await runningServer(dataDir))) return false;
+  const bins = await reachableBinaries(await binaries(), ids, dataDir);
   await runAs(ids, bins.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']);
   return true;
 }

@@ -41,3 +41,60 @@ export function toDbError(err: unknown): unknown {
   const detail = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
   return new TideError('TIDE_DB_UNAVAILABLE', `PostgreSQL cannot be reached: ${detail}.`, { cause: err });
 }
+
+/** Host, port, database and role a URL names, for messages (the password never). */
+function target(url: string): { host: string; port: string; database: string; role: string } {
+  try {
+    const u = new URL(url);
+    const role = decodeURIComponent(u.username) || process.env.PGUSER || 'the current user';
+    const database = decodeURIComponent(u.pathname.slice(1)) || (u.username ? role : 'the default database');
+    return { host: u.hostname || u.searchParams.get('host') || 'localhost', port: u.port || '5432', database, role };
+  } catch {
+    return { host: 'the server', port: '5432', database: 'the database', role: 'the role' };
+  }
+}
+
+/** The SQLSTATE of a pg error, looking through TideError causes. */
+function sqlState(err: unknown): string | undefined {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    if (e.cause === e) break;
+  }
+  return undefined;
+}
+
+/**
+ * A server that answered but refused the connection for what the URL says: no such database
+ * (3D000), no such role (28000), a wrong password (28P01), each as its own code with the host,
+ * the name and the fix. Any other error unchanged. `source` names where the URL came from.
+ */
+export function toAccessError(err: unknown, url: string, source = 'DATABASE_URL'): unknown {
+  const state = sqlState(err);
+  if (!state) return err;
+  const { host, port, database, role } = target(url);
+  const where = { where: { field: source }, cause: err };
+  const admin = `psql -h ${host} -p ${port} -U postgres`;
+  if (state === '3D000') {
+    return new TideError(
+      'TIDE_DB_NOT_FOUND',
+      `The database "${database}" does not exist on ${host}:${port}; create it (\`${admin} -c 'CREATE DATABASE "${database}" OWNER "${role}"'\`, or createdb) or name an existing one in ${source}.`,
+      where,
+    );
+  }
+  if (state === '28000' && /role .* does not exist/i.test((err as Error).message ?? '')) {
+    return new TideError(
+      'TIDE_DB_ROLE_NOT_FOUND',
+      `The role "${role}" does not exist on ${host}:${port}; create it (\`${admin} -c "CREATE ROLE \\"${role}\\" LOGIN PASSWORD '...'"\`) or name an existing one in ${source}.`,
+      where,
+    );
+  }
+  if (state === '28P01' || state === '28000') {
+    return new TideError(
+      'TIDE_DB_AUTH_FAILED',
+      `PostgreSQL on ${host}:${port} refused role "${role}" for database "${database}": ${(err as Error).message}; check the user and password in ${source} (and the server's pg_hba.conf for this host).`,
+      where,
+    );
+  }
+  return err;
+}

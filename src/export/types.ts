@@ -3,13 +3,14 @@
  * and the options: no I/O, no clock, so the same `tide.yaml` always gives the same output and
  * the tests can compare objects, not text.
  */
+import { defaultImage } from '../config/dockerfile.js';
 import type { TideConfig } from '../config/schema.js';
 
 /** Which autoscaler a Kubernetes export uses for a service; `auto` picks per service. */
 export type AutoscalerChoice = 'auto' | 'hpa' | 'keda' | 'tide';
 
 export interface ExportOptions {
-  /** Container image with `tide` as its entrypoint. Default `tidescale:latest`. */
+  /** Container image with `tide` as its entrypoint. Default `<project>:latest`, what `tide init --docker`'s Dockerfile builds. */
   image: string;
   /** Per-service images (a `command` service usually runs its own), by service name. */
   images: Record<string, string>;
@@ -57,7 +58,7 @@ export type Exporter = (config: TideConfig, options: ExportOptions) => ExportRes
 /** The defaults of the options that do not depend on the config. */
 export function defaultOptions(config: TideConfig, given: Partial<ExportOptions> = {}): ExportOptions {
   return {
-    image: given.image ?? 'tidescale:latest',
+    image: given.image ?? defaultImage(config.project),
     images: given.images ?? {},
     namespace: given.namespace ?? kubernetesName(config.project),
     autoscaler: given.autoscaler ?? 'auto',

@@ -1022,7 +1022,21 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       clearInterval(sweeper);
-      reject(new TideError('TIDE_LB_LISTEN', `The load balancer cannot listen on ${host}:${options.port ?? 8080}: ${err.code ?? err.message}.`, { cause: err }));
+      const port = options.port ?? 8080;
+      const where = { field: 'balancer.port' };
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new TideError(
+              'TIDE_LB_PORT_IN_USE',
+              `The load balancer's port ${host}:${port} is in use by another process; stop that process (\`ss -ltnp 'sport = :${port}'\` names it) or set balancer.port in tide.yaml to a free port (0 picks one).`,
+              { cause: err, where },
+            )
+          : new TideError(
+              'TIDE_LB_LISTEN',
+              `The load balancer cannot listen on ${host}:${port}: ${err.code ?? err.message}${err.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; set balancer.port to 1024 or above)' : ''}.`,
+              { cause: err, where },
+            ),
+      );
     };
     server.once('error', onError);
     server.listen(options.port ?? 8080, host, () => {

@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { Agent, fetch } from 'undici';
 
 import { type ErrorCode, ERRORS, TideError, type Where } from '../errors.js';
 import type { LogLine } from './supervisor.js';
@@ -52,9 +51,19 @@ export interface ClientTarget {
   token?: string | undefined;
 }
 
-// a rolling restart answers when done, which can take minutes: no header or body timeout
-// (fetch's default would cut it at 300 s and read as "not running")
-const patient = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+type Undici = typeof import('undici');
+let http: Promise<{ fetch: Undici['fetch']; patient: InstanceType<Undici['Agent']> }> | undefined;
+
+/**
+ * undici and its agent, loaded on the first request: a command that finds nothing running
+ * (`tide ps` with no control.json) answers without paying for the import. The agent: a
+ * rolling restart answers when done, which can take minutes, so no header or body timeout
+ * (fetch's default would cut it at 300 s and read as "not running").
+ */
+function undici() {
+  http ??= import('undici').then(({ Agent, fetch }) => ({ fetch, patient: new Agent({ headersTimeout: 0, bodyTimeout: 0 }) }));
+  return http;
+}
 
 /** A thin JSON client of the control API. */
 export class ControlClient {
@@ -101,6 +110,7 @@ export class ControlClient {
   }
 
   private async fetch(method: string, endpoint: string, body?: unknown, signal?: AbortSignal) {
+    const { fetch, patient } = await undici();
     try {
       return await fetch(`${this.url}${endpoint}`, {
         dispatcher: patient,

@@ -27,7 +27,8 @@ options:
   -c, --config <file>       the project file (default tide.yaml)
   -o, --output <file>       write to this file instead of stdout
   --json                    JSON instead of YAML (Kubernetes: a v1 List)
-  --image <ref>             container image with tide as entrypoint (default tidescale:latest);
+  --image <ref>             container image with tide as entrypoint (default <project>:latest,
+                            what \`tide init --docker\`'s Dockerfile builds);
                             <service>=<ref> for one service (repeatable), e.g. a command service's own
   --namespace <ns>          Kubernetes namespace (default: the project name)
   --autoscaler <kind>       Kubernetes: auto (default), hpa, keda or tide for every service

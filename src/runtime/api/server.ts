@@ -22,8 +22,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { hostname } from 'node:os';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
@@ -32,6 +30,7 @@ import { type ErrorCode, TideError } from '../../errors.js';
 import { type ClientIdentity, type TrustOptions, identifyClient, proxyTrust } from '../../net/client-identity.js';
 import { connectionCap, openFileLimit } from '../../net/file-limit.js';
 import type { EnqueueInput, Job, QueueEngine, QueueStats } from '../queue/types.js';
+import { importUserModule } from '../user-module.js';
 import { DB_RETRY_AFTER_S, errorBody, toTideError } from './errors.js';
 import { instrumentApi } from './metrics.js';
 import { type EnqueueBody, type JobRequest, MAX_TIME_MS, enqueueBodySchema, isBatch, jobIdParamsSchema } from './schemas.js';
@@ -228,7 +227,7 @@ function notFound(id: string): TideError {
 async function loadPlugin(modulePath: string): Promise<FastifyPluginAsync> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(path.resolve(modulePath)).href)) as Record<string, unknown>;
+    mod = await importUserModule(modulePath);
   } catch (cause) {
     throw new TideError('TIDE_API_ROUTES_PLUGIN', `The routes module ${modulePath} failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {
       where: { file: modulePath },

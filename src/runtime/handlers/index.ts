@@ -5,9 +5,9 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
 import { TideError } from '../../errors.js';
+import { importUserModule } from '../user-module.js';
 import { hash } from './hash.js';
 import { sleep } from './sleep.js';
 import type { Handlers, JobHandler } from './types.js';
@@ -33,7 +33,7 @@ export async function loadHandlers(modulePath: string, cwd = process.cwd()): Pro
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importUserModule(file);
   } catch (cause) {
     throw new TideError('TIDE_HANDLERS_LOAD', `The handlers module ${modulePath} failed to load: ${(cause as Error).message}`, {
       cause,

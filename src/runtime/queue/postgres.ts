@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 
 import { migrate, quoteSchema } from '../../db/migrate.js';
-import { toDbError } from '../../db/errors.js';
+import { toAccessError, toDbError } from '../../db/errors.js';
 import { TideError } from '../../errors.js';
 import { claimJobs } from './sql/claim.js';
 import { type Completion, completeJobs } from './sql/complete.js';
@@ -361,7 +361,7 @@ export async function createPostgresQueue(options: PostgresQueueOptions): Promis
       await queue.migrate();
     } catch (err) {
       await queue.close().catch(() => undefined);
-      throw err;
+      throw toAccessError(err, options.connectionString);
     }
   }
   return queue;
