@@ -79,10 +79,20 @@ interface Slot {
   done: Promise<void>;
 }
 
-const sleepFor = (ms: number, signal?: AbortSignal) =>
+/**
+ * Waits `ms`, or less when `signal` aborts. The abort listener goes when the timer fires:
+ * the claim loop sleeps on the worker's one lifetime signal at every retry, and listeners
+ * left behind piled up on it (MaxListenersExceededWarning after ten database errors).
+ */
+export const sleepFor = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    if (signal?.aborted) return resolve();
+    const onAbort = () => (clearTimeout(t), resolve());
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 /** Starts a worker in this process. */
