@@ -26,6 +26,8 @@ export interface PgBouncerOptions {
   poolSize?: number;
   /** max_client_conn. Default 500. */
   maxClientConn?: number;
+  /** query_wait_timeout in seconds (how long a client waits for a server connection). Default 120. */
+  queryWaitTimeoutS?: number;
 }
 
 const CANDIDATES = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'];
@@ -96,6 +98,7 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
       `default_pool_size = ${poolSize}`,
       `max_client_conn = ${options.maxClientConn ?? 500}`,
       'ignore_startup_parameters = extra_float_digits',
+      `query_wait_timeout = ${options.queryWaitTimeoutS ?? 120}`,
       `pidfile = ${file('pgbouncer.pid')}`,
       `logfile = ${file('pgbouncer.log')}`,
       'admin_users = ' + user,
@@ -113,6 +116,9 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // this process ending without stop() (a crash, a killed test) takes PgBouncer with it
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const log = () => `${stderr}${existsSync(file('pgbouncer.log')) ? readFileSync(file('pgbouncer.log'), 'utf8') : ''}`;
   try {
@@ -142,6 +148,7 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
           await exited;
           clearTimeout(late);
         }
+        process.removeListener('exit', reap);
         rmSync(dir, { recursive: true, force: true });
       })()),
   };
