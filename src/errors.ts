@@ -20,6 +20,7 @@ export const ERRORS = {
   // --- database
   TIDE_DB_UNAVAILABLE: { status: 503, exit: 3, summary: 'PostgreSQL cannot be reached (down, restarting, or refusing connections).' },
   TIDE_DB_POOLER: { status: 503, exit: 3, summary: 'The connection pooler in front of PostgreSQL (PgBouncer) failed the statement: its pool is full, or it lost session state; retry shortly.' },
+  TIDE_DB_BUDGET: { status: 400, exit: 2, summary: "At max replicas the services would open more database connections than the server's max_connections (or the pooler's max_client_conn) allows." },
   TIDE_DB_URL_INVALID: { status: 400, exit: 2, summary: 'DATABASE_URL (or the config database url) is not a valid PostgreSQL URL.' },
   TIDE_DB_EMBEDDED_MISSING: { status: 500, exit: 3, summary: 'The embedded PostgreSQL binaries are not installed.' },
   TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with no `postgres` user to run the embedded PostgreSQL as.' },

@@ -16,6 +16,10 @@ options:
   --handler <name>    refuse jobs for handlers not named (repeatable; default: accept any)
   --rate-limit <n>    requests per client per minute (default 1000; 0 turns it off)
   --body-limit <n>    largest request body in bytes (default 1048576)
+  --pool-size <n>     database connections of this replica (default: TIDE_DB_POOL_SIZE, else 10)
+
+Behind PgBouncer in transaction mode (detected, or TIDE_DB_POOLER=pgbouncer) the queue uses
+no prepared statements and no session state; the pooler's errors are 503s with Retry-After.
 
 SIGTERM or SIGINT: stop accepting, finish the requests in flight, close the pool, exit 0.`;
 
@@ -36,12 +40,14 @@ export const command: Command = {
         handler: { type: 'string', multiple: true },
         'rate-limit': { type: 'string' },
         'body-limit': { type: 'string' },
+        'pool-size': { type: 'string' },
       },
       false,
     );
     const port = numberArg(values.port ?? process.env.PORT, values.port === undefined ? 'PORT' : '--port', 3000);
     const rate = numberArg(values['rate-limit'], '--rate-limit', 1000);
     const bodyLimit = numberArg(values['body-limit'], '--body-limit', 1024 * 1024, 1);
+    const poolSize = numberArg(values['pool-size'] ?? process.env.TIDE_DB_POOL_SIZE, '--pool-size', 10, 1);
     const apiKeys = [...(values['api-key'] ?? []), ...(process.env.API_KEYS ?? '').split(',')].map((k) => k.trim()).filter(Boolean);
 
     const [{ resolveDatabase }, { startApi }, { version }] = await Promise.all([
@@ -62,6 +68,7 @@ export const command: Command = {
         apiKeys,
         rateLimit: rate === 0 ? false : { max: rate, windowMs: 60_000 },
         bodyLimit,
+        poolSize,
         ...(values.handler ? { knownHandlers: values.handler } : {}),
         ...(values.routes ? { plugins: values.routes } : {}),
         logger: { level: process.env.LOG_LEVEL ?? 'info' },

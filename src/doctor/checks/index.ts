@@ -3,6 +3,7 @@ import type { Check } from '../types.js';
 import { apiLatency } from './api-latency.js';
 import { balancerRefusals } from './balancer-refusals.js';
 import { capacity } from './capacity.js';
+import { dbBudget } from './db-budget.js';
 import { dbConnections } from './db-connections.js';
 import { failingSources } from './failing-sources.js';
 import { flapping } from './flapping.js';
@@ -15,6 +16,7 @@ export const CHECKS: ReadonlyArray<{ name: string; check: Check }> = [
   { name: 'workers-not-consuming', check: workersNotConsuming },
   { name: 'capacity', check: capacity },
   { name: 'db-connections', check: dbConnections },
+  { name: 'db-budget', check: dbBudget },
   { name: 'pool-waiting', check: poolWaiting },
   { name: 'queue-backlog', check: queueBacklog },
   { name: 'balancer-refusals', check: balancerRefusals },

@@ -58,6 +58,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** Use this queue engine instead of creating one (not closed by stop()). */
   queue?: PostgresQueue;
+  /** Database connections of the engine this worker creates (plus one for LISTEN). Default 4. */
+  poolSize?: number;
 }
 
 export interface RunningWorker {
@@ -119,7 +121,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
       ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
-      poolSize: 4,
+      poolSize: options.poolSize ?? 4,
     }));
   const ownsQueue = !options.queue;
   const heartbeatMs = Math.max(50, Math.floor(queue.leaseMs / 3));
