@@ -49,7 +49,7 @@ test('a minimal file gets every default', () => {
   assert.deepEqual(config.database, { schema: 'tide', pooler: 'auto' });
   assert.deepEqual(config.balancer, { host: '0.0.0.0', port: 8080, retries: 2, healthCheck: { intervalMs: 2000, timeoutMs: 1000, fails: 2, passes: 1 } });
   assert.deepEqual(config.control, { host: '127.0.0.1', port: 8079 });
-  assert.deepEqual(config.services.api, { name: 'api', kind: 'api', min: 1, replicas: 1, max: 1, env: {}, healthPath: '/health', stopGraceSeconds: 30 });
+  assert.deepEqual(config.services.api, { name: 'api', kind: 'api', min: 1, replicas: 1, max: 1, env: {}, healthPath: '/health', stopGraceSeconds: 30, poolSize: 10 });
 });
 
 test('a full file is normalised, with ${ENV} interpolated', () => {

@@ -5,15 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import pg from 'pg';
 
+import { parseConfig } from '../src/config/load.js';
 import { detectPooler } from '../src/db/pooler.js';
 import { TideError } from '../src/errors.js';
 import { type RunningApi, startApi } from '../src/runtime/api/start.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import { type RunningWorker, sleepFor, startWorker } from '../src/runtime/worker/worker.js';
+import { startSystem } from '../src/supervisor/system.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
 import { type PgBouncer, pgbouncerSkipReason, startPgBouncer } from './helpers/pgbouncer.js';
 
@@ -141,6 +146,53 @@ describe('through PgBouncer in transaction mode', { skip, timeout: 120_000 }, ()
     } finally {
       await Promise.all(workers.map((w) => w.stop(0)));
       await api?.close();
+    }
+  });
+
+  test('tide up through PgBouncer (2 API and 2 worker replicas, defaults): 1,000 jobs through the balancer all complete, no 5xx', { timeout: 180_000 }, async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tide-pgb-up-'));
+    const config = parseConfig(
+      [
+        'project: pgb',
+        `database: { url: ${JSON.stringify(bouncer.url)}, schema: ${schema.schema} }`,
+        'balancer: { host: 127.0.0.1, port: 0, health_check: { interval_seconds: 0.5, timeout_seconds: 1 } }',
+        'control: { host: 127.0.0.1, port: 0 }',
+        'services:',
+        '  api: { kind: api, replicas: 2, min: 1, max: 2, stop_grace_seconds: 5 }',
+        '  worker: { kind: worker, replicas: 2, min: 1, max: 2, concurrency: 16, queues: [up], stop_grace_seconds: 5 }',
+      ].join('\n'),
+      path.join(dir, 'tide.yaml'),
+    );
+    const progress: string[] = [];
+    const system = await startSystem(config, { configDir: dir, log: (l) => progress.push(l), writeState: false, autoscaler: false });
+    const q = await createPostgresQueue({ connectionString: bouncer.url, schema: schema.schema, migrate: false, poolSize: 1 });
+    try {
+      const base = system.balancer!.url;
+      await until(async () => (await fetch(`${base}/health`).then((r) => (r.body?.cancel(), r.status)).catch(() => 0)) === 200, 60_000, 'an API replica behind the balancer');
+      const statuses = new Map<number, number>();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          while (next < 1000) {
+            next++;
+            const res = await fetch(`${base}/v1/jobs`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ queue: 'up', handler: 'sleep', payload: { ms: 1 } }),
+            });
+            await res.arrayBuffer();
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          }
+        }),
+      );
+      assert.deepEqual([...statuses], [[202, 1000]]);
+      await until(async () => ((await q.stats('up'))[0]?.completionsTotal ?? 0) >= 1000, 120_000, '1,000 completions');
+      assert.equal((await q.stats('up'))[0]!.completionsTotal, 1000);
+      assert.ok(!progress.some((l) => /connection budget/.test(l)), progress.join('\n'));
+    } finally {
+      await q.close();
+      await system.stop('test over');
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
