@@ -154,6 +154,8 @@ export class PostgresQueue implements QueueEngine {
   private readonly directUrl: string | undefined;
   /** True once a pooler is declared or detected: no session state from then on. */
   private behindPooler: boolean;
+  /** False while `auto` has not been settled (the database was not reachable yet). */
+  private detected: boolean;
   private readonly ownsPool: boolean;
   private readonly defaultMaxAttempts: number;
   private readonly backoffBaseMs: number;
@@ -176,6 +178,7 @@ export class PostgresQueue implements QueueEngine {
     this.directUrl = options.directUrl ?? directUrlFromEnv();
     // until detection says otherwise (auto), assume a pooler: unnamed statements are always safe
     this.behindPooler = this.poolerSetting !== 'none';
+    this.detected = this.poolerSetting !== 'auto';
     this.ctx.prepared = this.explicitPrepared ?? !this.behindPooler;
     this.connectionString = options.connectionString;
     this.leaseMs = options.leaseMs ?? 5000;
@@ -200,10 +203,11 @@ export class PostgresQueue implements QueueEngine {
    * A declared setting is kept as it is. Returns whether the engine is behind a pooler.
    */
   async detectPooler(): Promise<boolean> {
-    if (this.poolerSetting === 'auto') {
+    if (!this.detected) {
       const client = await db(() => this.pool.connect());
       try {
         this.behindPooler = await db(() => detectPooler(client));
+        this.detected = true;
       } finally {
         client.release();
       }
@@ -320,7 +324,7 @@ export class PostgresQueue implements QueueEngine {
    */
   async listen(onWake: () => void, options: { pollMs?: number; notify?: boolean } = {}): Promise<Listener> {
     const pollMs = options.pollMs ?? this.pollMs;
-    const listenUrl = this.behindPooler ? this.directUrl : this.connectionString;
+
     let closed = false;
     /** The current LISTEN connection, or the attempt to open one. */
     let current: pg.Client | undefined;
@@ -335,6 +339,11 @@ export class PostgresQueue implements QueueEngine {
     };
     const connect = async (): Promise<void> => {
       if (closed) return;
+      // the database was away when the engine started: settle `auto` first, or try again later
+      await this.detectPooler().catch(() => undefined);
+      if (!this.detected) return reconnect();
+      const listenUrl = this.behindPooler ? this.directUrl : this.connectionString;
+      if (!listenUrl) return; // behind a pooler with no direct connection: polling alone
       const c = new pg.Client({ connectionString: listenUrl });
       current = c;
       c.on('notification', () => onWake());
@@ -360,7 +369,7 @@ export class PostgresQueue implements QueueEngine {
         await c.end().catch(() => undefined);
       }
     };
-    if (options.notify !== false && listenUrl) await connect();
+    if (options.notify !== false) await connect();
     const listener: Listener = {
       close: async () => {
         if (closed) return;
@@ -403,12 +412,8 @@ export function describeError(error: unknown): string {
 /** Creates the engine (and, unless told not to, brings its schema up to date). */
 export async function createPostgresQueue(options: PostgresQueueOptions): Promise<PostgresQueue> {
   const queue = new PostgresQueue(options);
-  try {
-    await queue.detectPooler();
-  } catch (err) {
-    await queue.close().catch(() => undefined);
-    throw err;
-  }
+  // a database not reachable yet leaves `auto` unsettled (unnamed statements meanwhile; listen() settles it later)
+  await queue.detectPooler().catch(() => undefined);
   if (options.migrate !== false) {
     try {
       await queue.migrate();
