@@ -4,7 +4,9 @@
 // suite passes on a fresh machine with only Node and npm. Arguments filter test files by
 // substring: `npm test -- queue api`. The tests import src/ through tsx, but every process
 // they spawn through bin/tide.js (replicas, `tide up`) runs the compiled dist/, so the run
-// builds it first: a test never runs against a stale build.
+// builds it first: a test never runs against a stale build. With `--pgbouncer`, the chosen
+// files run through a real PgBouncer in transaction mode started in front of that PostgreSQL
+// (DATABASE_URL points at it; DATABASE_UPSTREAM_URL at the server itself).
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -38,6 +40,7 @@ for (const [name, what] of [['REDIS_URL', 'Redis'], ['AMQP_URL', 'RabbitMQ']]) {
 }
 
 let embedded;
+let bouncer;
 if (!process.env.DATABASE_URL) {
   register();
   const { startEmbeddedPostgres } = await import('../src/db/embedded.ts');
@@ -46,12 +49,31 @@ if (!process.env.DATABASE_URL) {
   process.env.DATABASE_URL = embedded.url;
 }
 
+if (process.argv.includes('--pgbouncer')) {
+  register();
+  const { startPgBouncer, pgbouncerSkipReason } = await import('../test/helpers/pgbouncer.ts');
+  const skip = pgbouncerSkipReason();
+  if (skip) {
+    console.log(`note: ${skip}; --pgbouncer runs nothing`);
+    if (embedded) await embedded.stop();
+    process.exit(0);
+  }
+  bouncer = await startPgBouncer({ upstreamUrl: process.env.DATABASE_URL, poolSize: 20 });
+  console.log(`running through PgBouncer (transaction mode) on 127.0.0.1:${bouncer.port}`);
+  process.env.DATABASE_UPSTREAM_URL = process.env.DATABASE_URL;
+  process.env.DATABASE_URL = bouncer.url;
+}
+
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit', cwd: root, env: process.env },
 );
+// a stopped run (Ctrl-C, a CI timeout) still stops the servers it started: the test runner
+// ends on the signal, and the lines below run
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
 const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+if (bouncer) await bouncer.stop();
 if (embedded) await embedded.stop();
 process.exit(code);

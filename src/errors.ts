@@ -22,6 +22,8 @@ export const ERRORS = {
   TIDE_DB_NOT_FOUND: { status: 503, exit: 3, summary: 'The database DATABASE_URL names does not exist on that server (the error names the host and the database, and how to create it).' },
   TIDE_DB_ROLE_NOT_FOUND: { status: 503, exit: 3, summary: 'The role (user) DATABASE_URL names does not exist on that server (the error names the host and the role, and how to create it).' },
   TIDE_DB_AUTH_FAILED: { status: 503, exit: 3, summary: 'PostgreSQL refused the user or password in DATABASE_URL (or its pg_hba.conf refuses this host).' },
+  TIDE_DB_POOLER: { status: 503, exit: 3, summary: 'The connection pooler in front of PostgreSQL (PgBouncer) failed the statement: its pool is full, or it lost session state; retry shortly.' },
+  TIDE_DB_BUDGET: { status: 400, exit: 2, summary: "At max replicas the services would open more database connections than the server's max_connections (or the pooler's max_client_conn) allows." },
   TIDE_DB_URL_INVALID: { status: 400, exit: 2, summary: 'DATABASE_URL (or the config database url) is not a valid PostgreSQL URL.' },
   TIDE_DB_EMBEDDED_MISSING: { status: 500, exit: 3, summary: 'The embedded PostgreSQL binaries are not installed.' },
   TIDE_DB_EMBEDDED_ROOT: { status: 500, exit: 3, summary: 'Running as root with neither a `postgres` nor a `nobody` user to run the embedded PostgreSQL as.' },

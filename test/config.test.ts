@@ -46,10 +46,10 @@ function cli(argv: string[]): Promise<{ code: number; out: string; err: string }
 test('a minimal file gets every default', () => {
   const config = parseConfig('project: demo\nservices:\n  api:\n    kind: api\n', 'tide.yaml', env);
   assert.equal(config.stateDir, '.tide');
-  assert.deepEqual(config.database, { schema: 'tide' });
+  assert.deepEqual(config.database, { schema: 'tide', pooler: 'auto' });
   assert.deepEqual(config.balancer, { host: '0.0.0.0', port: 8080, retries: 2, healthCheck: { intervalMs: 2000, timeoutMs: 1000, fails: 2, passes: 1 }, trustedProxies: [], forwardedHeader: 'x-forwarded-for' });
   assert.deepEqual(config.control, { host: '127.0.0.1', port: 8079 });
-  assert.deepEqual(config.services.api, { name: 'api', kind: 'api', min: 1, replicas: 1, max: 1, env: {}, healthPath: '/health', stopGraceSeconds: 30 });
+  assert.deepEqual(config.services.api, { name: 'api', kind: 'api', min: 1, replicas: 1, max: 1, env: {}, healthPath: '/health', stopGraceSeconds: 30, poolSize: 10 });
 });
 
 test('a full file is normalised, with ${ENV} interpolated', () => {
@@ -78,11 +78,11 @@ services:
     'tide.yaml',
     env,
   );
-  assert.deepEqual(config.database, { url: env.DB_URL, schema: 'shop_tide' });
+  assert.deepEqual(config.database, { url: env.DB_URL, schema: 'shop_tide', pooler: 'auto' });
   assert.deepEqual(config.balancer.rateLimit, { ratePerSecond: 20, burst: 20 });
   assert.equal(config.control.token, env.TOKEN);
   assert.deepEqual(config.services.worker, {
-    name: 'worker', kind: 'worker', min: 0, replicas: 0, max: 12, concurrency: 10, queues: ['emails', 'thumbs'],
+    name: 'worker', kind: 'worker', min: 0, replicas: 0, max: 12, concurrency: 10, poolSize: 4, queues: ['emails', 'thumbs'],
     env: { LOG_LEVEL: 'debug', RETRIES: '3' }, healthPath: '/health', stopGraceSeconds: 30,
   });
   assert.equal(config.services.legacy?.command, 'node legacy.js --price $5');

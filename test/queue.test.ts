@@ -16,7 +16,16 @@ let queue: PostgresQueue;
 before(async () => {
   schema = await freshSchema('tq');
   // backoff 0 so failed jobs are runnable again at once; jitter fixed for determinism
-  queue = await createPostgresQueue({ connectionString: schema.url, schema: schema.schema, backoffBaseMs: 0, random: () => 0, poolSize: 4 });
+  // through a pooler (`npm test -- --pgbouncer`), LISTEN goes to the server itself, as DATABASE_DIRECT_URL would say
+  const direct = process.env.DATABASE_UPSTREAM_URL;
+  queue = await createPostgresQueue({
+    connectionString: schema.url,
+    schema: schema.schema,
+    backoffBaseMs: 0,
+    random: () => 0,
+    poolSize: 4,
+    ...(direct ? { directUrl: direct } : {}),
+  });
 });
 
 after(async () => {
@@ -316,7 +325,7 @@ describe('completion batches, purge, stats', () => {
   });
 });
 
-describe('listen', () => {
+describe('listen', { timeout: 20_000 }, () => {
   test('wakes on NOTIFY from an enqueue', async () => {
     const q = qname('notify');
     let resolveWake!: () => void;

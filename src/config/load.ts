@@ -20,6 +20,8 @@ import { type ConfigFile, configFileSchema, KNOWN_KEYS, type ServiceConfig, type
 type Path = ReadonlyArray<string | number>;
 
 const DEFAULT_CONCURRENCY = 10;
+/** Connections per replica when the file does not say: what `tide api` and `tide worker` open by default. */
+export const DEFAULT_POOL_SIZE = { api: 10, worker: 4 } as const;
 
 /** One problem found in the file, already located. */
 export interface ConfigIssue {
@@ -234,6 +236,9 @@ function crossCheck(
   if (config.database.embedded === false && config.database.url === undefined) {
     add(['database', 'url'], 'is required when database.embedded is false');
   }
+  for (const [name, s] of Object.entries(config.services)) {
+    if (s.pool_size !== undefined && s.kind === 'command') add(['services', name, 'pool_size'], 'applies to kind api or worker only (a command opens its own connections)');
+  }
   if (!isLoopback(config.control.host) && config.control.token === undefined) {
     add(['control', 'token'], `is required when control.host (${config.control.host}) is not a loopback address; set it from the environment, e.g. token: \${TIDE_CONTROL_TOKEN}`);
   }
@@ -310,6 +315,7 @@ function normalise(config: ConfigFile, file: string, policies: Map<string, Servi
     if (s.command !== undefined) service.command = s.command;
     if (s.port !== undefined) service.port = s.port;
     if (s.kind === 'worker') service.concurrency = s.concurrency ?? DEFAULT_CONCURRENCY;
+    if (s.kind !== 'command') service.poolSize = s.pool_size ?? config.database.pool_size ?? DEFAULT_POOL_SIZE[s.kind];
     if (s.handlers !== undefined) service.handlers = s.handlers;
     if (s.queues !== undefined) service.queues = s.queues;
     const policy = policies.get(name);
@@ -323,7 +329,13 @@ function normalise(config: ConfigFile, file: string, policies: Map<string, Servi
     file,
     project: config.project,
     stateDir: config.state_dir,
-    database: { schema: config.database.schema, ...(config.database.url === undefined ? {} : { url: config.database.url }) },
+    database: {
+      schema: config.database.schema,
+      pooler: config.database.pooler,
+      ...(config.database.url === undefined ? {} : { url: config.database.url }),
+      ...(config.database.direct_url === undefined ? {} : { directUrl: config.database.direct_url }),
+      ...(config.database.max_connections === undefined ? {} : { maxConnections: config.database.max_connections }),
+    },
     balancer: {
       host: b.host,
       port: b.port,

@@ -62,6 +62,17 @@ export const databaseSchema = z
     url: z.string().min(1).optional().describe('PostgreSQL URL, usually `${DATABASE_URL}`. Absent: the embedded PostgreSQL.'),
     embedded: z.boolean().optional().describe('Use the embedded PostgreSQL (the default when url is absent).'),
     schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL identifier').default('tide').describe('PostgreSQL schema holding the queue and state tables.'),
+    pooler: z
+      .enum(['auto', 'none', 'pgbouncer'])
+      .default('auto')
+      .describe('A transaction-mode pooler between the services and PostgreSQL: `pgbouncer` (any such pooler), `none`, or `auto` (detected). Behind one: no prepared statements, LISTEN only on direct_url, else polling.'),
+    direct_url: z.string().min(1).optional().describe('A PostgreSQL URL that bypasses the pooler, used only for LISTEN wake-ups (usually `${DATABASE_DIRECT_URL}`).'),
+    pool_size: z.int().min(1).max(1000).optional().describe('Database connections each API or worker replica opens (default: API 10, worker 4); a service may set its own.'),
+    max_connections: z
+      .int()
+      .min(1)
+      .optional()
+      .describe("The connection budget the replicas share: the server's max_connections, or behind PgBouncer its max_client_conn. Default: read from the server (or the pooler's SHOW CONFIG) where tide can."),
   })
   .describe('Where the queue and state live.');
 
@@ -79,6 +90,7 @@ export const serviceSchema = z
     health: z.string().startsWith('/').default('/health').describe('Health check path.'),
     stop_grace_seconds: z.number().min(0).default(30).describe('Seconds a replica gets to finish its work after SIGTERM before SIGKILL.'),
     concurrency: z.int().min(1).optional().describe('Jobs each worker replica runs at once (kind worker; default 10).'),
+    pool_size: z.int().min(1).max(1000).optional().describe('Database connections each replica opens (kind api or worker; default database.pool_size, else API 10, worker 4).'),
     handlers: z.string().min(1).optional().describe('Module path exporting the job handlers (kind worker).'),
     queues: z.array(z.string().min(1)).min(1).optional().describe('Queues the worker takes jobs from (kind worker; default all).'),
     scale: z.record(z.string(), z.unknown()).optional().describe('The autoscaling policy: policies, schedule, behavior, fallback, activation, panic (see docs/config.md). min and max come from the service.'),
@@ -108,7 +120,7 @@ export const configFileSchema = z
   .strictObject({
     project: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, `.`, `_` or `-`').describe('Project name; labels processes, metrics and exports.'),
     state_dir: z.string().min(1).default('.tide').describe('Directory for the embedded database, logs and run state.'),
-    database: databaseSchema.default({ schema: 'tide' }),
+    database: databaseSchema.default({ schema: 'tide', pooler: 'auto' }),
     balancer: balancerSchema.default({ host: '0.0.0.0', port: 8080, retries: 2, health_check: { interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 }, trusted_proxies: [], forwarded_header: 'x-forwarded-for' }),
     control: controlSchema.default({ host: '127.0.0.1', port: 8079 }),
     autoscale: autoscaleSchema.default({ interval_seconds: 5, dry_run: false, manual_pause_seconds: 300, urgent_poll_seconds: 0.5, read_timeout_seconds: 2, journal_retention_hours: 168 }),
@@ -152,6 +164,8 @@ export interface ServiceConfig {
   stopGraceSeconds: number;
   /** kind `worker` only (default 10). */
   concurrency?: number;
+  /** Database connections per replica (kind api or worker). */
+  poolSize?: number;
   handlers?: string;
   queues?: string[];
   /**
@@ -186,6 +200,16 @@ export interface BalancerConfig {
   forwardedHeader: 'x-forwarded-for' | 'forwarded';
 }
 
+export interface DatabaseConfig {
+  url?: string;
+  schema: string;
+  /** `auto` unless the file says. */
+  pooler: 'auto' | 'none' | 'pgbouncer';
+  directUrl?: string;
+  /** The declared connection budget; absent: read live where possible. */
+  maxConnections?: number;
+}
+
 /** The whole config, normalised: what `loadConfig` returns. */
 export interface TideConfig {
   /** The file it came from (for messages), or `<memory>`. */
@@ -193,7 +217,7 @@ export interface TideConfig {
   project: string;
   stateDir: string;
   /** `url` absent means the embedded PostgreSQL. */
-  database: { url?: string; schema: string };
+  database: DatabaseConfig;
   balancer: BalancerConfig;
   control: { host: string; port: number; token?: string };
   autoscale: AutoscaleConfig;

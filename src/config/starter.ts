@@ -17,6 +17,12 @@ database:
   # secret out of this file and read it from the environment:
   # url: \${DATABASE_URL}
   schema: tide
+  # Behind PgBouncer in transaction mode (detected; or say so: pooler: pgbouncer). Workers then
+  # poll, unless a URL that bypasses the pooler is given for LISTEN:
+  # direct_url: \${DATABASE_DIRECT_URL}
+  # Connections per replica (API 10, worker 4); tide up refuses when the services at their max
+  # replicas would open more than the server's max_connections (docs/queue.md).
+  # pool_size: 4
 
 # The HTTP load balancer in front of the API replicas.
 balancer:

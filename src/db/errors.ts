@@ -18,6 +18,24 @@ const SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 /** Messages pg uses for a connection that died under it (these carry no code). */
 const MESSAGES = [/connection terminated/i, /connection (?:ended|closed)/i, /client has encountered a connection error/i, /not queryable/i, /timeout exceeded when trying to connect/i, /terminating connection/i];
 
+/**
+ * What a pooler in front of PostgreSQL says when it, not the server, fails the statement:
+ * PgBouncer's own errors (SQLSTATE 08P01 with these words: its pool stayed full past
+ * query_wait_timeout, max_client_conn reached, no server connection could be made), and a
+ * named prepared statement the pooler did not keep on the server connection it lent
+ * (26000 / 42P05 on a `tide_` statement: a client that prepares behind a transaction pooler).
+ */
+const POOLER_MESSAGES = /query_wait_timeout|max_client_conn|no more connections allowed|pgbouncer|server_login_retry|client_login_timeout|server conn crashed|pooler/i;
+
+/** True when `err` comes from a connection pooler in front of PostgreSQL (worth a retry). */
+export function isPoolerError(err: unknown): boolean {
+  if (err instanceof TideError) return err.code === 'TIDE_DB_POOLER';
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if ((code === '26000' || code === '42P05') && /prepared statement "tide_/.test(err.message)) return true;
+  return code === '08P01' && POOLER_MESSAGES.test(err.message);
+}
+
 /** True when `err` says the database is unreachable, not that the query was wrong. */
 export function isConnectionError(err: unknown): boolean {
   if (err instanceof TideError) return err.code === 'TIDE_DB_UNAVAILABLE';
@@ -33,11 +51,19 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /**
- * A connection error as `TideError('TIDE_DB_UNAVAILABLE')`; any other error unchanged, so
+ * A connection error as `TideError('TIDE_DB_UNAVAILABLE')`, a pooler's as `TIDE_DB_POOLER`;
+ * any other error unchanged, so
  * callers can write `catch (err) { throw toDbError(err) }`.
  */
 export function toDbError(err: unknown): unknown {
-  if (err instanceof TideError || !isConnectionError(err)) return err;
+  if (err instanceof TideError) return err;
+  if (isPoolerError(err)) {
+    return new TideError('TIDE_DB_POOLER', `The connection pooler in front of PostgreSQL failed the statement: ${(err as Error).message}.`, {
+      cause: err,
+      where: { field: 'database.pooler' },
+    });
+  }
+  if (!isConnectionError(err)) return err;
   const detail = err instanceof Error ? err.message || (err as { code?: string }).code || err.name : String(err);
   return new TideError('TIDE_DB_UNAVAILABLE', `PostgreSQL cannot be reached: ${detail}.`, { cause: err });
 }

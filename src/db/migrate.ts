@@ -1,7 +1,9 @@
 /**
  * Numbered schema migrations (`migrations/NNNN_name.sql`), applied in order, each in its own
- * transaction, under a session advisory lock keyed by the schema so concurrent starters
- * (several workers booting at once) apply each migration exactly once. Every statement is
+ * transaction, under a transaction-level advisory lock keyed by the schema so concurrent
+ * starters (several workers booting at once) apply each migration exactly once. The lock
+ * is per transaction, not per session, so migrations also run through a transaction-mode
+ * pooler (PgBouncer), where a session lock would stay on a server connection lent to others. Every statement is
  * written against `:schema`, replaced by the configured schema, so several installations
  * (and the tests, one random schema per file) share a database without touching each other.
  *
@@ -41,42 +43,57 @@ export function quoteSchema(schema: string): string {
   return `"${schema}"`;
 }
 
+/** Runs `fn` in one transaction holding the schema's transaction-level migration lock. */
+async function locked<T>(client: pg.ClientBase, schema: string, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('tidescale.migrate.' || $1::text))`, [schema]);
+    const out = await fn();
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
 /** Applies pending migrations to `schema`; returns the ids applied now. Idempotent. */
 export async function migrate(client: pg.ClientBase, schema = 'tide'): Promise<number[]> {
   const q = quoteSchema(schema);
   const known = knownMigrations();
+  const newest = Math.max(0, ...known.map((m) => m.id));
   const applied: number[] = [];
   try {
-    await client.query(`SELECT pg_advisory_lock(hashtext('tidescale.migrate.' || $1::text))`, [schema]);
-  } catch (err) {
-    throw toDbError(err);
-  }
-  try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${q}.migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    const { rows } = await client.query<{ id: number }>(`SELECT id FROM ${q}.migrations ORDER BY id`);
-    const done = new Set(rows.map((r) => r.id));
-    const newest = Math.max(0, ...known.map((m) => m.id));
-    const unknown = rows.find((r) => r.id > newest);
-    if (unknown) {
+    const done = await locked(client, schema, async () => {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${q}.migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      const { rows } = await client.query<{ id: number }>(`SELECT id FROM ${q}.migrations ORDER BY id`);
+      return rows.map((r) => r.id);
+    });
+    const unknown = done.find((id) => id > newest);
+    if (unknown !== undefined) {
       throw new TideError(
         'TIDE_DB_MIGRATION',
-        `The database schema "${schema}" has migration ${unknown.id}, newer than this Tidescale knows (${newest}); upgrade Tidescale or use another schema.`,
+        `The database schema "${schema}" has migration ${unknown}, newer than this Tidescale knows (${newest}); upgrade Tidescale or use another schema.`,
         { where: { field: 'schema' } },
       );
     }
     for (const m of known) {
-      if (done.has(m.id)) continue;
+      if (done.includes(m.id)) continue;
       try {
-        await client.query('BEGIN');
-        await client.query(m.sql.replaceAll(':schema', q));
-        await client.query(`INSERT INTO ${q}.migrations (id, name) VALUES ($1, $2)`, [m.id, m.name]);
-        await client.query('COMMIT');
-        applied.push(m.id);
+        // each migration in its own transaction under the lock; another starter may have
+        // applied it while we waited, so look again once the lock is ours
+        const ran = await locked(client, schema, async () => {
+          const { rowCount } = await client.query(`SELECT 1 FROM ${q}.migrations WHERE id = $1`, [m.id]);
+          if (rowCount) return false;
+          await client.query(m.sql.replaceAll(':schema', q));
+          await client.query(`INSERT INTO ${q}.migrations (id, name) VALUES ($1, $2)`, [m.id, m.name]);
+          return true;
+        });
+        if (ran) applied.push(m.id);
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
         const mapped = toDbError(err);
         if (mapped instanceof TideError) throw mapped;
         throw new TideError('TIDE_DB_MIGRATION', `Migration ${m.id} (${m.name}) failed in schema "${schema}": ${(err as Error).message}`, { cause: err });
@@ -84,8 +101,6 @@ export async function migrate(client: pg.ClientBase, schema = 'tide'): Promise<n
     }
   } catch (err) {
     throw toDbError(err);
-  } finally {
-    await client.query(`SELECT pg_advisory_unlock(hashtext('tidescale.migrate.' || $1::text))`, [schema]).catch(() => undefined);
   }
   return applied;
 }

@@ -15,6 +15,11 @@ export function formatFindings(findings: readonly Finding[], facts: Facts): stri
     facts.scaleEvents ? 'the journal' : undefined,
   ].filter(Boolean);
   lines.push(`tide doctor: looked at ${looked.join(', ')} over ${facts.windowSeconds} s`);
+  const db = facts.database;
+  if (db?.budget) {
+    const now = db.maxConnections > 0 ? `; now ${db.connections} of max_connections ${db.maxConnections} in use` : '';
+    lines.push(`connection budget: ${db.budget.message}${now}`);
+  }
   if (findings.length === 0) lines.push('', 'no problems found');
   for (const f of findings) {
     lines.push('', `${MARK[f.severity]} ${f.code}: ${f.title}`, `  evidence: ${f.evidence}`, `  fix:      ${f.fix}`);

@@ -16,6 +16,8 @@ import pg from 'pg';
 
 import type { TideConfig } from '../config/schema.js';
 import { type Sample, METRIC } from '../core/types.js';
+import { type ConnectionBudget, type ConnectionLimit, connectionBudget } from '../db/budget.js';
+import { readConnectionLimit } from '../db/budget-live.js';
 import { isTideError } from '../errors.js';
 import type { MetricSource } from '../sources/types.js';
 import type { ControlClient } from '../supervisor/client.js';
@@ -253,7 +255,8 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
       notes.push('no database URL (--database-url, database.url or DATABASE_URL): connections and the journal not checked');
       return;
     }
-    const client = new pg.Client({ connectionString: options.databaseUrl, connectionTimeoutMillis: timeoutMs, application_name: 'tide doctor', statement_timeout: timeoutMs });
+    // query_timeout is the client's own: a statement_timeout startup parameter is refused by PgBouncer
+    const client = new pg.Client({ connectionString: options.databaseUrl, connectionTimeoutMillis: timeoutMs, application_name: 'tide doctor', query_timeout: timeoutMs });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -261,6 +264,7 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
         "SELECT count(*)::int AS connections, current_setting('max_connections')::int AS max FROM pg_stat_activity WHERE backend_type = 'client backend'",
       );
       facts.database = { connections: rows[0]!.connections, maxConnections: rows[0]!.max };
+      if (options.config) facts.database.budget = await budgetFacts(options.config, options.databaseUrl);
       facts.scaleEvents = await journalEvents(client, options.schema ?? 'tide', now() - 3600_000);
       if (facts.scaleEvents === undefined) delete facts.scaleEvents;
     } catch (err) {
@@ -270,6 +274,18 @@ export async function gatherFacts(options: GatherOptions): Promise<Facts> {
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  /** The budget at max replicas against the declared limit, else the live one (the pooler's, behind one). */
+  async function budgetFacts(config: TideConfig, url: string): Promise<ConnectionBudget> {
+    const declared = config.database.maxConnections;
+    let limit: ConnectionLimit | undefined = declared ? { limit: declared, source: 'database.max_connections' } : undefined;
+    let pooled = config.database.pooler === 'pgbouncer';
+    if (!limit) {
+      const live = await readConnectionLimit(url, timeoutMs).catch(() => undefined);
+      if (live) ({ pooled, ...limit } = live);
+    }
+    return connectionBudget(Object.values(config.services), limit, { listens: !pooled || config.database.directUrl !== undefined });
   }
 
   async function journalEvents(client: pg.Client, schema: string, since: number): Promise<ScaleEvent[] | undefined> {

@@ -3,6 +3,8 @@
  * thresholds the runbooks give, and a finding. Checks are pure functions over the facts
  * (src/doctor/checks/*.ts), so they are tested on constructed facts without a system.
  */
+import type { ConnectionBudget } from '../db/budget.js';
+
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -135,6 +137,8 @@ export interface DatabaseFacts {
   maxConnections: number;
   /** The server refused the doctor's own connection: too many clients already (SQLSTATE 53300). */
   refused?: string;
+  /** The connection budget at the config's max replicas, against the live (or declared) limit. */
+  budget?: ConnectionBudget;
 }
 
 /** The supervised embedded database: its state, and its crashes since `tide up` started. */

@@ -6,6 +6,7 @@
 import { Document } from 'yaml';
 
 import type { TideConfig } from '../config/schema.js';
+import { connectionBudget } from '../db/budget.js';
 import { TideError } from '../errors.js';
 import { exportCompose } from './compose.js';
 import { exportEcs } from './ecs.js';
@@ -47,7 +48,21 @@ export function unknownTarget(name: string): TideError {
  */
 export function exportConfig(target: string, config: TideConfig, options: Partial<ExportOptions> = {}): ExportResult {
   if (!isExportTarget(target)) throw unknownTarget(target);
-  return EXPORTS[target].run(config, defaultOptions(config, options));
+  const result = EXPORTS[target].run(config, defaultOptions(config, options));
+  return { ...result, notes: [...result.notes, ...budgetNotes(config)] };
+}
+
+/**
+ * The connection budget at max replicas, as a note: against database.max_connections when
+ * declared (an export cannot ask the database), otherwise the total alone.
+ */
+function budgetNotes(config: TideConfig): string[] {
+  const max = config.database.maxConnections;
+  const budget = connectionBudget(Object.values(config.services), max ? { limit: max, source: 'database.max_connections' } : undefined, {
+    listens: config.database.pooler !== 'pgbouncer' || config.database.directUrl !== undefined,
+  });
+  if (budget.lines.length === 0 || budget.verdict === 'ok') return [];
+  return [`connection budget${budget.verdict === 'over' ? ' (OVER)' : ''}: ${budget.message}`];
 }
 
 function commentLines(text: string): string {

@@ -61,7 +61,13 @@ export const API_DEFAULT_PER_MINUTE = 1000;
 
 /** The environment every replica gets: the service's own plus the queue's schema. */
 export function serviceEnv(config: TideConfig, service: ServiceConfig): Record<string, string> {
-  return { TIDE_SCHEMA: config.database.schema, ...service.env };
+  return {
+    TIDE_SCHEMA: config.database.schema,
+    // the connection budget's per-replica number, and a declared pooler, travel with the replica
+    ...(service.poolSize ? { TIDE_DB_POOL_SIZE: String(service.poolSize) } : {}),
+    ...(config.database.pooler === 'auto' ? {} : { TIDE_DB_POOLER: config.database.pooler }),
+    ...service.env,
+  };
 }
 
 /** Seconds the platform waits between the stop signal and the kill: the drain plus margins. */

@@ -105,8 +105,11 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     const databaseStatus = (): DatabaseStatus => watch?.status() ?? { ...externalDatabase(Date.now()), ...(server ? { pid: server.pid, port: server.port } : {}) };
     cleanups.push(() => (watch ?? database).stop());
     const schema = config.database.schema;
+    // connections at max replicas against what the database accepts: refuse before scaling into "too many connections"
+    const { checkConnectionBudget } = await import('../db/budget-live.js');
+    await checkConnectionBudget(Object.values(config.services), { url: database.url, pooler: config.database.pooler, directUrl: config.database.directUrl, maxConnections: config.database.maxConnections, log });
     const { createPostgresQueue } = await import('../runtime/queue/postgres.js');
-    const queue = await createPostgresQueue({ connectionString: database.url, schema, poolSize: 1 });
+    const queue = await createPostgresQueue({ connectionString: database.url, schema, poolSize: 1, pooler: config.database.pooler, ...(config.database.directUrl ? { directUrl: config.database.directUrl } : {}) });
     await queue.close();
 
     const apis = Object.values(config.services).filter((s) => s.kind === 'api');
@@ -128,7 +131,15 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     }
 
     // request logs of every health check would drown the replicas' output; LOG_LEVEL=info brings them back
-    const baseEnv = { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', DATABASE_URL: database.url, TIDE_SCHEMA: schema, ...options.env };
+    const baseEnv = {
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      DATABASE_URL: database.url,
+      TIDE_SCHEMA: schema,
+      // `auto` leaves the replicas to detect (or to the environment's TIDE_DB_POOLER)
+      ...(config.database.pooler === 'auto' ? {} : { TIDE_DB_POOLER: config.database.pooler }),
+      ...(config.database.directUrl ? { DATABASE_DIRECT_URL: config.database.directUrl } : {}),
+      ...options.env,
+    };
     const specs = Object.values(config.services).map((s): ServiceSpec => {
       const common = {
         name: s.name,
@@ -138,7 +149,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
         stopGraceMs: s.stopGraceSeconds * 1000,
         ...(s.port ? { basePort: s.port } : {}),
       };
-      const env = { ...baseEnv, ...s.env };
+      const env = { ...baseEnv, ...(s.poolSize ? { TIDE_DB_POOL_SIZE: String(s.poolSize) } : {}), ...s.env };
       if (s.kind === 'api') {
         return {
           ...common,

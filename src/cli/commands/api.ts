@@ -29,6 +29,10 @@ options:
   --max-connections <n>
                       connections held at most; the excess is closed at once (default: what
                       the file descriptor limit allows, less a reserve)
+  --pool-size <n>     database connections of this replica (default: TIDE_DB_POOL_SIZE, else 10)
+
+Behind PgBouncer in transaction mode (detected, or TIDE_DB_POOLER=pgbouncer) the queue uses
+no prepared statements and no session state; the pooler's errors are 503s with Retry-After.
 
 SIGTERM or SIGINT: stop accepting, finish the requests in flight, close the pool, exit 0.`;
 
@@ -53,6 +57,7 @@ export const command: Command = {
         'forwarded-header': { type: 'string' },
         'headers-timeout': { type: 'string' },
         'max-connections': { type: 'string' },
+        'pool-size': { type: 'string' },
       },
       false,
     );
@@ -68,6 +73,7 @@ export const command: Command = {
     const trustedProxies = [...(values['trusted-proxy'] ?? []), ...(process.env.TRUSTED_PROXIES ?? '').split(',')].map((p) => p.trim()).filter(Boolean);
     // checked here, so a typo stops the start with the flag's name
     proxyTrust({ trustedProxies }, values['trusted-proxy'] ? '--trusted-proxy' : 'TRUSTED_PROXIES');
+    const poolSize = numberArg(values['pool-size'] ?? process.env.TIDE_DB_POOL_SIZE, '--pool-size', 10, 1);
     const apiKeys = [...(values['api-key'] ?? []), ...(process.env.API_KEYS ?? '').split(',')].map((k) => k.trim()).filter(Boolean);
 
     const [{ resolveDatabase }, { startApi }, { version }] = await Promise.all([
@@ -91,6 +97,7 @@ export const command: Command = {
         headersTimeoutMs,
         ...(maxConnections !== undefined ? { maxConnections } : {}),
         trust: { trustedProxies, forwardedHeader },
+        poolSize,
         ...(values.handler ? { knownHandlers: values.handler } : {}),
         ...(values.routes ? { plugins: values.routes } : {}),
         logger: { level: process.env.LOG_LEVEL ?? 'info' },

@@ -48,6 +48,15 @@ export const command: Command = {
     const log = (line: string) => process.stderr.write(`tide autoscale | ${line}\n`);
     const database = await resolveDatabase({ stateDir, url: config.database.url ?? process.env.DATABASE_URL, source: config.database.url ? 'database.url' : 'DATABASE_URL', log });
     try {
+      // scaling to max must not end in "too many connections": refuse or warn with the numbers first
+      const { checkConnectionBudget } = await import('../../db/budget-live.js');
+      await checkConnectionBudget(Object.values(config.services), {
+        url: database.url,
+        pooler: config.database.pooler,
+        directUrl: config.database.directUrl,
+        maxConnections: config.database.maxConnections,
+        log,
+      });
       const running = await startController({
         config,
         databaseUrl: database.url,

@@ -21,7 +21,12 @@ Runs job handlers from the queue, --concurrency at a time.
   --poll <ms>            polling fallback when NOTIFY does not arrive (default 1000)
   --retention <hours>    delete completed and dead jobs older than this (default 168; 0: keep)
   --metrics-port <port>  serve /health and /metrics on this port (env TIDE_METRICS_PORT; 0: off)
+  --pool-size <n>        database connections of this worker (env TIDE_DB_POOL_SIZE, default 4),
+                         plus one for LISTEN
   --state-dir <dir>      where the embedded database lives when DATABASE_URL is unset (default .tide)
+
+Behind PgBouncer in transaction mode (detected, or TIDE_DB_POOLER=pgbouncer): no prepared
+statements; LISTEN on DATABASE_DIRECT_URL when set, else --poll wakes the worker.
 `;
 
 export const command: Command = {
@@ -40,6 +45,7 @@ export const command: Command = {
         poll: { type: 'string' },
         retention: { type: 'string' },
         'metrics-port': { type: 'string' },
+        'pool-size': { type: 'string' },
         'state-dir': { type: 'string' },
         json: { type: 'boolean' },
       },
@@ -55,6 +61,7 @@ export const command: Command = {
     const pollMs = numberArg(values.poll, '--poll', 1000, 10);
     const retentionMs = numberArg(values.retention, '--retention', 168, 0) * 3_600_000;
     const metricsPort = numberArg(values['metrics-port'] ?? process.env.TIDE_METRICS_PORT, '--metrics-port', 0, 0);
+    const poolSize = numberArg(values['pool-size'] ?? process.env.TIDE_DB_POOL_SIZE, '--pool-size', 4, 1);
     const queues = (values.queues ?? 'default').split(',').map((q) => q.trim()).filter(Boolean);
     const schema = values.schema ?? process.env.TIDE_SCHEMA ?? 'tide';
     const handlersPath = values.handlers ?? process.env.TIDE_HANDLERS;
@@ -96,7 +103,7 @@ export const command: Command = {
     const log = (line: string) => process.stderr.write(`${line}\n`);
     const database = await resolveDatabase({ ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}), log });
     try {
-      worker = await startWorker({ connectionString: database.url, schema, queues, concurrency, handlers, graceMs, leaseMs, pollMs, retentionMs, metricsPort, log });
+      worker = await startWorker({ connectionString: database.url, schema, queues, concurrency, handlers, graceMs, leaseMs, pollMs, retentionMs, metricsPort, poolSize, log });
     } catch (err) {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);

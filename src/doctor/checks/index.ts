@@ -4,6 +4,7 @@ import { apiLatency } from './api-latency.js';
 import { balancerRefusals } from './balancer-refusals.js';
 import { capacity } from './capacity.js';
 import { databaseSupervision } from './database-supervision.js';
+import { dbBudget } from './db-budget.js';
 import { dbConnections } from './db-connections.js';
 import { failingSources } from './failing-sources.js';
 import { flapping } from './flapping.js';
@@ -17,6 +18,7 @@ export const CHECKS: ReadonlyArray<{ name: string; check: Check }> = [
   { name: 'workers-not-consuming', check: workersNotConsuming },
   { name: 'capacity', check: capacity },
   { name: 'db-connections', check: dbConnections },
+  { name: 'db-budget', check: dbBudget },
   { name: 'pool-waiting', check: poolWaiting },
   { name: 'queue-backlog', check: queueBacklog },
   { name: 'balancer-refusals', check: balancerRefusals },

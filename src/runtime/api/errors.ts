@@ -4,7 +4,7 @@
  * become TideErrors here, so the single error handler in server.ts has one shape to send:
  * `{ "error": { "code", "message", "where"? } }`.
  */
-import { isConnectionError } from '../../db/errors.js';
+import { isConnectionError, isPoolerError, toDbError } from '../../db/errors.js';
 import { TideError, type Where, isTideError } from '../../errors.js';
 
 /** The JSON body every error response carries. */
@@ -87,6 +87,8 @@ function validationMessage(error: AjvError, field: string): string {
 /** Any thrown value -> the TideError the client will see. */
 export function toTideError(err: unknown): TideError {
   if (isTideError(err)) return err;
+  // the pooler's pool full, or a statement it could not keep: retry shortly, a 503 of its own
+  if (isPoolerError(err)) return toDbError(err) as TideError;
   // the database restarting or away is worth a retry: a 503, never a 500
   if (isConnectionError(err)) {
     return new TideError('TIDE_DB_UNAVAILABLE', 'The database cannot be reached right now; retry shortly.', { cause: err });

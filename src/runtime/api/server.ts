@@ -290,7 +290,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   app.setErrorHandler((err, request, reply) => {
     const typed = toTideError(err);
     if (typed.code === 'TIDE_INTERNAL') request.log.error({ err }, 'unexpected error in the API');
-    if (typed.code === 'TIDE_DB_UNAVAILABLE' || typed.code === 'TIDE_API_SHUTTING_DOWN') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
+    if (typed.code === 'TIDE_DB_UNAVAILABLE' || typed.code === 'TIDE_DB_POOLER' || typed.code === 'TIDE_API_SHUTTING_DOWN') void reply.header('retry-after', String(DB_RETRY_AFTER_S));
     void reply.status(typed.status).send(errorBody(typed));
   });
   app.setNotFoundHandler((request, reply) => {

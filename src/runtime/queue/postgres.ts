@@ -18,6 +18,7 @@ import pg from 'pg';
 
 import { migrate, quoteSchema } from '../../db/migrate.js';
 import { toAccessError, toDbError } from '../../db/errors.js';
+import { type PoolerSetting, detectPooler, directUrlFromEnv, poolerFromEnv } from '../../db/pooler.js';
 import { TideError } from '../../errors.js';
 import { claimJobs } from './sql/claim.js';
 import { type Completion, completeJobs } from './sql/complete.js';
@@ -59,10 +60,21 @@ export interface PostgresQueueOptions {
   /** Apply migrations on creation (under an advisory lock). Default true. */
   migrate?: boolean;
   /**
-   * Use named prepared statements (parsed and planned once per connection). Default true;
-   * turn off behind a pooler that cannot keep them (PgBouncer transaction mode before 1.21).
+   * Use named prepared statements (parsed and planned once per connection). Default: on for
+   * a direct connection, off behind a pooler (PgBouncer 1.21+ with max_prepared_statements
+   * keeps them: say true to use them there).
    */
   preparedStatements?: boolean;
+  /**
+   * A pooler between us and PostgreSQL: `pgbouncer` (any transaction-mode pooler), `none`,
+   * or `auto` (detected when the engine is created). Default TIDE_DB_POOLER, else `auto`.
+   */
+  pooler?: PoolerSetting;
+  /**
+   * A connection that bypasses the pooler, used only for LISTEN. Default DATABASE_DIRECT_URL.
+   * Behind a pooler without one, wake-ups come from polling.
+   */
+  directUrl?: string;
 }
 
 /** A wake-up subscription from listen(). */
@@ -137,6 +149,13 @@ export class PostgresQueue implements QueueEngine {
   readonly pollMs: number;
   readonly pool: pg.Pool;
   private readonly ctx: SqlContext;
+  private readonly poolerSetting: PoolerSetting;
+  private readonly explicitPrepared: boolean | undefined;
+  private readonly directUrl: string | undefined;
+  /** True once a pooler is declared or detected: no session state from then on. */
+  private behindPooler: boolean;
+  /** False while `auto` has not been settled (the database was not reachable yet). */
+  private detected: boolean;
   private readonly ownsPool: boolean;
   private readonly defaultMaxAttempts: number;
   private readonly backoffBaseMs: number;
@@ -152,8 +171,15 @@ export class PostgresQueue implements QueueEngine {
       schema: this.schema,
       channel: channelFor(this.schema),
       buckets: SERVICE_TIME_BUCKETS,
-      prepared: options.preparedStatements ?? true,
+      prepared: false,
     };
+    this.poolerSetting = options.pooler ?? poolerFromEnv();
+    this.explicitPrepared = options.preparedStatements;
+    this.directUrl = options.directUrl ?? directUrlFromEnv();
+    // until detection says otherwise (auto), assume a pooler: unnamed statements are always safe
+    this.behindPooler = this.poolerSetting !== 'none';
+    this.detected = this.poolerSetting !== 'auto';
+    this.ctx.prepared = this.explicitPrepared ?? !this.behindPooler;
     this.connectionString = options.connectionString;
     this.leaseMs = options.leaseMs ?? 5000;
     this.pollMs = options.pollMs ?? 1000;
@@ -165,6 +191,29 @@ export class PostgresQueue implements QueueEngine {
     this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 });
     // an idle client dropped by a server restart emits here; without a listener node would crash
     if (this.ownsPool) this.pool.on('error', () => undefined);
+  }
+
+  /** True when the engine talks to PostgreSQL through a pooler (declared or detected). */
+  get pooled(): boolean {
+    return this.behindPooler;
+  }
+
+  /**
+   * Settles `auto`: asks one connection whether a pooler answered it (see db/pooler.ts).
+   * A declared setting is kept as it is. Returns whether the engine is behind a pooler.
+   */
+  async detectPooler(): Promise<boolean> {
+    if (!this.detected) {
+      const client = await db(() => this.pool.connect());
+      try {
+        this.behindPooler = await db(() => detectPooler(client));
+        this.detected = true;
+      } finally {
+        client.release();
+      }
+      this.ctx.prepared = this.explicitPrepared ?? !this.behindPooler;
+    }
+    return this.behindPooler;
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
@@ -270,10 +319,12 @@ export class PostgresQueue implements QueueEngine {
   /**
    * Calls `onWake` when jobs may have become runnable: on NOTIFY from this schema's channel,
    * and every `pollMs` regardless (the fallback when notifications never arrive). The LISTEN
-   * connection reconnects by itself after a database restart.
+   * connection reconnects by itself after a database restart. Behind a pooler, LISTEN runs
+   * on the direct connection when there is one; without one, polling alone wakes.
    */
   async listen(onWake: () => void, options: { pollMs?: number; notify?: boolean } = {}): Promise<Listener> {
     const pollMs = options.pollMs ?? this.pollMs;
+
     let closed = false;
     /** The current LISTEN connection, or the attempt to open one. */
     let current: pg.Client | undefined;
@@ -288,7 +339,12 @@ export class PostgresQueue implements QueueEngine {
     };
     const connect = async (): Promise<void> => {
       if (closed) return;
-      const c = new pg.Client({ connectionString: this.connectionString });
+      // the database was away when the engine started: settle `auto` first, or try again later
+      await this.detectPooler().catch(() => undefined);
+      if (!this.detected) return reconnect();
+      const listenUrl = this.behindPooler ? this.directUrl : this.connectionString;
+      if (!listenUrl) return; // behind a pooler with no direct connection: polling alone
+      const c = new pg.Client({ connectionString: listenUrl });
       current = c;
       c.on('notification', () => onWake());
       c.on('error', () => undefined);
@@ -356,6 +412,8 @@ export function describeError(error: unknown): string {
 /** Creates the engine (and, unless told not to, brings its schema up to date). */
 export async function createPostgresQueue(options: PostgresQueueOptions): Promise<PostgresQueue> {
   const queue = new PostgresQueue(options);
+  // a database not reachable yet leaves `auto` unsettled (unnamed statements meanwhile; listen() settles it later)
+  await queue.detectPooler().catch(() => undefined);
   if (options.migrate !== false) {
     try {
       await queue.migrate();

@@ -58,6 +58,8 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** Use this queue engine instead of creating one (not closed by stop()). */
   queue?: PostgresQueue;
+  /** Database connections of the engine this worker creates (plus one for LISTEN). Default 4. */
+  poolSize?: number;
 }
 
 export interface RunningWorker {
@@ -82,10 +84,20 @@ interface Slot {
   done: Promise<void>;
 }
 
-const sleepFor = (ms: number, signal?: AbortSignal) =>
+/**
+ * Waits `ms`, or less when `signal` aborts. The abort listener goes when the timer fires:
+ * the claim loop sleeps on the worker's one lifetime signal at every retry, and listeners
+ * left behind piled up on it (MaxListenersExceededWarning after ten database errors).
+ */
+export const sleepFor = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    if (signal?.aborted) return resolve();
+    const onAbort = () => (clearTimeout(t), resolve());
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 /** Starts a worker in this process. */
@@ -112,7 +124,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
       ...(options.backoffBaseMs !== undefined ? { backoffBaseMs: options.backoffBaseMs } : {}),
-      poolSize: 4,
+      poolSize: options.poolSize ?? 4,
     }));
   const ownsQueue = !options.queue;
   const heartbeatMs = Math.max(50, Math.floor(queue.leaseMs / 3));
