@@ -619,3 +619,68 @@ describe('the SLO policy during warm-up (fewer than 1,000 completions)', () => {
     assert.ok(spike.desired <= d!.desired + 1, `${d!.desired} -> ${spike.desired}`);
   });
 });
+
+describe('the SLO policy on steady traffic and on a saturated fleet', () => {
+  const slo = { kind: 'slo' as const, waitSeconds: 10, attainment: 0.99, concurrency: 10 };
+  // a counter sampled every 5 s whose increments are a seeded noisy draw around `mean` a second
+  const noisy = (mean: number, seconds: number, seed: number, step?: { at: number; mean: number }) => {
+    let x = seed;
+    let total = 0;
+    const out = [{ at: 0, value: 0 }];
+    for (let t = 5; t <= seconds; t += 5) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const m = step && t > step.at ? step.mean : mean;
+      total += Math.round(5 * m * (0.7 + 0.6 * (x / 2147483648)));
+      out.push({ at: t * 1000, value: total });
+    }
+    return out;
+  };
+
+  test('on steady traffic the level is read over ten minutes: steadier than the two-minute mean', () => {
+    const levels: number[] = [];
+    const shortMeans: number[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      const series = noisy(20, 900, seed);
+      levels.push(estimateRate(series, 900_000, slo)!.sustained);
+      shortMeans.push((series.at(-1)!.value - series.find((p) => p.at === 780_000)!.value) / 120);
+    }
+    const sd = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - 20) ** 2, 0) / xs.length);
+    assert.ok(sd(levels) < sd(shortMeans) / 1.3, `level deviation ${sd(levels)} against the two-minute mean's ${sd(shortMeans)}`);
+  });
+
+  test('a step up is not averaged away by the long window', () => {
+    const r = estimateRate(noisy(20, 900, 7, { at: 860, mean: 60 }), 900_000, slo)!;
+    assert.ok(r.rising && r.planned > 45, JSON.stringify(r));
+  });
+
+  const saturatedRound = (oldest: number) => {
+    // 3 replicas x 10 slots all busy, 3 completions/s over a steady fleet: S is 10 s by Little's
+    // law, while the completed jobs' mean reads 2 s; past the warm-up (2,000 jobs done before)
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    const policy: ServicePolicy = { min: 1, max: 40, policies: [{ ...slo, waitSeconds: 30 }] };
+    for (let now = 5; now <= 300; now += 5) {
+      const t = now * 1000;
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: 50, at: t },
+        { metric: METRIC.oldestAge, value: now === 300 ? oldest : 5, at: t },
+        { metric: METRIC.arrivalsTotal, value: 3 * now, at: t },
+        { metric: METRIC.completionsTotal, value: 2000 + 3 * now, at: t },
+        { metric: METRIC.inFlight, value: 30, at: t },
+        { metric: METRIC.serviceTimeMean, value: 2, at: t },
+        { metric: METRIC.serviceTimeScv, value: 1, at: t },
+      ];
+      d = decide({ now: t, current: 3, ready: 3, samples, policy, history });
+      history = { ...d.history, events: [], recommendations: [] };
+    }
+    return d!;
+  };
+
+  test('with jobs already past W, the service time is at least what the saturated fleet shows', () => {
+    const late = saturatedRound(40);
+    const onTime = saturatedRound(20);
+    assert.match(late.reasons.map((r) => r.message).join(' '), /service 10 s/);
+    assert.match(onTime.reasons.map((r) => r.message).join(' '), /service 2 s/);
+    assert.ok(late.desired > onTime.desired, `${onTime.desired} on time, ${late.desired} late`);
+  });
+});
