@@ -13,23 +13,9 @@ import { Rng } from '../../src/sim/rng.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const rng = new Rng(2026);
 
-/** A Poisson draw: Knuth's product method for small means, a rounded normal for large ones. */
-function poisson(mean: number): number {
-  if (mean <= 0) return 0;
-  if (mean > 50) return Math.max(0, Math.round(mean + Math.sqrt(mean) * rng.normal()));
-  const limit = Math.exp(-mean);
-  let k = 0;
-  let p = rng.float();
-  while (p > limit) {
-    k++;
-    p *= rng.float();
-  }
-  return k;
-}
-
 function write(name: string, step: number, steps: number, rate: (t: number) => number): void {
   const rows = ['t,count'];
-  for (let i = 0; i < steps; i++) rows.push(`${i * step},${poisson(rate(i * step) * step)}`);
+  for (let i = 0; i < steps; i++) rows.push(`${i * step},${rng.poisson(rate(i * step) * step, 50)}`);
   writeFileSync(path.join(here, 'traces', `${name}.csv`), `${rows.join('\n')}\n`);
 }
 

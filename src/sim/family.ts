@@ -67,20 +67,6 @@ function pick<T>(rng: Rng, xs: readonly T[]): T {
   return xs[Math.floor(rng.float() * xs.length)]!;
 }
 
-/** A Poisson draw (Knuth's product method for small means, a rounded normal above 30). */
-function poisson(rng: Rng, mean: number): number {
-  if (mean <= 0) return 0;
-  if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * rng.normal()));
-  const limit = Math.exp(-mean);
-  let k = 0;
-  let p = rng.float();
-  while (p > limit) {
-    k++;
-    p *= rng.float();
-  }
-  return k;
-}
-
 /** One shape: the rate relative to the peak (0..1) at second t of a trace `d` seconds long. */
 function drawShape(rng: Rng, shape: FamilyShape, d: number): ShapeFn {
   const base = logUniform(rng, 0.02, 0.3);
@@ -193,7 +179,7 @@ export function familyMember(seed: number, index: number): FamilyMember {
   const count = new Float64Array(steps);
   for (let i = 0; i < steps; i++) {
     t[i] = i * STEP_SECONDS;
-    count[i] = poisson(rng, (rel[i]! / peak) * peakRate * STEP_SECONDS);
+    count[i] = rng.poisson((rel[i]! / peak) * peakRate * STEP_SECONDS);
   }
   const max = Math.max(min + 1, Math.ceil(peakReplicas * 2) + 2);
   const initial = Math.min(max, Math.max(min, Math.ceil((rel[0]! / peak) * peakReplicas)));

@@ -56,4 +56,18 @@ export class Rng {
     this.spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
   }
+
+  /** A Poisson draw: Knuth's product method for small means, a rounded normal above `normalAbove`. */
+  poisson(mean: number, normalAbove = 30): number {
+    if (mean <= 0) return 0;
+    if (mean > normalAbove) return Math.max(0, Math.round(mean + Math.sqrt(mean) * this.normal()));
+    const limit = Math.exp(-mean);
+    let k = 0;
+    let p = this.float();
+    while (p > limit) {
+      k++;
+      p *= this.float();
+    }
+    return k;
+  }
 }
