@@ -67,7 +67,9 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
       },
     });
     pool.on('error', () => {});
-    const queue = createPostgresQueue({ connectionString: config.connection_string, schema: config.schema, pool, migrate: false });
+    // No pooler detection on creation: its connect would sit outside the read an abort ends
+    // (the source's reads are unnamed statements, which any pooler takes).
+    const queue = createPostgresQueue({ connectionString: config.connection_string, schema: config.schema, pool, migrate: false, detectPoolerOnCreate: false });
     queue.catch(() => {});
     return { queue, pool, sockets };
   }

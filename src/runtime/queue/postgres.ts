@@ -60,6 +60,12 @@ export interface PostgresQueueOptions {
   /** Apply migrations on creation (under an advisory lock). Default true. */
   migrate?: boolean;
   /**
+   * Find out on creation whether a pooler stands in front (one connection). Default true; off,
+   * statements stay unnamed until a listener settles it (what a reader that must be abortable
+   * at any moment wants: the creation then opens no connection).
+   */
+  detectPoolerOnCreate?: boolean;
+  /**
    * Use named prepared statements (parsed and planned once per connection). Default: on for
    * a direct connection, off behind a pooler (PgBouncer 1.21+ with max_prepared_statements
    * keeps them: say true to use them there).
@@ -413,7 +419,7 @@ export function describeError(error: unknown): string {
 export async function createPostgresQueue(options: PostgresQueueOptions): Promise<PostgresQueue> {
   const queue = new PostgresQueue(options);
   // a database not reachable yet leaves `auto` unsettled (unnamed statements meanwhile; listen() settles it later)
-  await queue.detectPooler().catch(() => undefined);
+  if (options.detectPoolerOnCreate !== false) await queue.detectPooler().catch(() => undefined);
   if (options.migrate !== false) {
     try {
       await queue.migrate();
