@@ -2,11 +2,12 @@
  * Claim up to `limit` runnable jobs in one statement. Each named queue is read through the
  * partial ready index in claim order (priority desc, run_at, id) with FOR UPDATE SKIP LOCKED,
  * so concurrent claimers take disjoint rows without waiting for each other; the picked rows
- * become active under this worker's lease in the same statement (no read-modify-write).
+ * become active under this worker's lease in the same statement (no read-modify-write), and
+ * the pending and active counts move with them.
  * `*` claims from every queue that exists.
  */
 import type { ClaimedJob } from '../types.js';
-import { type Queryable, type SqlContext, ms, statementName } from './context.js';
+import { type Queryable, type SqlContext, bumpStats, ms, pickShard, statementName } from './context.js';
 
 export async function claimJobs(
   db: Queryable,
@@ -29,17 +30,22 @@ WITH picked AS (
   ) c
   ORDER BY c.priority DESC, c.run_at, c.id
   LIMIT $3
+), claimed AS (
+  UPDATE ${q}.jobs j
+  SET state = 'active', attempts = j.attempts + 1, locked_by = $1, started_at = now(),
+      lease_until = now() + $4::float8 * interval '1 millisecond'
+  FROM picked WHERE j.id = picked.id
+  RETURNING j.id, j.queue, j.handler, j.payload, j.attempts, j.max_attempts, j.created_at
+), st AS (
+  ${bumpStats(ctx, 'SELECT queue, -count(*) AS pending, count(*) AS active FROM claimed GROUP BY queue', ['pending', 'active'], '$5')}
+  RETURNING 1
 )
-UPDATE ${q}.jobs j
-SET state = 'active', attempts = j.attempts + 1, locked_by = $1, started_at = now(),
-    lease_until = now() + $4::float8 * interval '1 millisecond'
-FROM picked WHERE j.id = picked.id
-RETURNING j.id::text AS id, j.queue, j.handler, j.payload, j.attempts, j.max_attempts AS "maxAttempts",
-          ${ms('j.created_at')} AS "enqueuedAt"`;
+SELECT id::text AS id, queue, handler, payload, attempts, max_attempts AS "maxAttempts", ${ms('created_at')} AS "enqueuedAt"
+FROM claimed WHERE (SELECT count(*) FROM st) >= 0`;
   const { rows } = await db.query<ClaimedJob>({
     name: statementName(ctx, 'claim'),
     text,
-    values: [workerId, all ? null : queues, limit, leaseMs],
+    values: [workerId, all ? null : queues, limit, leaseMs, pickShard()],
   });
   return rows;
 }

@@ -31,11 +31,11 @@ WITH input AS (
 ), st AS (
   ${bumpStats(
     ctx,
-    `SELECT queue, n AS completions, n AS completed, s AS st_sum, n AS st_count,
+    `SELECT queue, n AS completions, n AS completed, -n AS active, s AS st_sum, n AS st_count,
             ARRAY(SELECT count(*) FILTER (WHERE b = k) FROM generate_series(1, ${ctx.buckets.length + 1}) k
                   LEFT JOIN unnest(bs) b ON true GROUP BY k ORDER BY k) AS st_buckets
      FROM agg`,
-    ['completions', 'completed', 'st_sum', 'st_count'],
+    ['completions', 'completed', 'active', 'st_sum', 'st_count'],
     '$4',
     true,
   )}

@@ -43,7 +43,9 @@ export function pickShard(): number {
 
 /**
  * SQL that adds per-queue increments to this statement's shard row of queue_stats, creating
- * it when missing. `source` selects `queue` and the named increment columns; with
+ * it when missing. Rows go in queue order, so two statements bumping the same queues on the
+ * same shard lock them in one order and cannot deadlock. `source` selects `queue` and the
+ * named increment columns; with
  * `histogram`, it also selects `st_buckets` (per-bucket increments, same length).
  */
 export function bumpStats(ctx: SqlContext, source: string, columns: string[], shardParam: string, histogram = false): string {
@@ -56,6 +58,6 @@ export function bumpStats(ctx: SqlContext, source: string, columns: string[], sh
   }
   return `INSERT INTO ${ctx.q}.queue_stats AS s (queue, shard, st_buckets, ${columns.join(', ')})
   SELECT src.queue, ${shardParam}::smallint, ${histogram ? 'src.st_buckets' : zeros}, ${columns.map((c) => `src.${c}`).join(', ')}
-  FROM (${source}) src
+  FROM (${source}) src ORDER BY src.queue
   ON CONFLICT (queue, shard) DO UPDATE SET ${set.join(', ')}`;
 }

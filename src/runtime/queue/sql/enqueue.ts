@@ -44,7 +44,7 @@ WITH input AS MATERIALIZED (
   ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, queue, run_at
 ), counted AS (
-  ${bumpStats(ctx, 'SELECT queue, count(*) AS arrivals FROM ins GROUP BY queue', ['arrivals'], '$2')}
+  ${bumpStats(ctx, 'SELECT queue, count(*) AS arrivals, count(*) AS pending FROM ins GROUP BY queue', ['arrivals', 'pending'], '$2')}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($3, w.queue) FROM (SELECT DISTINCT queue FROM ins WHERE run_at <= now()) w

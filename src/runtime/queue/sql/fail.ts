@@ -30,7 +30,12 @@ WITH f AS (
   WHERE j.id = $1 AND j.locked_by = $2 AND j.state = 'active'
   RETURNING j.queue, j.state, j.run_at
 ), st AS (
-  ${bumpStats(ctx, `SELECT queue, 1 AS failures, (state = 'dead')::int AS dead FROM f`, ['failures', 'dead'], '$7')}
+  ${bumpStats(
+    ctx,
+    `SELECT queue, 1 AS failures, (state = 'dead')::int AS dead, -1 AS active, (state = 'ready')::int AS pending FROM f`,
+    ['failures', 'dead', 'active', 'pending'],
+    '$7',
+  )}
   RETURNING 1
 )
 SELECT state, ${ms('run_at')} AS "runAt" FROM f WHERE (SELECT count(*) FROM st) >= 0`;

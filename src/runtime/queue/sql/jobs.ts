@@ -89,7 +89,7 @@ WITH old AS (
   FROM old WHERE j.id = old.id
   RETURNING j.*
 ), st AS (
-  ${bumpStats(ctx, `SELECT queue, -1 AS dead FROM old WHERE state = 'dead'`, ['dead'], '$3')}
+  ${bumpStats(ctx, `SELECT queue, -1 AS dead, 1 AS pending FROM old WHERE state = 'dead'`, ['dead', 'pending'], '$3')}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($2, queue) FROM upd

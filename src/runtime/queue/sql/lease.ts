@@ -38,11 +38,14 @@ WITH r AS (
   UPDATE ${q}.jobs SET state = 'ready', attempts = greatest(attempts - 1, 0), locked_by = NULL, lease_until = NULL, started_at = NULL
   WHERE id = ANY($2::bigint[]) AND locked_by = $1 AND state = 'active'
   RETURNING id, queue
+), st AS (
+  ${bumpStats(ctx, 'SELECT queue, -count(*) AS active, count(*) AS pending FROM r GROUP BY queue', ['active', 'pending'], '$4')}
+  RETURNING 1
 ), woke AS (
   SELECT pg_notify($3, w.queue) FROM (SELECT DISTINCT queue FROM r) w
 )
-SELECT id::text AS id FROM r WHERE (SELECT count(*) FROM woke) >= 0`,
-    values: [workerId, ids, ctx.channel],
+SELECT id::text AS id FROM r WHERE (SELECT count(*) FROM woke) >= 0 AND (SELECT count(*) FROM st) >= 0`,
+    values: [workerId, ids, ctx.channel, pickShard()],
   });
   return rows.map((r) => r.id);
 }
@@ -65,7 +68,14 @@ WITH expired AS (
   FROM expired e WHERE j.id = e.id
   RETURNING j.queue, j.state
 ), st AS (
-  ${bumpStats(ctx, `SELECT queue, count(*) AS failures, count(*) FILTER (WHERE state = 'dead') AS dead FROM r GROUP BY queue`, ['failures', 'dead'], '$3')}
+  ${bumpStats(
+    ctx,
+    `SELECT queue, count(*) AS failures, count(*) FILTER (WHERE state = 'dead') AS dead, -count(*) AS active,
+            count(*) FILTER (WHERE state = 'ready') AS pending
+     FROM r GROUP BY queue`,
+    ['failures', 'dead', 'active', 'pending'],
+    '$3',
+  )}
   RETURNING 1
 ), woke AS (
   SELECT pg_notify($2, w.queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'ready') w
