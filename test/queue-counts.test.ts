@@ -193,6 +193,7 @@ describe('queue figures kept by the statements', () => {
     await queue.claim('w9', [q], 1);
     // forget the counts, as a database migrated up to 0003 never had them, and take 0004 back
     await sql.query(`UPDATE "${schema.schema}".queue_stats SET pending = 0, active = 0 WHERE queue = $1`, [q]);
+    await sql.query(`DROP VIEW "${schema.schema}".queue_figures_view CASCADE`);
     await sql.query(`ALTER TABLE "${schema.schema}".queue_stats DROP COLUMN pending, DROP COLUMN active`);
     await sql.query(`DELETE FROM "${schema.schema}".migrations WHERE id = 4`);
     assert.deepEqual(await queue.migrate(), [4]);

@@ -20,7 +20,11 @@ export interface SqlContext {
   prepared: boolean;
 }
 
-/** Default service-time buckets (seconds), Prometheus-style. */
+/**
+ * Service-time buckets (seconds), Prometheus-style. Stored per bucket with +Inf last (15
+ * positions); queue_figures (migration 0004) sums the 15 positions, so a change here needs a
+ * migration.
+ */
 export const SERVICE_TIME_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export function channelFor(schema: string): string {
