@@ -196,6 +196,8 @@ interface Service {
 }
 
 const KILL_WAIT_MS = 5_000;
+/** After a replica's exit: how long its stdout and stderr have to be read to the end. */
+const STDIO_CLOSE_WAIT_MS = 200;
 /** After `shutdown({ now: true })`: how long SIGTERM + SIGINT have before SIGKILL. */
 const NOW_WAIT_MS = 1_500;
 /** stderr lines kept per process, shown as a crashed replica's `lastError`. */
@@ -454,7 +456,10 @@ export class Supervisor extends EventEmitter {
         resolve();
         this.onExit(replica);
       };
-      child.once('exit', finish);
+      // its last stderr lines may still sit in the pipe when 'exit' comes: the crash report waits
+      // for the pipes to close ('close'), bounded, since a grandchild may hold them open
+      const closed = new Promise<void>((r) => child.once('close', () => r()));
+      child.once('exit', (code, sig) => void settleWithin(closed, STDIO_CLOSE_WAIT_MS).then(() => finish(code, sig)));
       child.once('error', (err) => {
         this.record(replica, 'tide', `cannot start: ${err.message}`);
         replica.stderrTail.push(`cannot start: ${err.message}`);
@@ -513,8 +518,8 @@ export class Supervisor extends EventEmitter {
       return;
     }
     const exit = replica.lastExit;
-    // the reason it gave, for `tide ps` and `tide up -d` (its stderr may still be flushing
-    // after 'exit': the tail is kept by reference, so the late lines join it)
+    // the reason it gave, for `tide ps` and `tide up -d` (read to the end unless a grandchild
+    // holds the pipe: the tail is kept by reference, so any later lines join it)
     replica.crash = { tail: replica.stderrTail, exit };
     this.setState(replica, 'crashed');
     this.record(replica, 'tide', `exited (${describeExit(exit)})`);
