@@ -50,6 +50,8 @@ test('a worker survives a database restart and loses no job', { timeout: 120_000
     await worker.stop(1000);
     await queue.close();
     await server.stop();
+    // as root in a private directory, the data lives outside it (embedded.ts)
+    await rm(server.dataDir, { recursive: true, force: true });
     await rm(stateDir, { recursive: true, force: true });
   }
 });

@@ -109,6 +109,8 @@ export const dbRestart: Scenario = {
       if (!db) db = await startEmbeddedPostgres({ stateDir }).catch(() => undefined);
       await chaos?.stop();
       await db?.stop();
+      // as root in a private directory, the data lives outside it (embedded.ts)
+      if (db) await rm(db.dataDir, { recursive: true, force: true });
       await rm(stateDir, { recursive: true, force: true });
     }
   },
