@@ -91,6 +91,16 @@ function sqlState(err: unknown): string | undefined {
 }
 
 /**
+ * An error PostgreSQL gave for a statement's data, not for itself: a data exception (class
+ * 22, e.g. a \u0000 in a jsonb string), a constraint (23), a program limit such as a value
+ * too large (54). The same data fails again; other data would not.
+ */
+export function isDataError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && /^(22|23|54)/.test(state);
+}
+
+/**
  * A server that answered but refused the connection for what the URL says: no such database
  * (3D000), no such role (28000), a wrong password (28P01), each as its own code with the host,
  * the name and the fix. Any other error unchanged. `source` names where the URL came from.

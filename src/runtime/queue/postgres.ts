@@ -17,12 +17,13 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 
 import { migrate, quoteSchema } from '../../db/migrate.js';
-import { toAccessError, toDbError } from '../../db/errors.js';
+import { isDataError, toAccessError, toDbError } from '../../db/errors.js';
 import { type PoolerSetting, detectPooler, directUrlFromEnv, poolerFromEnv } from '../../db/pooler.js';
 import { TideError } from '../../errors.js';
 import { claimJobs } from './sql/claim.js';
 import { type Completion, completeJobs } from './sql/complete.js';
 import { SERVICE_TIME_BUCKETS, type SqlContext, channelFor } from './sql/context.js';
+import { GroupCommit } from './group-commit.js';
 import { type EnqueueRow, enqueueRows, idsForKeys } from './sql/enqueue.js';
 import { type FailOutcome, failJob } from './sql/fail.js';
 import { getJob, retryJob } from './sql/jobs.js';
@@ -90,6 +91,8 @@ export interface Listener {
 
 const NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
 const INT32 = 2 ** 31 - 1;
+/** \u0000 in JSON text, not preceded by an escaped backslash. */
+const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
 
 function bad(message: string, field: string): TideError {
   return new TideError('TIDE_QUEUE_INPUT', message, { where: { field } });
@@ -117,16 +120,19 @@ function toRow(input: EnqueueInput, i: number, defaultMaxAttempts: number, prefi
   if (input.delayMs !== undefined && !(Number.isFinite(input.delayMs) && input.delayMs >= 0)) {
     throw bad(`delayMs must be a number >= 0, not ${String(input.delayMs)}.`, at('delayMs'));
   }
-  if (input.idempotencyKey !== undefined && (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 500)) {
-    throw bad('idempotencyKey must be a string of 1-500 characters.', at('idempotencyKey'));
+  if (input.idempotencyKey !== undefined && (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 500 || input.idempotencyKey.includes('\u0000'))) {
+    throw bad('idempotencyKey must be a string of 1-500 characters, without NUL.', at('idempotencyKey'));
   }
-  let payload: unknown = input.payload ?? null;
+  // serialised once, here: what jsonb will store (undefined fields dropped, dates as strings)
+  let payload: string | undefined;
   try {
-    // what jsonb will store: undefined fields dropped, dates as strings; rejects cycles and BigInt
-    payload = payload === null ? null : (JSON.parse(JSON.stringify(payload)) as unknown);
+    payload = JSON.stringify(input.payload ?? null);
   } catch (cause) {
     throw new TideError('TIDE_QUEUE_INPUT', `The payload is not JSON-serialisable: ${(cause as Error).message}`, { cause, where: { field: at('payload') } });
   }
+  if (payload === undefined) throw bad(`The payload is not JSON-serialisable: a ${typeof input.payload}.`, at('payload'));
+  // jsonb has no NUL character: refused here with the field named, not by the database
+  if (NUL_ESCAPE.test(payload)) throw bad('The payload holds a NUL character (\\u0000), which PostgreSQL cannot store in jsonb; remove it or encode the data (base64).', at('payload'));
   return {
     i,
     queue: input.queue,
@@ -169,6 +175,7 @@ export class PostgresQueue implements QueueEngine {
   private readonly random: () => number;
   private readonly connectionString: string;
   private readonly listeners = new Set<Listener>();
+  private readonly group: GroupCommit<{ row: EnqueueRow; input: EnqueueInput }, EnqueueResult>;
 
   constructor(options: PostgresQueueOptions) {
     this.schema = options.schema ?? 'tide';
@@ -197,6 +204,13 @@ export class PostgresQueue implements QueueEngine {
     this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 10 });
     // an idle client dropped by a server restart emits here; without a listener node would crash
     if (this.ownsPool) this.pool.on('error', () => undefined);
+    this.group = new GroupCommit({
+      run: (items) => this.insert(items.map((x, i) => ({ ...x.row, i })), items.map((x) => x.input)),
+      // half the pool: the rest stays free for reads, claims and the other statements
+      maxInFlight: Math.max(1, Math.floor((this.pool.options.max ?? 10) / 2)),
+      maxBatch: 1000,
+      isDataError,
+    });
   }
 
   /** True when the engine talks to PostgreSQL through a pooler (declared or detected). */
@@ -222,9 +236,14 @@ export class PostgresQueue implements QueueEngine {
     return this.behindPooler;
   }
 
+  /**
+   * Enqueues one job. Jobs enqueued together (concurrent requests of one API process, a
+   * library's concurrent calls) share one statement and one commit (group-commit.ts); this
+   * resolves once this job's own commit is done.
+   */
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
-    const [first] = await this.enqueueMany([input], '');
-    return first!;
+    // checked here, so a bad job fails alone and before any batch
+    return this.group.add({ row: toRow(input, 0, this.defaultMaxAttempts, ''), input });
   }
 
   /** Enqueues all jobs in one statement; results in input order. */
@@ -232,11 +251,25 @@ export class PostgresQueue implements QueueEngine {
     if (!Array.isArray(inputs)) throw bad('enqueueMany takes an array of jobs.', fieldPrefix || 'jobs');
     if (inputs.length === 0) return [];
     const rows = inputs.map((input, i) => toRow(input, i, this.defaultMaxAttempts, fieldPrefix ? `${fieldPrefix}[${i}].` : ''));
+    return this.insert(rows, inputs);
+  }
+
+  /** One statement for checked rows (row i is input i). */
+  private insert(rows: EnqueueRow[], inputs: EnqueueInput[]): Promise<EnqueueResult[]> {
     return db(async () => {
-      const outcomes = await enqueueRows(this.pool, this.ctx, rows);
+      const outcomes = await enqueueRows(this.pool, this.ctx, rows).catch((err: unknown) => {
+        // refused for what a job holds (e.g. a lone surrogate in a payload string): the caller's input
+        if (!isDataError(err)) throw err;
+        const which = rows.length === 1 ? 'the job' : `one of the ${rows.length} jobs`;
+        throw new TideError('TIDE_QUEUE_INPUT', `PostgreSQL refused ${which}: ${(err as Error).message}. Check the payload's strings.`, {
+          cause: err,
+          where: { field: 'payload' },
+        });
+      });
       const results: EnqueueResult[] = outcomes.map((o) => ({ id: o.id, created: o.created }));
       // a used key: the first job's id (a separate read: a concurrent insert of the same key
-      // committed after this statement's snapshot, so the statement itself cannot see it)
+      // committed after this statement's snapshot, so the statement itself cannot see it; in
+      // one statement, the first job of the batch holding the key)
       const missing = outcomes.filter((o) => !o.created && o.key !== null);
       if (missing.length > 0) {
         const ids = await idsForKeys(this.pool, this.ctx, [...new Set(missing.map((o) => o.key!))]);
@@ -403,6 +436,7 @@ export class PostgresQueue implements QueueEngine {
   }
 
   async close(): Promise<void> {
+    await this.group.settled();
     await Promise.all([...this.listeners].map((l) => l.close()));
     if (this.ownsPool) await this.pool.end();
   }

@@ -11,7 +11,8 @@ export interface EnqueueRow {
   i: number;
   queue: string;
   handler: string;
-  payload: unknown;
+  /** The payload as JSON text (serialised once, when the job was checked). */
+  payload: string;
   priority: number;
   run_at_ms: number | null;
   delay_ms: number | null;
@@ -56,9 +57,15 @@ ORDER BY input.i`;
   const result = await db.query<EnqueueOutcome>({
     name: statementName(ctx, 'enqueue'),
     text,
-    values: [JSON.stringify(rows), pickShard(), ctx.channel],
+    values: [batchJson(rows), pickShard(), ctx.channel],
   });
   return result.rows;
+}
+
+/** The batch as one JSON array, each payload spliced in as the text it already is. */
+function batchJson(rows: EnqueueRow[]): string {
+  const parts = rows.map(({ payload, ...rest }) => `${JSON.stringify(rest).slice(0, -1)},"payload":${payload}}`);
+  return `[${parts.join(',')}]`;
 }
 
 /** The ids of the jobs holding these idempotency keys. */
