@@ -533,6 +533,11 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       const upstreamHead = `${h.method} ${h.target} HTTP/1.1\r\n${h.lines}${h.hasHost ? '' : `host: ${this.u!.authority}\r\n`}x-forwarded-for: ${h.forwardedFor === undefined ? client : `${h.forwardedFor}, ${client}`}\r\nx-forwarded-proto: http\r\n\r\n`;
       const socket = conn.socket;
       if (this.pending === null) {
+        // a body read with the head (the usual small POST) follows in this same turn: one write for both
+        if (!this.requestDone) {
+          socket.cork();
+          process.nextTick(uncork, socket);
+        }
         socket.write(upstreamHead, 'latin1');
         return;
       }
@@ -1078,4 +1083,8 @@ export async function createBalancer(options: BalancerOptions = {}): Promise<Bal
       await Promise.all([closed, ...all.map((u) => u.pool.destroy()), checker.destroy().catch(() => undefined)]);
     },
   };
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
 }
