@@ -23,7 +23,7 @@ WITH input AS (
   UPDATE ${q}.jobs j
   SET state = 'completed', result = i.result, finished_at = now(), locked_by = NULL, lease_until = NULL
   FROM input i
-  WHERE j.id = i.id AND j.locked_by = $1 AND j.state = 'active'
+  WHERE j.id = i.id AND j.id = ANY($5::bigint[]) AND j.locked_by = $1 AND j.state = 'active'
   RETURNING j.id, j.queue, coalesce(i.ms / 1000.0, extract(epoch FROM now() - j.started_at)::float8) AS secs
 ), agg AS (
   SELECT queue, count(*) AS n, sum(secs) AS s, array_agg(width_bucket(secs, $3::float8[]) + 1) AS bs
@@ -50,6 +50,7 @@ SELECT id::text AS id FROM done WHERE (SELECT count(*) FROM st) >= 0`;
       JSON.stringify(items.map((c) => ({ id: c.id, result: c.result ?? null, ms: c.durationMs ?? null }))),
       ctx.buckets,
       pickShard(),
+      items.map((c) => c.id),
     ],
   });
   return rows.map((r) => r.id);
