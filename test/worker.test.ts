@@ -144,6 +144,45 @@ describe('worker in process', () => {
     workers.delete(next);
   });
 
+  /** 2,000 quick jobs (the worker learns its start rate), then a slow one, then 40 quick ones. */
+  async function aheadScenario(q: string): Promise<{ w: RunningWorker; aheadSeen: number }> {
+    const w = await worker({ queues: [q], concurrency: 1, leaseMs: 300, sweepMs: 50 });
+    await queue.enqueueMany(Array.from({ length: 2000 }, () => ({ queue: q, handler: 'echo', priority: 3 })));
+    const slow = await queue.enqueue({ queue: q, handler: 'sleep', payload: { ms: 900 }, priority: 2 });
+    await queue.enqueueMany(Array.from({ length: 40 }, () => ({ queue: q, handler: 'echo', priority: 1 })));
+    await until(async () => (await queue.getJob(slow.id))?.state === 'active', 30_000, 'the slow job running');
+    // one slot, more than one job leased: the rest were claimed ahead
+    return { w, aheadSeen: (await queue.stats(q))[0]!.active - 1 };
+  }
+
+  test('jobs claimed ahead of a free slot keep their lease while they wait: none runs twice', async () => {
+    const q = 'ahead';
+    const { w, aheadSeen } = await aheadScenario(q);
+    assert.ok(aheadSeen > 0, 'jobs were claimed ahead while the slow one ran');
+    // the slow job outlasts the 300 ms lease three times over, with sweeps every 50 ms
+    await until(async () => (await queue.stats(q))[0]!.completionsTotal === 2041, 30_000, 'all completed');
+    const { rows } = await queue.pool.query(`SELECT count(*)::int AS n FROM "${schema.schema}".jobs WHERE queue = $1 AND attempts <> 1`, [q]);
+    assert.equal(rows[0].n, 0, 'every job ran exactly once');
+    await w.stop();
+    workers.delete(w);
+  });
+
+  test('stop() releases the jobs claimed ahead at once, attempt not counted; nothing stays locked', async () => {
+    const q = 'ahead-stop';
+    const { w, aheadSeen } = await aheadScenario(q);
+    assert.ok(aheadSeen > 0, 'jobs were claimed ahead while the slow one ran');
+    await w.stop(0);
+    workers.delete(w);
+    const { rows } = await queue.pool.query<{ state: string; attempts: number; locked: boolean; n: number }>(
+      `SELECT state, attempts, locked_by IS NOT NULL AS locked, count(*)::int AS n FROM "${schema.schema}".jobs WHERE queue = $1 GROUP BY 1, 2, 3 ORDER BY 1`,
+      [q],
+    );
+    const ready = rows.filter((r) => r.state === 'ready');
+    assert.deepEqual(rows.map((r) => r.state), ['completed', 'ready'], JSON.stringify(rows));
+    assert.ok(ready.every((r) => r.attempts === 0 && !r.locked), JSON.stringify(rows));
+    assert.equal(ready.reduce((n, r) => n + r.n, 0), 41, 'the slow job and the 40 after it are back, ready');
+  });
+
   test('a job whose lease was taken over is aborted here and cannot be finished by this worker', async () => {
     const q = 'stolen';
     const w = await worker({ queues: [q], concurrency: 1, leaseMs: 300 });

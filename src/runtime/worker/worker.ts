@@ -2,15 +2,19 @@
  * The worker: claims jobs from the PostgreSQL queue and runs their handlers, up to
  * `concurrency` at a time in this process.
  *
- * Design note. One claim loop keeps the slots full: it claims as many jobs as there are free
- * slots in one statement, and runs again when a slot frees (coalesced with setImmediate, so a
- * burst of finishing jobs becomes one claim for all of them, not one claim each), on a
- * NOTIFY, or on the poll timer. Finished jobs go into a small completion buffer flushed every
- * few ms or N jobs in one statement. A finished job frees its slot at once (the next claim
- * overlaps the flush) but stays leased and heartbeated until its completion is written, so a
- * crash before the flush only means the job runs again (at least once). Failures are written at once with the queue's backoff.
+ * Design note. One claim loop keeps the slots full: it claims the free slots' worth of jobs
+ * plus what this process starts in the next 20 ms at its recent rate (claimed ahead, at most
+ * 500; none for slow jobs) in one statement, and runs again when a slot frees (coalesced with
+ * setImmediate, so a burst of finishing jobs becomes one claim for all of them), on a NOTIFY,
+ * or on the poll timer. A freed slot takes the next job claimed ahead at once, without a round
+ * trip. Finished jobs go into a completion buffer written every few ms, up to 500 in one
+ * statement. A finished job frees its slot at once (the next claim overlaps the write) but
+ * stays leased and heartbeated until its completion is written, as jobs claimed ahead are
+ * until they start, so a crash only means those jobs run again (at least once). Failures are
+ * written at once with the queue's backoff.
  *
- * States: running -> draining (stop(): no more claims; in-flight jobs get the grace period)
+ * States: running -> draining (stop(): no more claims, jobs claimed ahead released at once;
+ * in-flight jobs get the grace period)
  * -> stopped (what is still running is released back to ready at once, the buffer flushed,
  * connections closed). A database outage is survived: claims and flushes back off and retry,
  * and /health reports 503 meanwhile.
@@ -40,7 +44,7 @@ export interface WorkerOptions {
   sweepMs?: number;
   /** Default drain grace for stop(). Default 30 s. */
   graceMs?: number;
-  /** Completions per flush, and the longest a completion waits for its batch. Defaults 64, 2 ms. */
+  /** Completions per flush at most, and the longest a completion waits for its batch. Defaults 500, 2 ms. */
   completionBatch?: number;
   completionDelayMs?: number;
   /**
@@ -100,6 +104,10 @@ export const sleepFor = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
+/** How much work a worker claims ahead of its free slots, in time at its recent start rate. */
+const AHEAD_HORIZON_MS = 20;
+const MAX_AHEAD = 500;
+
 /** Starts a worker in this process. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const id = options.workerId ?? newWorkerId();
@@ -110,7 +118,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
   const queues = options.queues && options.queues.length > 0 ? options.queues : ['default'];
   const handlers: Handlers = Object.assign(Object.create(null) as Handlers, builtinHandlers, options.handlers);
-  const batchSize = options.completionBatch ?? 64;
+  const batchSize = options.completionBatch ?? 500;
   const batchDelay = options.completionDelayMs ?? 2;
   const sweepMs = options.sweepMs ?? 1000;
   const graceDefault = options.graceMs ?? 30_000;
@@ -130,6 +138,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const heartbeatMs = Math.max(50, Math.floor(queue.leaseMs / 3));
 
   const slots = new Map<string, Slot>();
+  /**
+   * Claimed ahead, waiting for a slot: leased and heartbeated like running jobs, so a finished
+   * job's slot takes the next one at once instead of waiting for a claim's round trip. Sized to
+   * what this process starts in AHEAD_HORIZON_MS (none for slow jobs), so a later urgent job
+   * waits behind at most that much work here, and other workers are not starved.
+   */
+  let ahead: ClaimedJob[] = [];
+  let startRate = 0;
+  let startsCounted = 0;
+  let rateSince = performance.now();
   /** Finished, waiting for the flush; still leased and heartbeated. */
   let buffer: Completion[] = [];
   /** The batch being written right now (still leased: heartbeats include it). */
@@ -168,11 +186,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         again = false;
         // backpressure: finished jobs waiting to be written count against the slots beyond
         // one batch, so a slow database cannot make the buffer (and its leases) grow unbounded
-        const free = concurrency - slots.size - Math.max(0, buffer.length + flushingIds.length - concurrency);
-        if (free <= 0) break;
+        // slots held back by backpressure may be free again since the last completion
+        startAhead();
+        const want = Math.max(0, freeSlots()) + aheadTarget() - ahead.length;
+        if (want <= 0) break;
         let jobs: ClaimedJob[];
         try {
-          jobs = await queue.claim(id, queues, free);
+          jobs = await queue.claim(id, queues, want);
           failures = 0;
           setDatabase(true);
         } catch (err) {
@@ -181,8 +201,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           await sleepFor(Math.min(5000, 200 * 2 ** failures++), lifetime.signal);
           continue;
         }
-        for (const job of jobs) start(job);
-        if (jobs.length < free && !again) break;
+        if (stopping) {
+          // drain began while the claim ran: these never start (released with the rest)
+          ahead.push(...jobs);
+          break;
+        }
+        ahead.push(...jobs);
+        startAhead();
+        if (jobs.length < want && !again) break;
       }
     } finally {
       claiming = false;
@@ -200,8 +226,41 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     else log(`worker ${id}: ${what} failed (${describeError(err)}); retrying`);
   }
 
+  /** Slots free for a new job; finished jobs waiting to be written count beyond one batch. */
+  function freeSlots(): number {
+    // backpressure: a slow database cannot make the completion buffer (and its leases) grow
+    // past one full batch being written and one filling
+    return concurrency - slots.size - Math.max(0, buffer.length + flushingIds.length - Math.max(concurrency, 2 * batchSize));
+  }
+
+  /** Jobs to hold ahead: what this process starts in AHEAD_HORIZON_MS, from its recent start rate. */
+  function aheadTarget(): number {
+    const now = performance.now();
+    const elapsed = now - rateSince;
+    if (elapsed >= 250) {
+      const recent = (startsCounted * 1000) / elapsed;
+      startRate = startRate === 0 ? recent : 0.5 * startRate + 0.5 * recent;
+      startsCounted = 0;
+      rateSince = now;
+    }
+    return Math.min(MAX_AHEAD, Math.floor((startRate * AHEAD_HORIZON_MS) / 1000));
+  }
+
+  /** Moves jobs claimed ahead into free slots (not re-entered: a job that fails at once calls back here). */
+  let startingAhead = false;
+  function startAhead(): void {
+    if (startingAhead) return;
+    startingAhead = true;
+    try {
+      while (ahead.length > 0 && freeSlots() > 0 && !stopping) start(ahead.shift()!);
+    } finally {
+      startingAhead = false;
+    }
+  }
+
   // --- running
   function start(job: ClaimedJob): void {
+    startsCounted++;
     const abort = new AbortController();
     const slot: Slot = { job, abort, done: Promise.resolve() };
     slots.set(job.id, slot);
@@ -241,6 +300,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       buffer.push({ id: job.id, result: result === undefined ? null : result, durationMs });
       if (buffer.length >= batchSize) void flush();
       else flushTimer ??= setTimeout(() => void flush(), batchDelay);
+      startAhead();
       scheduleFill();
     } else {
       metrics?.jobDone(job.queue, 'failed', durationMs);
@@ -253,6 +313,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         .catch((err) => log(`job ${job.id} failed, and recording the failure failed too (the lease will expire and it runs again): ${describeError(err)}`))
         .finally(() => pendingFails.delete(failing));
       pendingFails.add(failing);
+      startAhead();
       scheduleFill();
     }
   }
@@ -293,7 +354,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let beating = false;
   const heartbeat = setInterval(() => {
     const running = [...slots.entries()];
-    const ids = [...running.map(([jobId]) => jobId), ...buffer.map((c) => c.id), ...flushingIds];
+    const waiting = [...ahead];
+    const ids = [...running.map(([jobId]) => jobId), ...waiting.map((j) => j.id), ...buffer.map((c) => c.id), ...flushingIds];
     if (ids.length === 0 || beating) return;
     beating = true;
     queue.heartbeat(id, ids).then(
@@ -301,6 +363,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         setDatabase(true);
         if (renewed.length === ids.length) return;
         const held = new Set(renewed);
+        // claimed ahead but no longer ours (expired and swept): never start them here
+        const lost = new Set(waiting.filter((j) => !held.has(j.id)).map((j) => j.id));
+        if (lost.size > 0) ahead = ahead.filter((j) => !lost.has(j.id));
         for (const [jobId, slot] of running) {
           // still running here but no longer ours (the lease expired and was swept): tell the
           // handler to stop; its result would be ignored anyway (locked_by no longer matches)
@@ -372,8 +437,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     clearInterval(purge);
     lifetime.abort();
     await listener?.close();
-    // a claim in flight may still hand us jobs: they join the in-flight set below
+    // a claim in flight may still hand us jobs: they wait in `ahead`, released below
     await filling;
+    // claimed ahead, never started: back to the queue at once, for other workers
+    const notStarted = ahead;
+    ahead = [];
+    if (notStarted.length > 0) {
+      await queue.release(
+        id,
+        notStarted.map((j) => j.id),
+      ).catch((err) => log(`worker ${id}: could not release ${notStarted.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`));
+    }
     // wait for in-flight jobs, up to the grace period
     const inFlight = () => Promise.all([...slots.values()].map((s) => s.done));
     let graceTimer: NodeJS.Timeout | undefined;
