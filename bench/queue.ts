@@ -1,12 +1,14 @@
 /**
- * Queue benchmark: Tidescale's PostgreSQL queue against graphile-worker 0.17 (defaults), same
- * database, same run. Measures bulk enqueue rate, drain rate with 1 and 2 worker processes at
+ * Queue benchmark: Tidescale's PostgreSQL queue against graphile-worker 0.17 in its documented
+ * throughput mode (the anchor: `preset.worker = { localQueue: { size: 500 },
+ * completeJobBatchDelay: 0, failJobBatchDelay: 0 }`) and at its defaults, same database, same
+ * run. Measures bulk enqueue rate, drain rate with 1 and 2 worker processes at
  * concurrency 16 (no-op jobs), enqueue-to-start latency at no load, and how long a SIGKILLed
  * worker's jobs take to complete elsewhere (Tidescale, default lease).
  *
  *   npm run bench:queue -- [--json] [--jobs 20000]
  *
- * Last line (with --json): {"tide":{...},"graphile":{...},"ratio":{"drain":N,"enqueue":N},"crash_recovery_s":N}
+ * Last line (with --json): {"tide":{...},"graphile_batched":{...},"graphile":{...},"ratio":{"drain":N,"drain_2p_vs_1p":N,"enqueue":N,"drain_vs_defaults":N},"crash_recovery_s":N}
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -33,6 +35,9 @@ const { values: args } = parseArgs({
 const CONCURRENCY = Number(args.concurrency);
 const silent = new Logger(() => () => undefined);
 const self = fileURLToPath(import.meta.url);
+/** graphile-worker's throughput settings, from its performance docs. */
+const BATCHED: GraphileConfig.Preset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
+type Kind = 'tide' | 'graphile' | 'graphile_batched';
 
 type Message = { type: 'ready' } | { type: 'go' } | { type: 'stop' };
 
@@ -60,7 +65,15 @@ async function child(kind: string, url: string, schema: string): Promise<void> {
       });
       stopHandlers.push(() => worker.stop(0));
     } else {
-      const runner: Runner = await run({ connectionString: url, schema, concurrency: CONCURRENCY, logger: silent, noHandleSignals: true, taskList: { noop: async () => undefined } });
+      const runner: Runner = await run({
+        connectionString: url,
+        schema,
+        concurrency: CONCURRENCY,
+        logger: silent,
+        noHandleSignals: true,
+        taskList: { noop: async () => undefined },
+        ...(kind === 'graphile_batched' ? { preset: BATCHED } : {}),
+      });
       stopHandlers.push(() => runner.stop());
     }
   }
@@ -74,7 +87,7 @@ interface Spawned {
   exited: Promise<void>;
 }
 
-function spawnChild(kind: 'tide' | 'graphile', url: string, schema: string): Spawned {
+function spawnChild(kind: Kind, url: string, schema: string): Spawned {
   const proc = fork(self, ['--child', kind, '--schema', schema, '--url', url, '--concurrency', String(CONCURRENCY)], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -97,7 +110,7 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 }
 
 interface SystemUnderTest {
-  name: 'tide' | 'graphile';
+  name: Kind;
   schema: string;
   /** Enqueue `n` no-op jobs in chunks; returns jobs per second. */
   enqueue(n: number): Promise<number>;
@@ -165,12 +178,12 @@ async function tideSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> 
   };
 }
 
-async function graphileSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> {
+async function graphileSystem(url: string, pool: pg.Pool, name: 'graphile' | 'graphile_batched'): Promise<SystemUnderTest> {
   const schema = `bench_gw_${randomBytes(4).toString('hex')}`;
   await runMigrations({ connectionString: url, schema, logger: silent });
   const utils = await makeWorkerUtils({ connectionString: url, schema, logger: silent });
   return {
-    name: 'graphile',
+    name,
     schema,
     async enqueue(n) {
       const t0 = performance.now();
@@ -197,6 +210,7 @@ async function graphileSystem(url: string, pool: pg.Pool): Promise<SystemUnderTe
             resolveStart?.();
           },
         },
+        ...(name === 'graphile_batched' ? { preset: BATCHED } : {}),
       });
       for (let i = 0; i < samples; i++) {
         const started = new Promise<void>((r) => (resolveStart = r));
@@ -272,12 +286,13 @@ async function parent(): Promise<void> {
     const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     log(`queue benchmark: ${jobs} no-op jobs, concurrency ${CONCURRENCY}, PostgreSQL ${rows[0]!.v}${database.embedded ? ' (embedded)' : ''}`);
     const tide = await tideSystem(url, pool);
-    const graphile = await graphileSystem(url, pool);
-    systems.push(tide, graphile);
-    const results: Record<'tide' | 'graphile', Record<string, number>> = { tide: {}, graphile: {} };
+    const batched = await graphileSystem(url, pool, 'graphile_batched');
+    const graphile = await graphileSystem(url, pool, 'graphile');
+    systems.push(tide, batched, graphile);
+    const results: Record<Kind, Record<string, number>> = { tide: {}, graphile_batched: {}, graphile: {} };
     for (const processes of [1, 2]) {
-      // alternate which system goes first so neither always runs on a warmer database
-      const order = processes === 1 ? [tide, graphile] : [graphile, tide];
+      // rotate which system goes first so none always runs on a warmer database
+      const order = processes === 1 ? [tide, batched, graphile] : [graphile, batched, tide];
       for (const system of order) {
         const r = await drain(system, url, jobs, processes);
         results[system.name][`drain_${processes}p_jobs_s`] = Math.round(r.drain);
@@ -290,7 +305,7 @@ async function parent(): Promise<void> {
       results[system.name].latency_p95_ms = lat.p95_ms;
       log(`  ${system.name}: enqueue-to-start latency at no load: mean ${lat.mean_ms} ms, p95 ${lat.p95_ms} ms`);
     }
-    for (const name of ['tide', 'graphile'] as const) {
+    for (const name of ['tide', 'graphile_batched', 'graphile'] as const) {
       const r = results[name];
       r.enqueue_jobs_s = Math.round((r.enqueue_1_jobs_s! + r.enqueue_2_jobs_s!) / 2);
       delete r.enqueue_1_jobs_s;
@@ -298,14 +313,24 @@ async function parent(): Promise<void> {
     }
     const crash = await crashRecovery(url, pool);
     log(`  tide: a SIGKILLed worker's jobs completed elsewhere after ${round(crash, 2)} s (default lease 5 s); graphile-worker 0.17: 4 hours (its fixed lock timeout)`);
-    const drainRatio = Math.min(results.tide.drain_1p_jobs_s! / results.graphile.drain_1p_jobs_s!, results.tide.drain_2p_jobs_s! / results.graphile.drain_2p_jobs_s!);
+    const anchor = results.graphile_batched;
+    const drainRatio = Math.min(results.tide.drain_1p_jobs_s! / anchor.drain_1p_jobs_s!, results.tide.drain_2p_jobs_s! / anchor.drain_2p_jobs_s!);
     const summary = {
       tide: results.tide,
+      graphile_batched: anchor,
       graphile: results.graphile,
-      ratio: { drain: round(drainRatio, 2), enqueue: round(results.tide.enqueue_jobs_s! / results.graphile.enqueue_jobs_s!, 2) },
+      ratio: {
+        drain: round(drainRatio, 2),
+        drain_2p_vs_1p: round(results.tide.drain_2p_jobs_s! / results.tide.drain_1p_jobs_s!, 2),
+        enqueue: round(results.tide.enqueue_jobs_s! / anchor.enqueue_jobs_s!, 2),
+        drain_vs_defaults: round(Math.min(results.tide.drain_1p_jobs_s! / results.graphile.drain_1p_jobs_s!, results.tide.drain_2p_jobs_s! / results.graphile.drain_2p_jobs_s!), 2),
+      },
       crash_recovery_s: round(crash, 2),
     };
-    log(`ratio (tide / graphile): drain ${summary.ratio.drain} (the lower of 1 and 2 processes), enqueue ${summary.ratio.enqueue}`);
+    log(
+      `ratio (tide / graphile batched): drain ${summary.ratio.drain} (the lower of 1 and 2 processes), enqueue ${summary.ratio.enqueue}; ` +
+        `tide 2 processes / 1: ${summary.ratio.drain_2p_vs_1p}; drain against graphile's defaults ${summary.ratio.drain_vs_defaults}`,
+    );
     if (args.json) log(JSON.stringify(summary));
   } finally {
     for (const s of systems) {

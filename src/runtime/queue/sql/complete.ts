@@ -25,15 +25,17 @@ WITH input AS (
   FROM input i
   WHERE j.id = i.id AND j.id = ANY($5::bigint[]) AND j.locked_by = $1 AND j.state = 'active'
   RETURNING j.id, j.queue, coalesce(i.ms / 1000.0, extract(epoch FROM now() - j.started_at)::float8) AS secs
+), binned AS (
+  SELECT queue, width_bucket(secs, $3::float8[]) + 1 AS b, count(*) AS c, sum(secs) AS s
+  FROM done GROUP BY 1, 2
 ), agg AS (
-  SELECT queue, count(*) AS n, sum(secs) AS s, array_agg(width_bucket(secs, $3::float8[]) + 1) AS bs
-  FROM done GROUP BY queue
+  SELECT queue, sum(c)::bigint AS n, sum(s) AS s, array_agg(b) AS bs, array_agg(c) AS cs
+  FROM binned GROUP BY queue
 ), st AS (
   ${bumpStats(
     ctx,
     `SELECT queue, n AS completions, n AS completed, -n AS active, s AS st_sum, n AS st_count,
-            ARRAY(SELECT count(*) FILTER (WHERE b = k) FROM generate_series(1, ${ctx.buckets.length + 1}) k
-                  LEFT JOIN unnest(bs) b ON true GROUP BY k ORDER BY k) AS st_buckets
+            ARRAY(SELECT coalesce(cs[array_position(bs, k)], 0) FROM generate_series(1, ${ctx.buckets.length + 1}) k ORDER BY k) AS st_buckets
      FROM agg`,
     ['completions', 'completed', 'active', 'st_sum', 'st_count'],
     '$4',
