@@ -106,6 +106,8 @@ export const sleepFor = (ms: number, signal?: AbortSignal) =>
 
 /** How much work a worker claims ahead of its free slots, in time at its recent start rate. */
 const AHEAD_HORIZON_MS = 20;
+/** The start rate is measured over windows this long, averaged (half each new window). */
+const RATE_WINDOW_MS = 50;
 const MAX_AHEAD = 500;
 
 /** Starts a worker in this process. */
@@ -237,7 +239,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   function aheadTarget(): number {
     const now = performance.now();
     const elapsed = now - rateSince;
-    if (elapsed >= 250) {
+    if (elapsed >= RATE_WINDOW_MS) {
       const recent = (startsCounted * 1000) / elapsed;
       startRate = startRate === 0 ? recent : 0.5 * startRate + 0.5 * recent;
       startsCounted = 0;
