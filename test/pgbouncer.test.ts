@@ -227,7 +227,8 @@ describe('through PgBouncer in transaction mode', { skip, timeout: 120_000 }, ()
   test('prepared statements forced on behind the pooler fail as TIDE_DB_POOLER (a 503), never TIDE_INTERNAL', async () => {
     const q = await createPostgresQueue({ connectionString: bouncer.url, schema: schema.schema, pooler: 'none', migrate: false, poolSize: 6 });
     try {
-      const results = await Promise.allSettled(Array.from({ length: 60 }, () => q.enqueue({ queue: 'forced', handler: 'h' })));
+      // enqueueMany: one statement per call (single enqueues would share statements by group commit)
+      const results = await Promise.allSettled(Array.from({ length: 60 }, () => q.enqueueMany([{ queue: 'forced', handler: 'h' }])));
       const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as TideError);
       assert.ok(errors.length > 0, 'PgBouncer 1.18 in transaction mode should mix up named statements');
       for (const e of errors) assert.equal(e.code, 'TIDE_DB_POOLER', String(e));
