@@ -6,9 +6,14 @@
  * concurrency 16 (no-op jobs), enqueue-to-start latency at no load, and how long a SIGKILLed
  * worker's jobs take to complete elsewhere (Tidescale, default lease).
  *
- *   npm run bench:queue -- [--json] [--jobs 20000]
+ * Then the sustained run: each system gets jobs at a fixed rate (every 5 ms, those due, in one
+ * bulk call: `enqueueMany`, `addJobs`) while 2 worker processes run them, rising by half from 1,000/s; the highest rate
+ * held for `--sustain-seconds` (default 60; 0 skips it) with the enqueue-to-start p99 under
+ * 100 ms and no backlog left, and that p99 over the first and the last 10 s.
  *
- * Last line (with --json): {"tide":{...},"graphile_batched":{...},"graphile":{...},"ratio":{"drain":N,"drain_2p_vs_1p":N,"enqueue":N,"drain_vs_defaults":N},"crash_recovery_s":N}
+ *   npm run bench:queue -- [--json] [--jobs 20000] [--sustain-seconds 60]
+ *
+ * Last line (with --json): {"tide":{...},"graphile_batched":{...},"graphile":{...},"ratio":{"drain":N,"drain_2p_vs_1p":N,"enqueue":N,"sustained":N,"drain_vs_defaults":N},"crash_recovery_s":N}
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +35,7 @@ const { values: args } = parseArgs({
     schema: { type: 'string' },
     url: { type: 'string' },
     concurrency: { type: 'string', default: '16' },
+    'sustain-seconds': { type: 'string', default: '60' },
   },
 });
 const CONCURRENCY = Number(args.concurrency);
@@ -39,11 +45,24 @@ const self = fileURLToPath(import.meta.url);
 const BATCHED: GraphileConfig.Preset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
 type Kind = 'tide' | 'graphile' | 'graphile_batched';
 
-type Message = { type: 'ready' } | { type: 'go' } | { type: 'stop' };
+type Message = { type: 'ready' } | { type: 'go' } | { type: 'stop' } | { type: 'starts'; t: number[]; at: number[] };
 
 // ---------------------------------------------------------------- child: one worker process
 async function child(kind: string, url: string, schema: string): Promise<void> {
   const send = (m: Message) => process.send!(m);
+  // the sustained run's jobs: when each was enqueued (its payload) and when it started, sent in batches
+  let sentT: number[] = [];
+  let sentAt: number[] = [];
+  const tick = (payload: unknown) => {
+    sentT.push((payload as { t: number }).t);
+    sentAt.push(Date.now());
+  };
+  setInterval(() => {
+    if (sentT.length === 0) return;
+    send({ type: 'starts', t: sentT, at: sentAt });
+    sentT = [];
+    sentAt = [];
+  }, 200).unref();
   const stopHandlers: Array<() => Promise<void>> = [];
   process.on('message', (m: Message) => {
     if (m.type === 'go') void go();
@@ -58,6 +77,7 @@ async function child(kind: string, url: string, schema: string): Promise<void> {
         concurrency: CONCURRENCY,
         handlers: {
           noop: () => null,
+          tick: (p) => (tick(p), null),
           // hangs on its first attempt: the crash test kills the worker holding it
           hang: (_p, ctx) => (ctx.job.attempts === 1 ? new Promise(() => undefined) : null),
         },
@@ -71,7 +91,7 @@ async function child(kind: string, url: string, schema: string): Promise<void> {
         concurrency: CONCURRENCY,
         logger: silent,
         noHandleSignals: true,
-        taskList: { noop: async () => undefined },
+        taskList: { noop: async () => undefined, tick: async (p) => tick(p) },
         ...(kind === 'graphile_batched' ? { preset: BATCHED } : {}),
       });
       stopHandlers.push(() => runner.stop());
@@ -112,6 +132,10 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 interface SystemUnderTest {
   name: Kind;
   schema: string;
+  /** The sustained run's producer: the jobs due since its last tick, in one call. */
+  enqueueBatch(payloads: Array<{ t: number }>): Promise<unknown>;
+  /** Jobs waiting (not started). */
+  waiting(): Promise<number>;
   /** Enqueue `n` no-op jobs in chunks; returns jobs per second. */
   enqueue(n: number): Promise<number>;
   /** True when every enqueued job has finished. */
@@ -134,10 +158,16 @@ function summarise(latencies: number[]): { mean_ms: number; p95_ms: number } {
 async function tideSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> {
   const schema = `bench_tide_${randomBytes(4).toString('hex')}`;
   const queue = await createPostgresQueue({ connectionString: url, schema, poolSize: 2 });
+  const producer = await createPostgresQueue({ connectionString: url, schema, poolSize: 10, migrate: false });
   let expected = 0;
   return {
     name: 'tide',
     schema,
+    enqueueBatch: (payloads) => producer.enqueueMany(payloads.map((payload) => ({ queue: 'bench', handler: 'tick', payload }))),
+    async waiting() {
+      const [s] = await queue.stats('bench');
+      return s ? s.ready + s.delayed : 0;
+    },
     async enqueue(n) {
       const t0 = performance.now();
       for (const size of chunks(n)) await queue.enqueueMany(Array.from({ length: size }, () => ({ queue: 'bench', handler: 'noop', payload: {} })));
@@ -174,7 +204,10 @@ async function tideSystem(url: string, pool: pg.Pool): Promise<SystemUnderTest> 
       await worker.stop();
       return summarise(latencies);
     },
-    close: () => queue.close(),
+    close: async () => {
+      await producer.close();
+      await queue.close();
+    },
   };
 }
 
@@ -185,6 +218,11 @@ async function graphileSystem(url: string, pool: pg.Pool, name: 'graphile' | 'gr
   return {
     name,
     schema,
+    enqueueBatch: (payloads) => utils.addJobs(payloads.map((payload) => ({ identifier: 'tick', payload }))),
+    async waiting() {
+      const { rows } = await pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}"._private_jobs WHERE locked_at IS NULL`);
+      return Number(rows[0]!.n);
+    },
     async enqueue(n) {
       const t0 = performance.now();
       for (const size of chunks(n)) await utils.addJobs(Array.from({ length: size }, () => ({ identifier: 'noop', payload: {} })));
@@ -276,6 +314,93 @@ async function crashRecovery(url: string, pool: pg.Pool): Promise<number> {
   }
 }
 
+interface Trial {
+  rate: number;
+  achieved: number;
+  p99_ms: number;
+  p99_first_ms: number;
+  p99_last_ms: number;
+  waiting_at_end: number;
+  ok: boolean;
+}
+
+const p99 = (xs: number[]) => {
+  if (xs.length === 0) return Infinity;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+};
+
+/**
+ * `rate` jobs/s enqueued one at a time for `seconds` while 2 worker processes run them: the
+ * enqueue-to-start p99 (overall, first and last 10 s), and the jobs still waiting at the end.
+ * Sustained: p99 under 100 ms and no backlog left beyond one second's arrivals.
+ */
+async function sustainedTrial(system: SystemUnderTest, url: string, rate: number, seconds: number): Promise<Trial> {
+  const children = Array.from({ length: 2 }, () => spawnChild(system.name, url, system.schema));
+  const starts: Array<{ t: number; at: number }> = [];
+  for (const c of children) c.proc.on('message', (m: Message) => m.type === 'starts' && m.t.forEach((t, i) => starts.push({ t, at: m.at[i]! })));
+  try {
+    await Promise.all(children.map((c) => c.ready));
+    for (const c of children) c.proc.send({ type: 'go' } satisfies Message);
+    await sleep(500);
+    const t0 = Date.now();
+    let sent = 0;
+    const inFlight = new Set<Promise<unknown>>();
+    while (Date.now() - t0 < seconds * 1000) {
+      const due = Math.floor(((Date.now() - t0) / 1000) * rate);
+      // every 5 ms, what is due in one bulk call (each system's fastest enqueue); at most 20 calls
+      // outstanding, so a system that cannot take the rate shows as a lower one
+      if (due > sent && inFlight.size < 20) {
+        const now = Date.now();
+        const n = Math.min(due - sent, 5000);
+        const p: Promise<unknown> = system.enqueueBatch(Array.from({ length: n }, () => ({ t: now }))).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        sent += n;
+      }
+      await sleep(5);
+    }
+    const elapsed = (Date.now() - t0) / 1000;
+    await Promise.all(inFlight);
+    const waiting = await system.waiting();
+    await sleep(400); // the last batches of start times
+    const lat = (from: number, to: number) => starts.filter((s) => s.t >= t0 + from * 1000 && s.t < t0 + to * 1000).map((s) => s.at - s.t);
+    const all = lat(0, seconds);
+    const trial = {
+      rate,
+      achieved: Math.round(sent / elapsed),
+      p99_ms: p99(all),
+      p99_first_ms: p99(lat(0, 10)),
+      p99_last_ms: p99(lat(seconds - 10, seconds)),
+      waiting_at_end: waiting,
+      ok: false,
+    };
+    trial.ok = trial.achieved >= rate * 0.95 && trial.p99_ms < 100 && waiting <= rate;
+    return trial;
+  } finally {
+    for (const c of children) c.proc.send({ type: 'stop' } satisfies Message);
+    await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(10_000)]);
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+  }
+}
+
+/** The highest rate, rising by half from 1,000/s, that a system sustains; each trial drains first. */
+async function sustained(system: SystemUnderTest, url: string, seconds: number): Promise<{ rate: number; trials: Trial[] }> {
+  const trials: Trial[] = [];
+  let held = 0;
+  for (let rate = 1000; rate <= 64_000; rate = Math.round(rate * 1.5)) {
+    const t = await sustainedTrial(system, url, rate, seconds);
+    trials.push(t);
+    log(
+      `  ${system.name}: ${rate}/s for ${seconds} s: enqueued ${t.achieved}/s, enqueue-to-start p99 ${round(t.p99_ms)} ms (first 10 s ${round(t.p99_first_ms)}, last 10 s ${round(t.p99_last_ms)}), ${t.waiting_at_end} waiting at the end${t.ok ? '' : ': not sustained'}`,
+    );
+    if (!t.ok) break;
+    held = rate;
+    // what is left runs before the next trial
+    await waitFor(async () => (await system.waiting()) === 0, 120_000, `${system.name} to catch up`).catch(() => undefined);
+  }
+  return { rate: held, trials };
+}
+
 async function parent(): Promise<void> {
   const jobs = Number(args.jobs);
   const database = await resolveDatabase({ log });
@@ -311,6 +436,21 @@ async function parent(): Promise<void> {
       delete r.enqueue_1_jobs_s;
       delete r.enqueue_2_jobs_s;
     }
+    const sustain = Number(args['sustain-seconds']);
+    const sustainedRates: Partial<Record<Kind, number>> = {};
+    if (sustain > 0) {
+      log(`sustained: jobs at a fixed rate (bulk enqueues every 5 ms) while 2 worker processes x${CONCURRENCY} run them, ${sustain} s per rate`);
+      for (const system of systems) {
+        const r = await sustained(system, url, sustain);
+        sustainedRates[system.name] = r.rate;
+        results[system.name].sustained_jobs_s = r.rate;
+        const last = r.trials.filter((t) => t.ok).pop();
+        if (last) {
+          results[system.name].sustained_p99_first_ms = round(last.p99_first_ms);
+          results[system.name].sustained_p99_last_ms = round(last.p99_last_ms);
+        }
+      }
+    }
     const crash = await crashRecovery(url, pool);
     log(`  tide: a SIGKILLed worker's jobs completed elsewhere after ${round(crash, 2)} s (default lease 5 s); graphile-worker 0.17: 4 hours (its fixed lock timeout)`);
     const anchor = results.graphile_batched;
@@ -323,6 +463,7 @@ async function parent(): Promise<void> {
         drain: round(drainRatio, 2),
         drain_2p_vs_1p: round(results.tide.drain_2p_jobs_s! / results.tide.drain_1p_jobs_s!, 2),
         enqueue: round(results.tide.enqueue_jobs_s! / anchor.enqueue_jobs_s!, 2),
+        ...(sustain > 0 && sustainedRates.graphile_batched ? { sustained: round((sustainedRates.tide ?? 0) / sustainedRates.graphile_batched, 2) } : {}),
         drain_vs_defaults: round(Math.min(results.tide.drain_1p_jobs_s! / results.graphile.drain_1p_jobs_s!, results.tide.drain_2p_jobs_s! / results.graphile.drain_2p_jobs_s!), 2),
       },
       crash_recovery_s: round(crash, 2),
