@@ -4,6 +4,8 @@
  * command has checked its own arguments (a usage error needs no running `tide up`). The client
  * module loads only when such a command runs.
  */
+import { existsSync, readFileSync } from 'node:fs';
+
 import type { ControlClient } from '../supervisor/client.js';
 import { type Options, type Parsed, parse } from './args.js';
 import { CLIENT_FLAGS } from './client-flags.js';
@@ -33,8 +35,17 @@ export async function parseControlArgs<T extends Options = Record<never, never>>
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // An exited process its parent has not reaped yet (a zombie) has ended. `tide up -d`'s
+  // supervisor is reparented to PID 1, which in a container without an init reaps late or never.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
-    return false;
+    // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
+    return !existsSync('/proc/self') || existsSync(`/proc/${pid}`);
   }
 }
