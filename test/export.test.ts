@@ -573,6 +573,28 @@ describe('export prometheus-config and PodMonitors: the labels the rules and the
   });
 });
 
+describe('export prometheus-rules: CPU against the request', () => {
+  const config = parseConfig('project: cpu\nservices:\n  worker: { kind: worker }\n', 'tide.yaml');
+  const cpuRules = (cpuRequest?: string) =>
+    ((exportConfig('prometheus-rules', config, cpuRequest ? { cpuRequest } : {}).documents[0]!.body as Obj).groups[0].rules as Obj[])
+      .filter((r) => r.alert === 'TideHighCPU')
+      .map((r) => r.expr as string);
+
+  it('is a fraction of the CPU request, as the HPA reads utilisation: 250m makes one busy core 400%', () => {
+    assert.deepEqual(cpuRules('250m'), [
+      'avg(rate(process_cpu_seconds_total{job="cpu-worker"}[5m])) / 0.25 > 0.7',
+      'avg(rate(process_cpu_seconds_total{job="cpu-worker"}[5m])) / 0.25 > 0.85',
+    ]);
+    assert.deepEqual(cpuRules('2'), cpuRules('2000m'));
+    assert.equal(cpuRules()[0], 'avg(rate(process_cpu_seconds_total{job="cpu-worker"}[5m])) > 0.7');
+  });
+
+  it('a CPU request that is not a quantity is TIDE_USAGE naming --cpu', () => {
+    assert.throws(() => cpuRules('lots'), (err: unknown) => isTideError(err) && err.code === 'TIDE_USAGE' && err.where?.arg === '--cpu');
+    assert.throws(() => cpuRules('0'), (err: unknown) => isTideError(err) && err.code === 'TIDE_USAGE');
+  });
+});
+
 describe('export prometheus-rules: label values PromQL must escape', () => {
   it('queue names with regex metacharacters, quotes and backslashes still pass promtool', async (t) => {
     const config = parseConfig(

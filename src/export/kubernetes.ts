@@ -32,7 +32,7 @@ import { METRIC } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { kedaTriggerFor, sourceMetrics } from './keda-sources.js';
 import { podMonitors } from './scrape.js';
-import { type AutoscalerChoice, type ExportDocument, type ExportOptions, type ExportResult, imageOf } from './types.js';
+import { type AutoscalerChoice, type ExportDocument, type ExportOptions, type ExportResult, imageOf, replicaResources } from './types.js';
 import {
   API_DEFAULT_PER_MINUTE,
   API_DEREGISTER_SECONDS,
@@ -297,7 +297,7 @@ function kedaTrigger(config: TideConfig, service: ServiceConfig, p: TargetPolicy
   if (sql) {
     return { type: 'postgresql', metricType, metadata: { query: sql, targetQueryValue: String(p.target), connectionFromEnv: 'DATABASE_URL' } };
   }
-  const query = promQuery(config, service, p.metric, options.memoryMiB * 1024 * 1024);
+  const query = promQuery(config, service, p.metric, replicaResources(options));
   if (!query) notes.push(`${service.name}: ${p.metric} is not a Tidescale runtime metric; the KEDA prometheus trigger queries sum(${p.metric})`);
   return {
     type: 'prometheus',

@@ -14,9 +14,9 @@
  */
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import { METRIC } from '../core/types.js';
-import type { ExportOptions, ExportResult } from './types.js';
+import { type ExportOptions, type ExportResult, replicaResources } from './types.js';
 import { scrapedServices } from './scrape.js';
-import { labelMatch, promJob, promQuery, queuesOf } from './workload.js';
+import { type ReplicaResources, labelMatch, promJob, promQuery, queuesOf } from './workload.js';
 
 type Rule = { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> };
 
@@ -61,11 +61,11 @@ function sourceQuery(service: ServiceConfig, metric: string): string | undefined
  * `--check-keys`), a RabbitMQ queue as its Prometheus plugin does, or a `prometheus` source's
  * query. A worker without sources reads the builtin queue, as the autoscaler does.
  */
-function queueDepthQuery(config: TideConfig, service: ServiceConfig, memoryBytes: number): string | undefined {
+function queueDepthQuery(config: TideConfig, service: ServiceConfig, resources: ReplicaResources): string | undefined {
   const fromQuery = sourceQuery(service, METRIC.queueDepth);
   if (fromQuery) return fromQuery;
   const sources = Object.values(service.sources ?? {});
-  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.queueDepth, memoryBytes) : undefined;
+  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.queueDepth, resources) : undefined;
   const builtin = sources.filter((s) => s.kind === 'builtin' && typeof s.queue === 'string').map((s) => s.queue as string);
   if (builtin.length) return `sum(max by (queue) (tide_queue_ready{${labelMatch('queue', builtin)}}))`;
   for (const source of sources) {
@@ -79,11 +79,11 @@ function queueDepthQuery(config: TideConfig, service: ServiceConfig, memoryBytes
 }
 
 /** PromQL for the oldest waiting job's age: a `prometheus` source's, or the builtin queue's. */
-function oldestAgeQuery(config: TideConfig, service: ServiceConfig, memoryBytes: number): string | undefined {
+function oldestAgeQuery(config: TideConfig, service: ServiceConfig, resources: ReplicaResources): string | undefined {
   const fromQuery = sourceQuery(service, METRIC.oldestAge);
   if (fromQuery) return fromQuery;
   const sources = Object.values(service.sources ?? {});
-  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.oldestAge, memoryBytes) : undefined;
+  if (sources.length === 0) return service.kind === 'worker' ? promQuery(config, service, METRIC.oldestAge, resources) : undefined;
   const builtin = sources.filter((s) => s.kind === 'builtin' && typeof s.queue === 'string').map((s) => s.queue as string);
   return builtin.length ? `max(tide_queue_oldest_ready_age_seconds{${labelMatch('queue', builtin)}})` : undefined;
 }
@@ -108,13 +108,14 @@ export interface ServiceSignals {
  * prometheus-fastapi-instrumentator and express-prom-bundle use).
  */
 export function serviceSignals(config: TideConfig, service: ServiceConfig, options: ExportOptions): ServiceSignals {
-  const memoryBytes = options.memoryMiB * 1024 * 1024;
+  const resources = replicaResources(options);
+  const { memoryBytes } = resources;
   const job = labelMatch('job', [promJob(config, service.name)]);
   const ours = service.kind !== 'command';
-  const cpu = sourceQuery(service, METRIC.cpu) ?? (ours ? promQuery(config, service, METRIC.cpu, memoryBytes, '5m') : undefined);
+  const cpu = sourceQuery(service, METRIC.cpu) ?? (ours ? promQuery(config, service, METRIC.cpu, resources, '5m') : undefined);
   const memory = sourceQuery(service, METRIC.memory) ?? (ours ? `max(process_resident_memory_bytes{${job}}) / ${memoryBytes}` : undefined);
-  const queueDepth = queueDepthQuery(config, service, memoryBytes);
-  const oldestAge = oldestAgeQuery(config, service, memoryBytes);
+  const queueDepth = queueDepthQuery(config, service, resources);
+  const oldestAge = oldestAgeQuery(config, service, resources);
   const p95 = sourceQuery(service, METRIC.latencyP95);
   const http = service.kind === 'api' || (service.kind === 'command' && service.port !== undefined) ? job : undefined;
   return { ...(cpu ? { cpu } : {}), ...(memory ? { memory } : {}), ...(queueDepth ? { queueDepth } : {}), ...(oldestAge ? { oldestAge } : {}), ...(p95 ? { p95 } : {}), ...(http ? { http } : {}) };

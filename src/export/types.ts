@@ -5,6 +5,7 @@
  */
 import { defaultImage } from '../config/dockerfile.js';
 import type { TideConfig } from '../config/schema.js';
+import { TideError } from '../errors.js';
 
 /** Which autoscaler a Kubernetes export uses for a service; `auto` picks per service. */
 export type AutoscalerChoice = 'auto' | 'hpa' | 'keda' | 'tide';
@@ -90,4 +91,19 @@ export function imageOf(options: ExportOptions, service: string): string {
 export function kubernetesName(name: string): string {
   const out = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
   return out || 'tide';
+}
+
+/** A Kubernetes CPU quantity (`500m`, `0.5`, `2`) in cores; TIDE_USAGE naming --cpu otherwise. */
+export function cpuCores(quantity: string): number {
+  const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(quantity.trim());
+  const cores = m ? Number(m[1]) / (m[2] ? 1000 : 1) : NaN;
+  if (!(cores > 0)) {
+    throw new TideError('TIDE_USAGE', `The CPU request must be a quantity such as 500m, 0.5 or 2 (cores), not "${quantity}".`, { where: { arg: '--cpu' } });
+  }
+  return cores;
+}
+
+/** The resources each replica is given, from the options. */
+export function replicaResources(options: ExportOptions): { memoryBytes: number; cpuCores: number } {
+  return { memoryBytes: options.memoryMiB * 1024 * 1024, cpuCores: cpuCores(options.cpuRequest) };
 }

@@ -135,12 +135,19 @@ export function promJob(config: TideConfig, service: string): string {
   return `${config.project}-${service}`;
 }
 
+/** What each replica is given: the fractions CPU and memory are measured against. */
+export interface ReplicaResources {
+  memoryBytes: number;
+  /** The CPU request in cores (`500m` is 0.5). */
+  cpuCores: number;
+}
+
 /**
  * PromQL for a core metric over the runtime's metric names (rates over `window`), or undefined
  * when there is no runtime metric for it. Every API replica reports the whole queue's figures (they are read
  * from the database), so queue series are combined with `max`, never `sum`.
  */
-export function promQuery(config: TideConfig, service: ServiceConfig, metric: string, memoryBytes: number, window = '2m'): string | undefined {
+export function promQuery(config: TideConfig, service: ServiceConfig, metric: string, resources: ReplicaResources, window = '2m'): string | undefined {
   const q = queueMatcher(queuesOf(service));
   const job = labelMatch('job', [promJob(config, service.name)]);
   switch (metric) {
@@ -151,9 +158,10 @@ export function promQuery(config: TideConfig, service: ServiceConfig, metric: st
     case METRIC.inFlight:
       return `sum(max by (queue) (tide_queue_active{${q}}))`;
     case METRIC.cpu:
-      return `avg(rate(process_cpu_seconds_total{${job}}[${window}]))`;
+      // a fraction of the CPU request, as the HPA's utilisation is
+      return `avg(rate(process_cpu_seconds_total{${job}}[${window}]))${resources.cpuCores === 1 ? '' : ` / ${resources.cpuCores}`}`;
     case METRIC.memory:
-      return `avg(process_resident_memory_bytes{${job}}) / ${memoryBytes}`;
+      return `avg(process_resident_memory_bytes{${job}}) / ${resources.memoryBytes}`;
     case METRIC.latencyP95:
       return `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${job}}[${window}])))`;
     case METRIC.errorRate:
