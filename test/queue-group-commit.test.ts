@@ -60,13 +60,15 @@ describe('the coalescing rule', () => {
     await group.settled();
   });
 
-  test('a batch refused for its data is sent again one by one: the bad item fails alone', async () => {
-    const { group } = recorder(1, (items) => items.includes('bad'));
+  test('a batch refused for its data is sent again one by one, in order, within maxInFlight: the bad item fails alone', async () => {
+    const { group, batches, most } = recorder(1, (items) => items.includes('bad'));
     const outcomes = await Promise.allSettled(['a', 'bad', 'c'].map((x) => group.add(x)));
     assert.deepEqual(
       outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message)),
       ['id-a', 'bad data', 'id-c'],
     );
+    assert.deepEqual(batches, [['a', 'bad', 'c'], ['a'], ['bad'], ['c']]);
+    assert.equal(most(), 1, 'never more statements at once than maxInFlight');
   });
 
   test('a batch that fails for the database fails every caller, without one retry per item', async () => {

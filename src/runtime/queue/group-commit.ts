@@ -10,7 +10,7 @@
  * load for at most one statement's time, and the batch grows with the load.
  *
  * A batch that fails for its data (a job PostgreSQL refuses) is sent again one job at a time,
- * so the bad job fails alone; a batch that fails for the database (unreachable, shutting
+ * in order, so the bad job fails alone; a batch that fails for the database (unreachable, shutting
  * down) fails every caller with that error.
  */
 export interface GroupCommitOptions<I, R> {
@@ -82,16 +82,16 @@ export class GroupCommit<I, R> {
         for (const w of batch) w.reject(err);
         return;
       }
-      await Promise.all(
-        batch.map(async (w) => {
-          try {
-            const [result] = await this.options.run([w.item]);
-            w.resolve(result!);
-          } catch (alone) {
-            w.reject(alone);
-          }
-        }),
-      );
+      // one at a time, in the batch's order: the first of two jobs with one key is still the
+      // one created, and the pool is not flooded
+      for (const w of batch) {
+        try {
+          const [result] = await this.options.run([w.item]);
+          w.resolve(result!);
+        } catch (alone) {
+          w.reject(alone);
+        }
+      }
     }
   }
 }

@@ -275,8 +275,9 @@ export class PostgresQueue implements QueueEngine {
         const ids = await idsForKeys(this.pool, this.ctx, [...new Set(missing.map((o) => o.key!))]);
         for (const o of missing) {
           const id = ids.get(o.key!);
-          // purged between the two statements: enqueue that one again
-          results[o.i] = id ? { id, created: false } : await this.enqueue(inputs[o.i]!);
+          // purged between the two statements: insert that one again (on its own: not through
+          // the group commit this statement may itself be part of)
+          results[o.i] = id ? { id, created: false } : (await this.insert([{ ...rows[o.i]!, i: 0 }], [inputs[o.i]!]))[0]!;
         }
       }
       return results;
