@@ -183,6 +183,27 @@ describe('worker in process', () => {
     assert.equal(ready.reduce((n, r) => n + r.n, 0), 41, 'the slow job and the 40 after it are back, ready');
   });
 
+  test('jobs claimed ahead that turn out slow go back to the queue instead of waiting here', async () => {
+    const q = 'ahead-slow';
+    const w = await worker({ queues: [q], concurrency: 1 });
+    await queue.enqueueMany(Array.from({ length: 2000 }, () => ({ queue: q, handler: 'echo', priority: 2 })));
+    const slow = await queue.enqueueMany(Array.from({ length: 20 }, () => ({ queue: q, handler: 'sleep', payload: { ms: 1000 }, priority: 1 })));
+    const slowIds = slow.map((j) => j.id);
+    const slowIn = async (state: string, attempts?: number) =>
+      (
+        await queue.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM "${schema.schema}".jobs WHERE id = ANY($1::bigint[]) AND state = $2 AND ($3::int IS NULL OR attempts = $3)`,
+          [slowIds, state, attempts ?? null],
+        )
+      ).rows[0]!.n;
+    // one slot, more than one slow job leased: the others were claimed ahead
+    await until(async () => (await slowIn('active')) > 1, 30_000, 'slow jobs claimed ahead');
+    // the slot is busy for a second per job: what waits ahead goes back (ready, attempt not counted)
+    await until(async () => (await slowIn('active')) <= 1 && (await slowIn('ready', 0)) > 0, 10_000, 'the surplus released');
+    await w.stop(0);
+    workers.delete(w);
+  });
+
   test('a job whose lease was taken over is aborted here and cannot be finished by this worker', async () => {
     const q = 'stolen';
     const w = await worker({ queues: [q], concurrency: 1, leaseMs: 300 });

@@ -106,9 +106,19 @@ export const sleepFor = (ms: number, signal?: AbortSignal) =>
 
 /** How much work a worker claims ahead of its free slots, in time at its recent start rate. */
 const AHEAD_HORIZON_MS = 20;
+/** Jobs claimed ahead that wait longer than this, beyond the current target, go back to the queue. */
+const AHEAD_MAX_WAIT_MS = 200;
 /** The start rate is measured over windows this long, averaged (half each new window). */
 const RATE_WINDOW_MS = 50;
 const MAX_AHEAD = 500;
+
+interface Ahead {
+  job: ClaimedJob;
+  /** When it was claimed (performance.now()). */
+  at: number;
+  /** When its lease runs out, as far as this process knows (performance.now()). */
+  leaseUntil: number;
+}
 
 /** Starts a worker in this process. */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -144,9 +154,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * Claimed ahead, waiting for a slot: leased and heartbeated like running jobs, so a finished
    * job's slot takes the next one at once instead of waiting for a claim's round trip. Sized to
    * what this process starts in AHEAD_HORIZON_MS (none for slow jobs), so a later urgent job
-   * waits behind at most that much work here, and other workers are not starved.
+   * waits behind at most that much work here, and other workers are not starved. Each knows
+   * when its lease runs out here (`leaseUntil`, moved on by every renewing heartbeat) and when
+   * it was claimed (`at`): one whose lease is nearly out never starts here, and what waits too
+   * long (the jobs turned out slower than the rate said) goes back to the queue.
    */
-  let ahead: ClaimedJob[] = [];
+  let ahead: Ahead[] = [];
+  let releasingAhead = false;
   let startRate = 0;
   let startsCounted = 0;
   let rateSince = performance.now();
@@ -193,6 +207,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         const want = Math.max(0, freeSlots()) + aheadTarget() - ahead.length;
         if (want <= 0) break;
         let jobs: ClaimedJob[];
+        const claimedAt = performance.now();
         try {
           jobs = await queue.claim(id, queues, want);
           failures = 0;
@@ -203,12 +218,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           await sleepFor(Math.min(5000, 200 * 2 ** failures++), lifetime.signal);
           continue;
         }
-        if (stopping) {
-          // drain began while the claim ran: these never start (released with the rest)
-          ahead.push(...jobs);
-          break;
-        }
-        ahead.push(...jobs);
+        // a job already here (its lease ran out during an outage, it was swept and claimed again)
+        // is one job: the copy already held is kept
+        const fresh = jobs.filter((j) => !slots.has(j.id) && !ahead.some((a) => a.job.id === j.id));
+        ahead.push(...fresh.map((job) => ({ job, at: claimedAt, leaseUntil: claimedAt + queue.leaseMs })));
+        // drain began while the claim ran: these never start (released with the rest)
+        if (stopping) break;
         startAhead();
         if (jobs.length < want && !again) break;
       }
@@ -248,16 +263,40 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     return Math.min(MAX_AHEAD, Math.floor((startRate * AHEAD_HORIZON_MS) / 1000));
   }
 
-  /** Moves jobs claimed ahead into free slots (not re-entered: a job that fails at once calls back here). */
+  /**
+   * Moves jobs claimed ahead into free slots (not re-entered: a job that fails at once calls
+   * back here). None starts while the database is away (its lease cannot be renewed) or with
+   * less than a heartbeat's time left on its lease: it is forgotten here, and runs again when
+   * the lease expires. What has waited past AHEAD_MAX_WAIT_MS beyond the current target is
+   * released.
+   */
   let startingAhead = false;
   function startAhead(): void {
-    if (startingAhead) return;
+    if (startingAhead || !databaseUp) return;
     startingAhead = true;
     try {
-      while (ahead.length > 0 && freeSlots() > 0 && !stopping) start(ahead.shift()!);
+      while (ahead.length > 0 && freeSlots() > 0 && !stopping) {
+        const next = ahead.shift()!;
+        if (next.leaseUntil - performance.now() > heartbeatMs) start(next.job);
+      }
+      releaseSurplus();
     } finally {
       startingAhead = false;
     }
+  }
+
+  function releaseSurplus(): void {
+    if (releasingAhead || stopping || ahead.length === 0 || performance.now() - ahead[0]!.at < AHEAD_MAX_WAIT_MS) return;
+    const surplus = ahead.splice(aheadTarget());
+    if (surplus.length === 0) return;
+    releasingAhead = true;
+    queue
+      .release(
+        id,
+        surplus.map((a) => a.job.id),
+      )
+      .catch((err) => log(`worker ${id}: could not release ${surplus.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`))
+      .finally(() => (releasingAhead = false));
   }
 
   // --- running
@@ -355,23 +394,29 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // take them for lost
   let beating = false;
   const heartbeat = setInterval(() => {
+    // slow jobs in every slot: no completion calls startAhead, so what waits too long goes back from here
+    releaseSurplus();
     const running = [...slots.entries()];
     const waiting = [...ahead];
-    const ids = [...running.map(([jobId]) => jobId), ...waiting.map((j) => j.id), ...buffer.map((c) => c.id), ...flushingIds];
+    const ids = [...running.map(([jobId]) => jobId), ...waiting.map((a) => a.job.id), ...buffer.map((c) => c.id), ...flushingIds];
     if (ids.length === 0 || beating) return;
     beating = true;
+    const sentAt = performance.now();
     queue.heartbeat(id, ids).then(
       (renewed) => {
         setDatabase(true);
-        if (renewed.length === ids.length) return;
         const held = new Set(renewed);
+        for (const a of waiting) if (held.has(a.job.id)) a.leaseUntil = sentAt + queue.leaseMs;
+        if (renewed.length === ids.length) return;
         // claimed ahead but no longer ours (expired and swept): never start them here
-        const lost = new Set(waiting.filter((j) => !held.has(j.id)).map((j) => j.id));
-        if (lost.size > 0) ahead = ahead.filter((j) => !lost.has(j.id));
-        for (const [jobId, slot] of running) {
-          // still running here but no longer ours (the lease expired and was swept): tell the
-          // handler to stop; its result would be ignored anyway (locked_by no longer matches)
-          if (slots.get(jobId) === slot && !held.has(jobId)) {
+        const lost = new Set(waiting.filter((a) => !held.has(a.job.id)).map((a) => a.job.id));
+        if (lost.size > 0) ahead = ahead.filter((a) => !lost.has(a.job.id));
+        // still running here but no longer ours (the lease expired and was swept): tell the
+        // handler to stop; its result would be ignored anyway (locked_by no longer matches).
+        // That includes a job lost while it waited ahead and started since this heartbeat went out.
+        const stale = [...running.filter(([jobId]) => !held.has(jobId)), ...[...lost].flatMap((jobId) => (slots.has(jobId) ? [[jobId, slots.get(jobId)!] as const] : []))];
+        for (const [jobId, slot] of stale) {
+          if (slots.get(jobId) === slot) {
             log(`job ${jobId}: lease lost (expired and returned to the queue); aborting it here`);
             slot.abort.abort(new TideError('TIDE_INTERNAL', `lease on job ${jobId} lost`));
           }
@@ -447,7 +492,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (notStarted.length > 0) {
       await queue.release(
         id,
-        notStarted.map((j) => j.id),
+        notStarted.map((a) => a.job.id),
       ).catch((err) => log(`worker ${id}: could not release ${notStarted.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`));
     }
     // wait for in-flight jobs, up to the grace period
