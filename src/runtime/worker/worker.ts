@@ -200,8 +200,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       let failures = 0;
       while (!stopping) {
         again = false;
-        // backpressure: finished jobs waiting to be written count against the slots beyond
-        // one batch, so a slow database cannot make the buffer (and its leases) grow unbounded
         // slots held back by backpressure may be free again since the last completion
         startAhead();
         const want = Math.max(0, freeSlots()) + aheadTarget() - ahead.length;
@@ -220,7 +218,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         }
         // a job already here (its lease ran out during an outage, it was swept and claimed again)
         // is one job: the copy already held is kept
-        const fresh = jobs.filter((j) => !slots.has(j.id) && !ahead.some((a) => a.job.id === j.id));
+        const waiting = new Set(ahead.map((a) => a.job.id));
+        const fresh = jobs.filter((j) => !slots.has(j.id) && !waiting.has(j.id));
         ahead.push(...fresh.map((job) => ({ job, at: claimedAt, leaseUntil: claimedAt + queue.leaseMs })));
         // drain began while the claim ran: these never start (released with the rest)
         if (stopping) break;
@@ -290,13 +289,15 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const surplus = ahead.splice(aheadTarget());
     if (surplus.length === 0) return;
     releasingAhead = true;
-    queue
-      .release(
-        id,
-        surplus.map((a) => a.job.id),
-      )
-      .catch((err) => log(`worker ${id}: could not release ${surplus.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`))
-      .finally(() => (releasingAhead = false));
+    void releaseAhead(surplus).finally(() => (releasingAhead = false));
+  }
+
+  /** Jobs claimed ahead, never started, back to the queue (attempt not counted). */
+  async function releaseAhead(jobs: Ahead[]): Promise<void> {
+    await queue.release(
+      id,
+      jobs.map((a) => a.job.id),
+    ).catch((err) => log(`worker ${id}: could not release ${jobs.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`));
   }
 
   // --- running
@@ -414,7 +415,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         // still running here but no longer ours (the lease expired and was swept): tell the
         // handler to stop; its result would be ignored anyway (locked_by no longer matches).
         // That includes a job lost while it waited ahead and started since this heartbeat went out.
-        const stale = [...running.filter(([jobId]) => !held.has(jobId)), ...[...lost].flatMap((jobId) => (slots.has(jobId) ? [[jobId, slots.get(jobId)!] as const] : []))];
+        const stale = running.filter(([jobId]) => !held.has(jobId));
+        for (const jobId of lost) {
+          const slot = slots.get(jobId);
+          if (slot) stale.push([jobId, slot]);
+        }
         for (const [jobId, slot] of stale) {
           if (slots.get(jobId) === slot) {
             log(`job ${jobId}: lease lost (expired and returned to the queue); aborting it here`);
@@ -489,12 +494,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     // claimed ahead, never started: back to the queue at once, for other workers
     const notStarted = ahead;
     ahead = [];
-    if (notStarted.length > 0) {
-      await queue.release(
-        id,
-        notStarted.map((a) => a.job.id),
-      ).catch((err) => log(`worker ${id}: could not release ${notStarted.length} job(s) claimed ahead (${describeError(err)}); they run again when their lease expires`));
-    }
+    if (notStarted.length > 0) await releaseAhead(notStarted);
     // wait for in-flight jobs, up to the grace period
     const inFlight = () => Promise.all([...slots.values()].map((s) => s.done));
     let graceTimer: NodeJS.Timeout | undefined;
