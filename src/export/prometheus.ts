@@ -14,9 +14,9 @@
  */
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import { METRIC } from '../core/types.js';
-import { type ExportOptions, type ExportResult, replicaResources } from './types.js';
+import { type ExportOptions, type ExportResult, type ReplicaResources, replicaResources } from './types.js';
 import { scrapedServices } from './scrape.js';
-import { type ReplicaResources, labelMatch, promJob, promQuery, queuesOf } from './workload.js';
+import { labelMatch, promJob, promQuery, queuesOf } from './workload.js';
 
 type Rule = { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> };
 

@@ -58,6 +58,8 @@ export type Exporter = (config: TideConfig, options: ExportOptions) => ExportRes
 
 /** The defaults of the options that do not depend on the config. */
 export function defaultOptions(config: TideConfig, given: Partial<ExportOptions> = {}): ExportOptions {
+  // checked here, for every target: a bad quantity is refused even where no query divides by it
+  if (given.cpuRequest !== undefined) cpuCores(given.cpuRequest);
   return {
     image: given.image ?? defaultImage(config.project),
     images: given.images ?? {},
@@ -103,7 +105,14 @@ export function cpuCores(quantity: string): number {
   return cores;
 }
 
+/** What each replica is given: the fractions CPU and memory are measured against. */
+export interface ReplicaResources {
+  memoryBytes: number;
+  /** The CPU request in cores (`500m` is 0.5). */
+  cpuCores: number;
+}
+
 /** The resources each replica is given, from the options. */
-export function replicaResources(options: ExportOptions): { memoryBytes: number; cpuCores: number } {
+export function replicaResources(options: ExportOptions): ReplicaResources {
   return { memoryBytes: options.memoryMiB * 1024 * 1024, cpuCores: cpuCores(options.cpuRequest) };
 }

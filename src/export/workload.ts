@@ -6,6 +6,7 @@
 import type { ServiceConfig, TideConfig } from '../config/schema.js';
 import type { Policy } from '../core/types.js';
 import { METRIC } from '../core/types.js';
+import type { ReplicaResources } from './types.js';
 
 /** The API's port in a container when the service does not name one. */
 export const API_PORT = 3000;
@@ -133,13 +134,6 @@ function queueMatcher(queues: string[] | undefined): string {
  */
 export function promJob(config: TideConfig, service: string): string {
   return `${config.project}-${service}`;
-}
-
-/** What each replica is given: the fractions CPU and memory are measured against. */
-export interface ReplicaResources {
-  memoryBytes: number;
-  /** The CPU request in cores (`500m` is 0.5). */
-  cpuCores: number;
 }
 
 /**

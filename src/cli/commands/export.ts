@@ -90,7 +90,6 @@ export const command: Command = {
       else image = value;
     }
     const { EXPORTS, SCRAPE_PLATFORMS, exportConfig, isExportTarget, renderExport, unknownTarget } = await import('../../export/index.js');
-    const { cpuCores } = await import('../../export/types.js');
     const platform = values.platform ?? 'local';
     if (!(SCRAPE_PLATFORMS as readonly string[]).includes(platform)) {
       throw new TideError('TIDE_USAGE', `--platform takes ${SCRAPE_PLATFORMS.join(', ')}, not "${platform}".`, { where: { arg: '--platform' } });
@@ -109,7 +108,7 @@ export const command: Command = {
       ...(image ? { image } : {}),
       images,
       ...(values.namespace ? { namespace: values.namespace } : {}),
-      ...(values.cpu ? { cpuRequest: (cpuCores(values.cpu), values.cpu) } : {}),
+      ...(values.cpu ? { cpuRequest: values.cpu } : {}),
       ...(values['memory-mib'] ? { memoryMiB: numberArg(values['memory-mib'], '--memory-mib', 512, 1) } : {}),
       ...(values.cluster ? { cluster: values.cluster } : {}),
       ...(values['prometheus-url'] ? { prometheusUrl: values['prometheus-url'] } : {}),
