@@ -43,7 +43,8 @@ export function processAlive(pid: number): boolean {
   // supervisor is reparented to PID 1, which in a container without an init reaps late or never.
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    // pid (comm) state ...: the command may itself hold parentheses
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
   } catch {
     // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
     return !existsSync('/proc/self') || existsSync(`/proc/${pid}`);
