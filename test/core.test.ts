@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { decide } from '../src/core/decide.js';
-import { burstRate, estimateRate, recurring, replicasToDrain, startingReplicas } from '../src/core/slo.js';
+import { absorbedRate, burstRate, estimateRate, recurring, replicasToDrain, startingReplicas } from '../src/core/slo.js';
 import { type DecideInput, type Decision, type History, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../src/core/types.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0); // a Monday, noon UTC
@@ -482,6 +482,27 @@ describe('SLO policy', () => {
     // a lump in one sub-window is backlog, not a burst: it is clipped to its neighbours
     const lump = counter((t) => (t >= 100 && t < 101 ? 20_000 : 2), 240);
     assert.ok(burstRate(lump, 240_000, 5000, 120, 5)! <= 2, `${burstRate(lump, 240_000, 5000, 120, 5)}`);
+  });
+
+  test('a swing back to a level seen within the reversal window is absorbed; a new level is not', () => {
+    // 60 jobs/s with 20-s swings to 120/s every 80 s, for five minutes: the swings are noise
+    const swings = (t: number) => (t % 80 < 20 ? 120 : 60);
+    const series = counter(swings, 300);
+    const now = 300_000;
+    const absorbed = absorbedRate(series, now, 5000, 120, 10)!;
+    assert.ok(absorbed !== undefined && absorbed < 120, `absorbed ${absorbed}`);
+    // the envelope: at least the mean, and a longer budget absorbs more (never less)
+    assert.ok(absorbed >= 60);
+    assert.ok(absorbedRate(series, now, 5000, 120, 40)! <= absorbed);
+    // a level above anything in the window is planned as it is
+    assert.equal(absorbedRate(series, now, 5000, 200, 10), undefined);
+    // from quiet to a burst: nothing of the kind was seen, nothing is absorbed
+    const fromQuiet = counter((t) => (t < 290 ? 0 : 120), 300);
+    assert.equal(absorbedRate(fromQuiet, now, 5000, 120, 10), undefined);
+    // the policy only absorbs when a start-up fits in W (else it could not correct in time)
+    const policy = { kind: 'slo', waitSeconds: 40, attainment: 0.99, concurrency: 10 } as const;
+    assert.ok(estimateRate(series, now, { ...policy, startupSeconds: 10 })!.absorbed !== undefined);
+    assert.equal(estimateRate(series, now, { ...policy, startupSeconds: 60 })!.absorbed, undefined);
   });
 
   test('bursts recur when the rates swing far and climb across their middle again and again', () => {

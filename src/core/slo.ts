@@ -40,6 +40,7 @@ export const SLO_DEFAULTS: Readonly<{
   trendDeviations: number;
   burstMemorySeconds: number;
   burstWaitShare: number;
+  absorbWaitShare: number;
   burstRecurrences: number;
   recurringMemorySeconds: number;
   onOffDispersion: number;
@@ -73,6 +74,12 @@ export const SLO_DEFAULTS: Readonly<{
   burstMemorySeconds: 120,
   /** In the burst envelope a burst's own backlog may use this share of W (the rest is for the randomness the Erlang part sizes for). */
   burstWaitShare: 0.5,
+  /**
+   * A swing to a level already seen within the reversal window is absorbed by the queue when its
+   * backlog drains within this share of W: half of what scale-in leaves for bursts
+   * (`burstWaitShare`), so scale-up always sizes above the scale-in floor.
+   */
+  absorbWaitShare: 0.25,
   /** Bursts recur when the rates climb across the middle of their range at least this many times... */
   burstRecurrences: 3,
   /** ...and then the burst envelope remembers them this long (the reversal window: a scale-in the next burst undoes within it is a flap). */
@@ -174,6 +181,8 @@ export interface RateEstimate {
   recurring: boolean;
   /** True when only the newest sub-window jumped (more than `jumpFactor` times the slow level and `jumpDeviations` above it); `planned` is then that sub-window's rate. */
   jumped: boolean;
+  /** When the planned rate is a level already reached within the reversal window: the envelope of that window's bursts (`absorbedRate`), which the wait target sizes for instead. */
+  absorbed?: number;
 }
 
 function median(xs: number[]): number {
@@ -212,33 +221,62 @@ export function burstRate(series: Series, now: number, subMs: number, memorySeco
   return burstEnvelope(series, now, subMs, memorySeconds, wait, recurringMemorySeconds)?.rate;
 }
 
-/** `burstRate`, and whether the bursts recur (so the longer memory applied). */
-function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds: number): { rate: number; recurring: boolean } | undefined {
+/** Sub-window rates (newest first) over the last `seconds`, as far back as the series goes. */
+function subWindowRates(series: Series, now: number, subMs: number, seconds: number): number[] {
   const first = series[0];
-  if (!first) return undefined;
-  const all: number[] = []; // newest first
-  const longest = Math.max(memorySeconds, recurringMemorySeconds);
-  for (let end = now; end - subMs >= first.at && end > now - longest * 1000 + 1; end -= subMs) {
+  const out: number[] = [];
+  if (!first) return out;
+  for (let end = now; end - subMs >= first.at && end > now - seconds * 1000 + 1; end -= subMs) {
     const r = rateOver(series, end - subMs, end);
     if (r === undefined) break;
-    all.push(r);
+    out.push(r);
   }
-  const sub = subMs / 1000;
-  const recur = recurring(all, sub);
-  const rates = recur ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
-  const m = rates.length;
-  if (m < 2) return undefined;
+  return out;
+}
+
+/** Each rate clipped to the higher of its neighbours: a lump that landed in one sub-window is backlog, not a burst. */
+function clipLumps(rates: readonly number[]): number[] {
+  return rates.map((r, i) => Math.min(r, Math.max(rates[i - 1] ?? 0, rates[i + 1] ?? 0)));
+}
+
+/** The largest rτ/(τ + wait) over every window of two sub-windows or more (see `burstRate`). */
+function envelopeOf(clipped: readonly number[], sub: number, wait: number): number {
+  const m = clipped.length;
   const prefix = [0];
-  for (let i = 0; i < m; i++) prefix.push(prefix[i]! + Math.min(rates[i]!, Math.max(rates[i - 1] ?? 0, rates[i + 1] ?? 0)) * sub);
+  for (let i = 0; i < m; i++) prefix.push(prefix[i]! + clipped[i]! * sub);
   let best = 0;
   for (let i = 0; i < m; i++) {
     for (let j = i + 2; j <= m; j++) {
-      const jobs = prefix[j]! - prefix[i]!;
-      const mu = jobs / ((j - i) * sub + wait);
+      const mu = (prefix[j]! - prefix[i]!) / ((j - i) * sub + wait);
       if (mu > best) best = mu;
     }
   }
-  return { rate: best, recurring: recur };
+  return best;
+}
+
+/** `burstRate`, and whether the bursts recur (so the longer memory applied). */
+function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds: number): { rate: number; recurring: boolean } | undefined {
+  const all = subWindowRates(series, now, subMs, Math.max(memorySeconds, recurringMemorySeconds));
+  const sub = subMs / 1000;
+  const recur = recurring(all, sub);
+  const rates = recur ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
+  if (rates.length < 2) return undefined;
+  return { rate: envelopeOf(clipLumps(rates), sub, wait), recurring: recur };
+}
+
+/**
+ * What the wait target may size for when the planned rate is a level the traffic already reached
+ * within the reversal window (the sub-window rates before the two newest, lumps clipped): the
+ * envelope of that window's bursts with `wait` for their backlog (`burstRate`). Such swings are
+ * noise the queue absorbs; a count that follows each of them is scaled in and out again within
+ * the reversal window. Undefined for a level not seen there (a step from quiet, a flash crowd),
+ * which is planned at once.
+ */
+export function absorbedRate(series: Series, now: number, subMs: number, planned: number, wait: number): number | undefined {
+  const recent = subWindowRates(series, now, subMs, SLO_DEFAULTS.reversalSeconds);
+  const seen = Math.max(0, ...clipLumps(recent.slice(2)));
+  if (recent.length < 3 || planned > seen) return undefined;
+  return envelopeOf(clipLumps(recent), subMs / 1000, wait);
 }
 
 /**
@@ -350,7 +388,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:
   // the envelope sizes for it, and scale-in is not blocked by every burst that comes along.
   const cautious = Math.max(envelope?.recurring ? sustained : planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
-  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false };
+  // Only when a start-up fits in W: otherwise a swing the count did not follow cannot be corrected
+  // in time (replicas asked for once the backlog shows come too late).
+  const absorbed = startup < w ? absorbedRate(series, now, sub, planned, w * SLO_DEFAULTS.absorbWaitShare) : undefined;
+  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, ...(absorbed === undefined ? {} : { absorbed }) };
 }
 
 /**
@@ -512,7 +553,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const averaged = absorbMs > (p.slowWindowSeconds ?? SLO_DEFAULTS.slowWindowSeconds) * 1000 ? rateOver(series, ctx.now - absorbMs, ctx.now) : undefined;
   // Recurring bursts are the same: the envelope of the recent ones (what a fleet must serve for
   // each of them to drain within its share of W) is the steady rate, not the on-phase rate.
-  const steadyRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
+  // A swing to a level already seen within the reversal window is noise the queue absorbs (a
+  // count that followed it would be scaled in and out again): the envelope of the recent bursts.
+  const steadyRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
   const model = { lambda: steadyRate, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
