@@ -505,6 +505,19 @@ describe('SLO policy', () => {
     assert.equal(estimateRate(series, now, { ...policy, startupSeconds: 60 })!.absorbed, undefined);
   });
 
+  test('steady traffic read over ten minutes keeps the noise margin of a ten-minute mean when a start-up fits in W', () => {
+    // 0.05 jobs/s (a job every 20 s) for fifteen minutes: sparse, steady
+    const series = counter((t) => (t % 20 === 0 ? 1 : 0), 900);
+    const policy = { kind: 'slo', waitSeconds: 60, attainment: 0.99, concurrency: 1 } as const;
+    const quick = estimateRate(series, 900_000, { ...policy, startupSeconds: 10 })!;
+    const slow = estimateRate(series, 900_000, { ...policy, startupSeconds: 90 })!;
+    assert.ok(Math.abs(quick.planned - 0.05) < 0.01, `planned ${quick.planned}`);
+    assert.ok(quick.cautious < slow.cautious, `${quick.cautious} vs ${slow.cautious}`);
+    // two deviations of a rate read over 600 + 60 s, twice (the plan's factor): about 0.035 above
+    assert.ok(quick.cautious - quick.planned < 0.04, `margin ${quick.cautious - quick.planned}`);
+    assert.ok(slow.cautious - slow.planned > 0.05, `margin ${slow.cautious - slow.planned}`);
+  });
+
   test('bursts recur when the rates swing far and climb across their middle again and again', () => {
     const rates = (f: (t: number) => number, seconds: number) => Array.from({ length: seconds / 5 }, (_, i) => f(seconds - 5 * (i + 1)));
     assert.ok(recurring(rates(onOff(20, 20), 300), 5));

@@ -324,6 +324,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // the median flips between the off and the on rate, the mean if lower (bursts are the
   // envelope's business, below).
   let floor = slow;
+  let levelSpan = rates.length * subSeconds;
   if (falling) {
     level = Math.max(r0, r1);
   } else {
@@ -363,6 +364,9 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
       if (Math.abs(my - long) <= 3 * meanDev) {
         level = long;
         floor = long;
+        // Its noise is that of a ten-minute mean, when a start-up fits in W (an error then shows
+        // as backlog in time for the backlog part to correct it).
+        if (startup < p.waitSeconds) levelSpan = Math.min(SLO_DEFAULTS.longWindowSeconds, (now - series[0]!.at) / 1000);
       }
     }
   }
@@ -376,12 +380,12 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const jumped = !rising && rates.length >= 3 && r0 > SLO_DEFAULTS.jumpFactor * slow && r0 > slow + SLO_DEFAULTS.jumpDeviations * dev;
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
-  // The count behind it covers the whole window, so its deviation is at least one job over the
-  // window (not over one sub-window: that floor would keep idle replicas for long jobs). And an
+  // The count behind it covers the whole window (the long one when the level was read there), so
+  // its deviation is at least one job over the window (not over one sub-window: that floor would keep idle replicas for long jobs). And an
   // error in the estimate lasts until the next windows show it: the queue absorbs what the error
   // piles up over W, so only the error of a rate averaged over the window plus W matters.
   const w = Math.max(0, p.waitSeconds);
-  const spanSeconds = rates.length * subSeconds + w;
+  const spanSeconds = levelSpan + w;
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
   const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds);
   const burstDown = envelope?.rate ?? 0;
