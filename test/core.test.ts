@@ -331,6 +331,39 @@ describe('SLO policy', () => {
     return { d: d!, current };
   }
 
+  test('scales to zero after a silence only when a cold start fits in W', () => {
+    // a job of 60 s every 20 s for ten minutes, then twenty minutes of silence
+    const idle = (startupSeconds: number): number => {
+      const policy: ServicePolicy = {
+        min: 0,
+        max: 20,
+        behavior: free,
+        activation: { metric: METRIC.queueDepth, threshold: 0 },
+        policies: [{ kind: 'slo', waitSeconds: 60, attainment: 0.99, concurrency: 1, startupSeconds }],
+      };
+      let history = emptyHistory();
+      let current = 5;
+      for (let t = 5; t <= 1800; t += 5) {
+        const now = T0 + t * 1000;
+        const arrivals = Math.floor(Math.min(t, 600) / 20);
+        const d = decide({
+          now,
+          current,
+          ready: current,
+          samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.serviceTimeMean]: 60, [METRIC.serviceTimeScv]: 1, [METRIC.completionsTotal]: 2000 + arrivals, [METRIC.queueDepth]: 0 }, now),
+          policy,
+          history,
+        });
+        history = d.history;
+        current = d.desired;
+      }
+      return current;
+    };
+    assert.equal(idle(10), 0);
+    // a start-up longer than W: a job arriving at zero would be late, so replicas stay
+    assert.ok(idle(90) >= 1);
+  });
+
   test('sizes for the wait target from the arrival rate (SloWaitTarget)', () => {
     const { d } = steady(slo, 100, 60, 12);
     // 100 jobs/s of 1 s on 10-slot replicas: a = 100 erlangs; Erlang C needs a little over 10 replicas.

@@ -594,10 +594,16 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // plan) at a stricter share (the margin), and keep qualifying for the hold time.
   const margin = p.margin ?? SLO_DEFAULTS.margin;
   const cautious = { ...model, lambda: rate.cautious };
+  // Scale to zero when a cold start fits in W: nothing waits, nothing is needed, under one job is
+  // expected at the cautious rate during a start-up (a cold start then delays one job, by less
+  // than W), and under one at the planned rate within the reversal window (the next job's cold
+  // start is then not a flap, more often than not). The core goes to zero only with an activation.
+  const coldStartFits =
+    needed === 0 && backlog === 0 && startup < p.waitSeconds && rate.cautious * startup < 1 && rate.planned * SLO_DEFAULTS.reversalSeconds < 1;
   const smaller = Math.max(
     needed,
     replicasToDrain({ ...drainInput, lambda: rate.cautious }),
-    replicasForWait(cautious, allowedLate * margin, c, cap),
+    coldStartFits ? 0 : replicasForWait(cautious, allowedLate * margin, c, cap),
     // burst memory: a repeat of the bursts remembered must still drain within its share of W
     Math.min(cap, Math.ceil((rate.burstDown * serviceTime) / c - 1e-9)),
   );
