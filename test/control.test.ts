@@ -5,7 +5,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ControlClient, connectControl, readControlState, removeControlState, writeControlState } from '../src/supervisor/client.js';
-import { isLoopback, startControl, targetGroups, tokenMatches } from '../src/supervisor/control.js';
+import { isLoopback } from '../src/net/loopback.js';
+import { startControl, targetGroups, tokenMatches } from '../src/supervisor/control.js';
 import { type LogLine, type PsResult, type ServiceSpec, Supervisor } from '../src/supervisor/supervisor.js';
 
 const worker = new URL('./fixtures/supervisor-worker.mjs', import.meta.url).pathname;
@@ -15,8 +16,8 @@ function jobs(): ServiceSpec {
 }
 
 test('loopback detection and the constant-time token check', () => {
-  assert.deepEqual(['127.0.0.1', '127.0.0.2', '::1', 'localhost', '[::1]'].map(isLoopback), [true, true, true, true, true]);
-  assert.deepEqual(['0.0.0.0', '::', '10.0.0.5', '192.168.1.2'].map(isLoopback), [false, false, false, false]);
+  assert.deepEqual(['127.0.0.1', '127.0.0.2', '::1', 'localhost', 'LocalHost', '[::1]', '::ffff:127.0.0.1', '[::ffff:127.1.2.3]'].map(isLoopback), [true, true, true, true, true, true, true, true]);
+  assert.deepEqual(['0.0.0.0', '::', '10.0.0.5', '192.168.1.2', '::ffff:10.0.0.1', '128.0.0.1', 'localhost.example.com'].map(isLoopback), [false, false, false, false, false, false, false]);
   assert.equal(tokenMatches('s3cret-token-abcdef', 's3cret-token-abcdef'), true);
   assert.equal(tokenMatches('s3cret', 's3cret-token-abcdef'), false);
 });

@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 
 import { TideError } from '../errors.js';
+import { fieldPath } from '../fields.js';
 import { composeActuator } from './compose.js';
 import { ecsActuator } from './ecs.js';
 import { kubernetesActuator } from './kubernetes.js';
@@ -27,12 +28,6 @@ export function isActuatorKind(kind: unknown): kind is ActuatorKind {
 }
 
 /** "a.b[2].c" from a zod issue path, under `prefix`. */
-function fieldPath(prefix: string, path: ReadonlyArray<PropertyKey>): string {
-  let out = prefix;
-  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
-  return out;
-}
-
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
   return issue.message;
@@ -52,7 +47,7 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
   const { kind, ...fields } = raw as Record<string, unknown>;
   if (!isActuatorKind(kind)) {
     throw new TideError('TIDE_ACTUATOR_CONFIG', `Unknown actuator kind ${JSON.stringify(kind)}; the kinds are ${Object.keys(ACTUATORS).join(', ')}.`, {
-      where: where(fieldPath(prefix, ['kind'])),
+      where: where(fieldPath(['kind'], prefix)),
     });
   }
   const definition: ActuatorDefinition = ACTUATORS[kind];
@@ -60,10 +55,10 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const path = issue.code === 'unrecognized_keys' && issue.keys.length === 1 ? [...issue.path, issue.keys[0]!] : issue.path;
-    const field = fieldPath(prefix, path);
+    const field = fieldPath(path, prefix);
     throw new TideError('TIDE_ACTUATOR_CONFIG', `Actuator ${definition.kind}: ${field}: ${describeIssue(issue)}.`, {
       where: where(field),
-      details: { issues: parsed.error.issues.map((i) => ({ field: fieldPath(prefix, i.path), message: describeIssue(i) })) },
+      details: { issues: parsed.error.issues.map((i) => ({ field: fieldPath(i.path, prefix), message: describeIssue(i) })) },
     });
   }
   try {
@@ -71,7 +66,7 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
   } catch (err) {
     // A factory names its own field ("kubeconfig"); place it under the caller's prefix.
     if (err instanceof TideError && err.code === 'TIDE_ACTUATOR_CONFIG' && err.where?.field) {
-      throw new TideError(err.code, err.message, { cause: err.cause, where: where(fieldPath(prefix, [err.where.field])), details: err.details });
+      throw new TideError(err.code, err.message, { cause: err.cause, where: where(fieldPath([err.where.field], prefix)), details: err.details });
     }
     throw err;
   }

@@ -4,8 +4,9 @@
  * command has checked its own arguments (a usage error needs no running `tide up`). The client
  * module loads only when such a command runs.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 
+import { hasProc, readProcStat } from '../os/proc.js';
 import type { ControlClient } from '../supervisor/client.js';
 import { type Options, type Parsed, parse } from './args.js';
 import { CLIENT_FLAGS } from './client-flags.js';
@@ -41,12 +42,8 @@ export function processAlive(pid: number): boolean {
   }
   // An exited process its parent has not reaped yet (a zombie) has ended. `tide up -d`'s
   // supervisor is reparented to PID 1, which in a container without an init reaps late or never.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // pid (comm) state ...: the command may itself hold parentheses
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
-    return !existsSync('/proc/self') || existsSync(`/proc/${pid}`);
-  }
+  const stat = readProcStat(pid);
+  if (stat) return stat.state !== 'Z';
+  // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
+  return !hasProc() || existsSync(`/proc/${pid}`);
 }

@@ -12,7 +12,9 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pai
 
 import type { ServicePolicy } from '../core/types.js';
 import { TideError, type Where } from '../errors.js';
+import { fieldPath } from '../fields.js';
 import { proxyTrust } from '../net/client-identity.js';
+import { isLoopback } from '../net/loopback.js';
 import { validateScale } from './scale.js';
 import { suggest } from './suggest.js';
 import { type ConfigFile, configFileSchema, KNOWN_KEYS, type ServiceConfig, type TideConfig } from './schema.js';
@@ -82,13 +84,13 @@ export function parseConfig(text: string, file = '<memory>', env: NodeJS.Process
   const raw = interpolate(js, [], env, {
     missing: (path, name) => {
       const at = locate(path);
-      throw new TideError('TIDE_CONFIG_ENV', `${fieldName(path)} uses \${${name}}, which is not set in the environment (write \${${name}:-default} for a default).`, {
-        where: { file, ...at, field: fieldName(path) },
+      throw new TideError('TIDE_CONFIG_ENV', `${fieldPath(path)} uses \${${name}}, which is not set in the environment (write \${${name}:-default} for a default).`, {
+        where: { file, ...at, field: fieldPath(path) },
       });
     },
     cycle: (path) => {
-      throw new TideError('TIDE_CONFIG_YAML', `${file} has a recursive alias at ${fieldName(path)}: a value cannot contain itself.`, {
-        where: { file, ...locate(path), field: fieldName(path) },
+      throw new TideError('TIDE_CONFIG_YAML', `${file} has a recursive alias at ${fieldPath(path)}: a value cannot contain itself.`, {
+        where: { file, ...locate(path), field: fieldPath(path) },
       });
     },
   });
@@ -98,13 +100,13 @@ export function parseConfig(text: string, file = '<memory>', env: NodeJS.Process
     const issues = parsed.error.issues.flatMap((issue): ConfigIssue[] => {
       if (issue.code === 'unrecognized_keys') {
         return issue.keys.map((key) => ({
-          field: fieldName([...issue.path, key] as Path),
+          field: fieldPath([...issue.path, key] as Path),
           message: `unknown key "${key}"${suggest(key, KNOWN_KEYS[pattern(issue.path as Path)] ?? [])}`,
           ...locate(issue.path as Path, key),
         }));
       }
       const path = issue.path as Path;
-      return [{ field: fieldName(path), message: describeIssue(issue), ...locate(path) }];
+      return [{ field: fieldPath(path), message: describeIssue(issue), ...locate(path) }];
     });
     throw invalid(file, issues);
   }
@@ -133,10 +135,6 @@ function describeIssue(issue: { code: string; message: string; input?: unknown }
   return issue.message.replace(/^Invalid (input|option): /, '');
 }
 
-/** `services.api.queues[1]` */
-export function fieldName(path: Path): string {
-  return path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), '');
-}
 
 /** The KNOWN_KEYS pattern of a path: service names become `*`. */
 function pattern(path: Path): string {
@@ -217,10 +215,6 @@ function interpolate(
   return out;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** Checks that involve more than one field, or the decision core's schema. */
 function crossCheck(
   config: ConfigFile,
@@ -228,7 +222,7 @@ function crossCheck(
 ): { issues: ConfigIssue[]; policies: Map<string, ServicePolicy> } {
   const issues: ConfigIssue[] = [];
   const policies = new Map<string, ServicePolicy>();
-  const add = (path: Path, message: string) => issues.push({ field: fieldName(path), message, ...locate(path) });
+  const add = (path: Path, message: string) => issues.push({ field: fieldPath(path), message, ...locate(path) });
 
   if (config.database.url !== undefined && config.database.embedded === true) {
     add(['database', 'embedded'], 'cannot be true together with database.url; use one or the other');
@@ -249,7 +243,7 @@ function crossCheck(
     const clash = taken.find((t) => from <= t.to && t.from <= to);
     if (clash) {
       const range = from === to ? `port ${from}` : `ports ${from}-${to}`;
-      add(path, `${range} overlaps ${fieldName(clash.path)} (${clash.from === clash.to ? clash.from : `${clash.from}-${clash.to}`}); ports must be distinct`);
+      add(path, `${range} overlaps ${fieldPath(clash.path)} (${clash.from === clash.to ? clash.from : `${clash.from}-${clash.to}`}); ports must be distinct`);
     } else taken.push({ path, from, to });
   };
   config.balancer.trusted_proxies.forEach((entry, i) => {
@@ -285,7 +279,7 @@ function crossCheck(
         // An unknown key is located at the key itself (it has no value position of its own).
         const last = problem.path.at(-1);
         const at = problem.message.startsWith('unknown key') && typeof last === 'string' ? locate(path.slice(0, -1), last) : locate(path);
-        issues.push({ field: fieldName(path), message: problem.message, ...at });
+        issues.push({ field: fieldPath(path), message: problem.message, ...at });
       }
       if (policy) policies.set(name, policy);
     }

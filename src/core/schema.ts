@@ -7,6 +7,7 @@
 import { z } from 'zod';
 
 import { TideError, type Where } from '../errors.js';
+import { fieldPath } from '../fields.js';
 import { checkTimeZone, parseCron } from './cron.js';
 import type { ServicePolicy } from './types.js';
 
@@ -112,15 +113,6 @@ export const servicePolicySchema = z
     });
   });
 
-function pathText(base: string | undefined, path: ReadonlyArray<PropertyKey>): string {
-  let out = base ?? '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
-  }
-  return out;
-}
-
 /**
  * Validates a `scale:` block. `where` says where it came from (file, line, and the field path
  * of the block itself, for example `services.worker.scale`); an error names the full field path.
@@ -128,7 +120,7 @@ function pathText(base: string | undefined, path: ReadonlyArray<PropertyKey>): s
 export function parseServicePolicy(input: unknown, where: Where = {}): ServicePolicy {
   const result = servicePolicySchema.safeParse(input);
   if (result.success) return result.data as ServicePolicy;
-  const issues = result.error.issues.map((i) => ({ field: pathText(where.field, i.path), message: i.message }));
+  const issues = result.error.issues.map((i) => ({ field: fieldPath(i.path, where.field), message: i.message }));
   const first = issues[0]!;
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   throw new TideError('TIDE_POLICY_INVALID', `${first.field || 'scale'}: ${first.message}${more}.`, {

@@ -19,7 +19,8 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
-import { browserRefusal, isLoopback } from '../supervisor/control.js';
+import { isLoopback } from '../net/loopback.js';
+import { browserRefusal } from '../supervisor/control.js';
 import { DASHBOARD_PREFIX, serveAsset } from './server.js';
 
 export interface DashboardProxyOptions {

@@ -21,7 +21,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, constants as fsConstants, readFileSync } from 'node:fs';
+import { existsSync, constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, copyFile, link, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
@@ -29,6 +29,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { TideError } from '../errors.js';
+import { hasProc, readProcStat } from '../os/proc.js';
 
 const run = promisify(execFile);
 
@@ -262,14 +263,9 @@ async function releaseZombieLock(dataDir: string, log: (line: string) => void): 
   const [first, ...rest] = text.split('\n');
   const pid = Number(first);
   if (!Number.isInteger(pid) || pid <= 0 || pid === NO_SUCH_PID || serverAlive(pid)) return;
-  let zombie = false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    zombie = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return; // gone for good: PostgreSQL sees that itself
-  }
-  if (!zombie) return;
+  const stat = readProcStat(pid);
+  // gone for good (PostgreSQL sees that itself), or alive
+  if (stat?.state !== 'Z') return;
   log(`the previous server (pid ${pid}) is a zombie nobody reaps; marking its lock file stale`);
   await writeFile(file, [String(NO_SUCH_PID), ...rest].join('\n'));
 }
@@ -301,13 +297,9 @@ export function serverAlive(pid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    // gone meanwhile; or no /proc at all (macOS), where signal 0 is all there is
-    return !existsSync('/proc/self/stat');
-  }
+  const stat = readProcStat(pid);
+  // gone meanwhile; or no /proc at all (macOS), where signal 0 is all there is
+  return stat ? stat.state !== 'Z' : !hasProc();
 }
 
 async function credentials(stateDir: string): Promise<Credentials> {

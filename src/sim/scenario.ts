@@ -13,6 +13,7 @@ import { type Document, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 
 import { TideError } from '../errors.js';
+import { fieldPath } from '../fields.js';
 
 const positive = z.number().finite().positive();
 const nonNegative = z.number().finite().nonnegative();
@@ -68,10 +69,10 @@ export interface Trace {
   count: Float64Array;
 }
 
-function lineOf(doc: Document, lines: LineCounter, fieldPath: ReadonlyArray<PropertyKey>): number | undefined {
+function lineOf(doc: Document, lines: LineCounter, at: ReadonlyArray<PropertyKey>): number | undefined {
   // Walk up until a node exists (a missing field is reported at its parent's line).
-  for (let n = fieldPath.length; n >= 0; n--) {
-    const node = doc.getIn(fieldPath.slice(0, n) as Array<string | number>, true) as { range?: [number, number, number] } | undefined;
+  for (let n = at.length; n >= 0; n--) {
+    const node = doc.getIn(at.slice(0, n) as Array<string | number>, true) as { range?: [number, number, number] } | undefined;
     if (node && typeof node === 'object' && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
@@ -100,16 +101,16 @@ export function parseScenario(text: string, file: string): Scenario {
     // a typo shows as an unknown key plus a missing one: report the unknown key, suggest the other
     const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!;
     const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    const fieldPath = [...issue.path, ...keys.slice(0, 1)];
-    const field = fieldPath.map(String).join('.') || undefined;
+    const at = [...issue.path, ...keys.slice(0, 1)];
+    const field = fieldPath(at) || undefined;
     const sameLevel = (i: (typeof issues)[number]): boolean =>
       i.code === 'invalid_type' && i.path.length === issue.path.length + 1 && issue.path.every((p, k) => i.path[k] === p);
     const missing = issue.code === 'unrecognized_keys' ? issues.find(sameLevel) : undefined;
     const message =
       issue.code === 'unrecognized_keys'
-        ? `Unknown field "${field}"${missing ? ` (did you mean "${missing.path.map(String).join('.')}"?)` : ''}.`
+        ? `Unknown field "${field}"${missing ? ` (did you mean "${fieldPath(missing.path)}"?)` : ''}.`
         : `Field ${field ?? '(top level)'}: ${issue.message}.`;
-    throw invalid(file, message, { line: lineOf(doc, lines, fieldPath), field });
+    throw invalid(file, message, { line: lineOf(doc, lines, at), field });
   }
   const s = parsed.data;
   const check = (ok: boolean, field: string, message: string): void => {

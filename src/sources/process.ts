@@ -19,14 +19,9 @@ import { z } from 'zod';
 import type { Sample } from '../core/types.js';
 import { METRIC } from '../core/types.js';
 import { TideError } from '../errors.js';
+import { type ProcStat, USER_HZ, parseProcStat } from '../os/proc.js';
 import { closedError, commonFields, guardedRead, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
-
-/**
- * Clock ticks per second in /proc/<pid>/stat. Linux exports these in USER_HZ, which is 100 on
- * every architecture Node runs on (the kernel converts from its internal HZ).
- */
-export const USER_HZ = 100;
 
 export const processConfig = z.strictObject({
   ...commonFields,
@@ -34,26 +29,6 @@ export const processConfig = z.strictObject({
   memory_limit_bytes: z.number().int().positive().optional(),
 });
 export type ProcessConfig = z.infer<typeof processConfig>;
-
-export interface ProcStat {
-  /** utime + stime, in USER_HZ ticks. */
-  ticks: number;
-  /** Start time after boot, ticks: tells a reused pid from the process that had it. */
-  start: number;
-}
-
-/** Parses /proc/<pid>/stat. The command name may hold spaces and parentheses: split after the last ')'. */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  // Fields from 3 (state) on; utime is field 14, stime 15, starttime 22 (proc(5)).
-  const fields = text.slice(close + 2).trim().split(/\s+/);
-  const utime = Number(fields[14 - 3]);
-  const stime = Number(fields[15 - 3]);
-  const start = Number(fields[22 - 3]);
-  if (![utime, stime, start].every(Number.isFinite)) return undefined;
-  return { ticks: utime + stime, start };
-}
 
 /** VmRSS from /proc/<pid>/status, in bytes (0 for a kernel thread or zombie, which has none). */
 export function parseRssBytes(status: string): number {

@@ -21,6 +21,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
+import { isLoopback } from '../net/loopback.js';
 import type { LogLine, PsResult, ServiceStatus } from './supervisor.js';
 
 /** What the control API drives: the supervisor, and `tide up`'s own stop. */
@@ -70,12 +71,6 @@ export interface ControlServer {
   /** `http://host:port` as bound (a wildcard host reads as 127.0.0.1). */
   url: string;
   close(): Promise<void>;
-}
-
-/** True for 127.0.0.0/8, ::1 and `localhost`. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
 /** One target group of Prometheus's HTTP service discovery (`http_sd_configs`). */

@@ -36,11 +36,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
 import { TideError } from '../errors.js';
+import { readProcStat, USER_HZ } from '../os/proc.js';
 import { type BackoffTimings, type CrashHistory, DEFAULT_BACKOFF, NO_CRASHES, afterCrash } from './backoff.js';
 
 export type ReplicaState = 'starting' | 'healthy' | 'draining' | 'stopped' | 'crashed' | 'backoff' | 'failed';
@@ -801,20 +801,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-const TICKS_PER_SECOND = 100;
 const PAGE_SIZE = 4096;
 
 /** CPU seconds and RSS from /proc (Linux); undefined where there is no /proc. */
 function procUsage(pid: number): { cpuSeconds: number; rssBytes: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name may hold spaces and parentheses: fields start after the last ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    const rssPages = Number(fields[21]);
-    return { cpuSeconds: Math.round(((utime + stime) / TICKS_PER_SECOND) * 100) / 100, rssBytes: rssPages * PAGE_SIZE };
-  } catch {
-    return undefined;
-  }
+  const stat = readProcStat(pid);
+  return stat && { cpuSeconds: Math.round((stat.ticks / USER_HZ) * 100) / 100, rssBytes: stat.rssPages * PAGE_SIZE };
 }

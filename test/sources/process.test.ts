@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 
 import { isTideError } from '../../src/errors.js';
-import { cpuFraction, createProcessSource, parseProcStat, parseRssBytes, processConfig, readProcess } from '../../src/sources/process.js';
+import { parseProcStat } from '../../src/os/proc.js';
+import { cpuFraction, createProcessSource, parseRssBytes, processConfig, readProcess } from '../../src/sources/process.js';
 import { sourceConformance } from './conformance.js';
 
 /** Above the largest pid_max Linux allows (2^22): never a process. */
@@ -51,7 +52,8 @@ test('the arithmetic: ticks over wall time, /proc/<pid>/stat with an awkward com
   assert.equal(cpuFraction(100, 300, 1_000), 2);
   assert.equal(cpuFraction(100, 90, 1_000), 0);
   const stat = '42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 12345 1000000 200 18446744073709551615';
-  assert.deepEqual(parseProcStat(stat), { ticks: 300, start: 12345 });
+  assert.deepEqual(parseProcStat(stat), { state: 'S', ticks: 300, start: 12345, rssPages: 200 });
+  assert.equal(parseProcStat('7 (a) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0 0')?.state, 'Z');
   assert.equal(parseProcStat('garbage'), undefined);
   assert.equal(parseRssBytes('Name:\tnode\nVmRSS:\t   2048 kB\n'), 2 * 1024 * 1024);
   assert.equal(parseRssBytes('Name:\tkthreadd\n'), 0);

@@ -79,7 +79,7 @@ export const command: Command = {
     const [{ resolveDatabase }, { startApi }, { version }] = await Promise.all([
       import('../../db/connect.js'),
       import('../../runtime/api/start.js'),
-      import('./version.js'),
+      import('../../version.js'),
     ]);
     const log = (line: string) => process.stderr.write(`${line}\n`);
     const db = await resolveDatabase({ stateDir: values['state-dir'], log });

@@ -1,11 +1,5 @@
-import { readFileSync } from 'node:fs';
-
+import { version } from '../../version.js';
 import type { Command } from '../main.js';
-
-/** The package version, read once from package.json. */
-export const version: string = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 export const command: Command = {
   summary: 'print the version',

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { version } from '../../cli/commands/version.js';
+import { version } from '../../version.js';
 
 export interface MetricsServer {
   port: number;
