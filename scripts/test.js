@@ -65,9 +65,11 @@ if (process.argv.includes('--pgbouncer')) {
 }
 
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// every test is bounded: a regression that hangs fails after this long instead of stalling the run
+const timeout = process.env.TEST_TIMEOUT_MS ?? '300000';
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files],
   { stdio: 'inherit', cwd: root, env: process.env },
 );
 // a stopped run (Ctrl-C, a CI timeout) still stops the servers it started: the test runner
