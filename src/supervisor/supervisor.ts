@@ -35,7 +35,7 @@
  * replicas load orphan-guard.mjs, which stops them if the supervisor is SIGKILLed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
@@ -227,6 +227,8 @@ export class Supervisor extends EventEmitter {
 
   constructor(options: SupervisorOptions) {
     super();
+    // every replica stopping at once waits on it: one listener each, not a leak
+    setMaxListeners(0, this.hurry.signal);
     this.now = options.now ?? Date.now;
     this.timings = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.startTimeoutMs = options.startTimeoutMs ?? 30_000;
