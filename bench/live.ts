@@ -21,7 +21,7 @@
  * start-up, and the differences. The controller's estimates (the arrival rate and service time
  * in its decision messages) are checked against the true ones over time.
  *
- * Writes bench/charts/live.svg (replicas and p95 wait, live against simulated). The last stdout
+ * Writes bench/charts/live.svg (replicas, p95 wait and queue depth, live against simulated). The last stdout
  * line with --json: {"live":{..},"sim":{..},"gap":{..},"baseline_live":{..},"baseline_sim":{..},"startup_s":..,"estimates":{..}}.
  */
 import { randomBytes } from 'node:crypto';
@@ -42,7 +42,7 @@ import { resolveDatabase } from '../src/db/connect.js';
 import { runLoad } from '../src/load/run.js';
 import { loadTraceFile } from '../src/load/trace.js';
 import { renderChart } from '../src/sim/chart.js';
-import { type RunResult, simulate } from '../src/sim/engine.js';
+import { type RunResult, queueDepthSeries, simulate } from '../src/sim/engine.js';
 import type { Jobs } from '../src/sim/jobs.js';
 import type { PolicyRun } from '../src/sim/run.js';
 import type { Scenario } from '../src/sim/scenario.js';
@@ -105,6 +105,9 @@ const HPA: Policy = {
   intervalSeconds: 15,
   scale: `policies: [{ kind: target, metric: queue_depth, type: average, target: ${HPA_TARGET} }]`,
 };
+
+/** The run under way (its system and directory), for an interrupt to stop and remove. */
+let current: { system: Awaited<ReturnType<typeof startSystem>>; dir: string } | undefined;
 
 interface LiveJob {
   /** Seconds from the run's start. */
@@ -189,6 +192,7 @@ async function live(policy: Policy, databaseUrl: string, window: { t: number[]; 
   );
   const servicePolicy = config.services.worker!.scale!;
   const system = await startSystem(config, { configDir: dir, log: () => {}, writeState: false });
+  current = { system, dir };
   const lifetimes = new Map<number, Lifetime>();
   const onState = (r: { service?: string; id: string; pid: number | null; state: string }) => {
     if (r.pid === null || !r.id.startsWith('worker')) return;
@@ -199,6 +203,7 @@ async function live(policy: Policy, databaseUrl: string, window: { t: number[]; 
     if (r.state === 'stopped' && life.exited === undefined) life.exited = now;
   };
   const client = new pg.Client({ connectionString: databaseUrl });
+  client.on('error', () => {}); // an interrupt stops the database under it
   await client.connect();
   try {
     system.supervisor.on('state', onState);
@@ -244,6 +249,7 @@ async function live(policy: Policy, databaseUrl: string, window: { t: number[]; 
       .sort((a, b) => a.arrival - b.arrival);
     return { policy, servicePolicy, jobs, lifetimes: [...lifetimes.values()], journal: journal.reverse(), t0, end, dropped: summary.dropped, failed: summary.failed };
   } finally {
+    current = undefined;
     system.supervisor.off('state', onState);
     await system.stop('benchmark done');
     await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
@@ -386,7 +392,18 @@ function liveResult(run: LiveRun, figures: Figures): RunResult {
     traceSeconds,
     aborted: false,
     desiredAt: { t: [], replicas: [] },
-    series: { bucketSeconds: BUCKET_S, arrivals, replicas, waitP95 },
+    series: {
+      bucketSeconds: BUCKET_S,
+      arrivals,
+      replicas,
+      waitP95,
+      depth: queueDepthSeries(
+        run.jobs.map((j) => j.arrival),
+        run.jobs.map((j) => (Number.isFinite(j.wait) ? j.wait : traceSeconds)),
+        n,
+        BUCKET_S,
+      ),
+    },
   };
 }
 
@@ -438,8 +455,12 @@ const interrupted = (signal: string) => {
   if (stopping) return;
   stopping = true;
   say(`${signal}: stopping what the benchmark started`);
-  // the runs' finally blocks stop their systems; the database stops below
-  void database.stop().finally(() => process.exit(130));
+  // the running system (its replicas at once) and its directory, then the database
+  const run = current;
+  void (run ? run.system.stop(signal, { now: true }).then(() => rm(run.dir, { recursive: true, force: true })) : Promise.resolve())
+    .catch(() => {})
+    .then(() => database.stop())
+    .finally(() => process.exit(130));
 };
 process.on('SIGINT', () => interrupted('SIGINT'));
 process.on('SIGTERM', () => interrupted('SIGTERM'));

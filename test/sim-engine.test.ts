@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { type Observation, type SimPolicy, percentiles, simulate } from '../src/sim/engine.js';
+import { type Observation, type SimPolicy, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
 import { type Jobs, drawJobs } from '../src/sim/jobs.js';
 import { Rng } from '../src/sim/rng.js';
 import type { Scenario, Trace } from '../src/sim/scenario.js';
@@ -178,4 +178,9 @@ test('the series: arrivals per bucket, time-averaged replicas, p95 wait per buck
   assert.deepEqual(Array.from(s.replicas), [1, 3]);
   assert.ok(Math.abs(s.waitP95[0]! - 0.9) < 1e-12);
   assert.equal(s.waitP95[1], 0);
+  // the second job waits from 0.6 to 1.5 s: 0.45 jobs waiting on average over the first bucket
+  assert.ok(Math.abs(s.depth[0]! - 0.45) < 1e-12);
+  assert.equal(s.depth[1], 0);
+  // a wait across buckets is split between them; one past the end stops there
+  assert.deepEqual(Array.from(queueDepthSeries([1, 3], [4, 10], 3, 2)), [0.5, 1.5, 1.5]);
 });

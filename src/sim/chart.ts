@@ -64,7 +64,7 @@ export function renderChart(scenario: Scenario, runs: PolicyRun[]): string {
   const first = withSeries[0]?.result.series;
   const traceSeconds = runs[0]?.result.traceSeconds ?? 0;
   const plotW = WIDTH - LEFT - RIGHT;
-  const height = TOP + 3 * PANEL + 2 * GAP + 50;
+  const height = TOP + 4 * PANEL + 3 * GAP + 50;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`);
@@ -82,8 +82,10 @@ export function renderChart(scenario: Scenario, runs: PolicyRun[]): string {
   for (const a of first.arrivals) maxArr = Math.max(maxArr, a * perMinute);
   let maxRep = scenario.minReplicas;
   let maxWait = scenario.slo.waitSeconds * 1.5;
+  let maxDepth = 1;
   for (const r of withSeries) {
     for (const v of r.result.series!.replicas) maxRep = Math.max(maxRep, v);
+    for (const v of r.result.series!.depth) maxDepth = Math.max(maxDepth, v);
     for (const v of r.result.series!.waitP95) if (Number.isFinite(v)) maxWait = Math.max(maxWait, v);
   }
   // a few runaway buckets should not flatten the rest: cap the wait axis at 10x the SLO
@@ -94,6 +96,7 @@ export function renderChart(scenario: Scenario, runs: PolicyRun[]): string {
     { title: 'arrivals per minute', y0: TOP + 10, max: niceTicks(maxArr).at(-1)! },
     { title: 'replicas paid for (average per bucket)', y0: TOP + 10 + PANEL + GAP, max: niceTicks(maxRep).at(-1)! },
     { title: `p95 wait of arriving jobs, s${clipped ? ` (axis capped at ${fmtTick(waitCap)} s)` : ''}`, y0: TOP + 10 + 2 * (PANEL + GAP), max: niceTicks(maxWait).at(-1)! },
+    { title: 'jobs waiting (queue depth, average per bucket)', y0: TOP + 10 + 3 * (PANEL + GAP), max: niceTicks(maxDepth).at(-1)! },
   ];
   const tt = timeTicks(traceSeconds);
   for (const p of panels) {
@@ -131,6 +134,7 @@ export function renderChart(scenario: Scenario, runs: PolicyRun[]): string {
     for (const [panel, values] of [
       [panels[1]!, s.replicas],
       [panels[2]!, s.waitP95],
+      [panels[3]!, s.depth],
     ] as const) {
       const y = (v: number): number => panel.y0 + PANEL - (Math.min(v, panel.max) / panel.max) * PANEL;
       let d = '';

@@ -87,6 +87,8 @@ export interface RunSeries {
   replicas: Float64Array;
   /** p95 wait of the jobs that arrived in each bucket, seconds (NaN when none arrived). */
   waitP95: Float64Array;
+  /** Time-averaged jobs waiting (not started) in each bucket: the queue depth. */
+  depth: Float64Array;
 }
 
 /** The metrics of one run, as the scenarios README defines them. */
@@ -666,5 +668,26 @@ function buildSeries(arrivals: Float64Array, waits: Float64Array, end: number, b
       a = stop;
     }
   }
-  return { bucketSeconds: bucket, arrivals: arr, replicas: reps, waitP95: p95 };
+  return { bucketSeconds: bucket, arrivals: arr, replicas: reps, waitP95: p95, depth: queueDepthSeries(arrivals, waits, buckets, bucket) };
+}
+
+/**
+ * The time-averaged queue depth per bucket: a job arriving at a and starting after a wait w
+ * is waiting over [a, a + w] (one that never started, until the end). `waits` in seconds,
+ * parallel to `arrivals`.
+ */
+export function queueDepthSeries(arrivals: ArrayLike<number>, waits: ArrayLike<number>, buckets: number, bucket: number): Float64Array {
+  const depth = new Float64Array(buckets);
+  const end = buckets * bucket;
+  for (let j = 0; j < arrivals.length; j++) {
+    let a = arrivals[j]!;
+    const z = Math.min(end, a + waits[j]!);
+    while (a < z) {
+      const b = Math.floor(a / bucket);
+      const stop = Math.min(z, (b + 1) * bucket);
+      depth[b]! += (stop - a) / bucket;
+      a = stop;
+    }
+  }
+  return depth;
 }
