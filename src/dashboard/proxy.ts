@@ -19,8 +19,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
-import { isLoopback } from '../net/loopback.js';
-import { browserRefusal } from '../supervisor/control.js';
+import { browserRefusal, isLoopback } from '../net/loopback.js';
 import { DASHBOARD_PREFIX, serveAsset } from './server.js';
 
 export interface DashboardProxyOptions {

@@ -21,7 +21,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
-import { isLoopback } from '../net/loopback.js';
+import { browserRefusal, isLoopback } from '../net/loopback.js';
 import type { LogLine, PsResult, ServiceStatus } from './supervisor.js';
 
 /** What the control API drives: the supervisor, and `tide up`'s own stop. */
@@ -233,26 +233,6 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
       });
     },
   };
-}
-
-/**
- * Why a browser request must be refused, or undefined. Browsers send Origin on cross-site
- * requests (a form POST needs no preflight, so CORS alone would not stop it), and a rebound
- * DNS name reaches a loopback server with a foreign Host. The tide commands and curl send no
- * Origin and a loopback Host.
- */
-export function browserRefusal(req: IncomingMessage, loopbackOnly: boolean): string | undefined {
-  const host = req.headers.host ?? '';
-  if (loopbackOnly && host !== '' && !isLoopback(host.replace(/:\d+$/, ''))) return `the Host ${host} is not a loopback name`;
-  const origin = req.headers.origin;
-  if (origin === undefined) return undefined;
-  let from: string | undefined;
-  try {
-    from = new URL(origin).host;
-  } catch {
-    // "null" (a sandboxed page, a file) or garbage: not this server's page
-  }
-  return from === host ? undefined : `the request comes from a page of ${origin}`;
 }
 
 function authorized(header: string | undefined, token: string): boolean {
