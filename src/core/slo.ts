@@ -499,7 +499,10 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // It is read over the slow window and smoothed like the mean: a reading off a few completions
   // swings widely, and taking the larger of two noisy figures every round ratchets the count up.
   const completed = ctx.view.values.get(METRIC.completionsTotal);
-  const inFlight = ctx.view.values.get(METRIC.inFlight);
+  // Jobs in service cannot outnumber the slots of a steady fleet: the queue counts as active also
+  // the jobs a worker has claimed ahead of starting them (docs/queue.md), which are waiting.
+  const active = ctx.view.values.get(METRIC.inFlight);
+  const inFlight = active === undefined ? undefined : Math.min(active, Math.max(ctx.current, ctx.ready) * c);
   const completions = ctx.counters[METRIC.completionsTotal] ?? [];
   const windowMs = (p.slowWindowSeconds ?? SLO_DEFAULTS.slowWindowSeconds) * 1000;
   const throughput = rateOver(completions, ctx.now - windowMs, ctx.now);
