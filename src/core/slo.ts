@@ -381,9 +381,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   // The count behind it covers the whole window (the long one when the level was read there), so
-  // its deviation is at least one job over the window (not over one sub-window: that floor would keep idle replicas for long jobs). And an
-  // error in the estimate lasts until the next windows show it: the queue absorbs what the error
-  // piles up over W, so only the error of a rate averaged over the window plus W matters.
+  // its deviation is at least one job over the window (not over one sub-window: that floor would
+  // keep idle replicas for long jobs). And an error in the estimate lasts until the next windows
+  // show it: the queue absorbs what the error piles up over W, so only the error of a rate
+  // averaged over the window plus W matters.
   const w = Math.max(0, p.waitSeconds);
   const spanSeconds = levelSpan + w;
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
