@@ -3,6 +3,7 @@
  * shapes of the bodies they admit. Unknown fields are rejected, never stripped: a typo in
  * `max_atempts` must fail loudly rather than enqueue a job with the default.
  */
+import { JOB_LIMITS } from '../queue/limits.js';
 
 /** Largest batch one POST /v1/jobs accepts. */
 export const MAX_BATCH = 1000;
@@ -24,8 +25,8 @@ export interface JobRequest {
 
 export type EnqueueBody = JobRequest | { jobs: JobRequest[] };
 
-// the same names the PostgreSQL engine accepts, so a bad name is caught here with its field
-const name = { type: 'string', minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:/-]+$' } as const;
+// the same names the queue engine accepts, so a bad name is caught here with its field
+const name = { type: 'string', minLength: 1, maxLength: JOB_LIMITS.nameMaxLength, pattern: JOB_LIMITS.namePattern } as const;
 
 export const jobSchema = {
   type: 'object',
@@ -40,8 +41,8 @@ export const jobSchema = {
     delay_ms: { type: 'integer', minimum: 0, maximum: 366 * 24 * 3600 * 1000 },
     // ms since the epoch up to the largest time a JS Date holds (PostgreSQL holds more)
     run_at: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'integer', minimum: 0, maximum: MAX_TIME_MS }] },
-    max_attempts: { type: 'integer', minimum: 1, maximum: 1000 },
-    idempotency_key: { type: 'string', minLength: 1, maxLength: 500 },
+    max_attempts: { type: 'integer', minimum: JOB_LIMITS.maxAttempts.min, maximum: JOB_LIMITS.maxAttempts.max },
+    idempotency_key: { type: 'string', minLength: 1, maxLength: JOB_LIMITS.idempotencyKeyMaxLength },
   },
 } as const;
 

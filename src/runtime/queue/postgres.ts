@@ -24,6 +24,7 @@ import { claimJobs } from './sql/claim.js';
 import { type Completion, completeJobs } from './sql/complete.js';
 import { SERVICE_TIME_BUCKETS, type SqlContext, channelFor } from './sql/context.js';
 import { GroupCommit } from './group-commit.js';
+import { JOB_LIMITS, JOB_NAME } from './limits.js';
 import { type EnqueueRow, enqueueRows, idsForKeys } from './sql/enqueue.js';
 import { type FailOutcome, failJob } from './sql/fail.js';
 import { getJob, retryJob } from './sql/jobs.js';
@@ -89,7 +90,6 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-const NAME = /^[A-Za-z0-9_.:\-/]{1,200}$/;
 const INT32 = 2 ** 31 - 1;
 /** \u0000 in JSON text, not preceded by an escaped backslash. */
 const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
@@ -102,17 +102,18 @@ function bad(message: string, field: string): TideError {
 function toRow(input: EnqueueInput, i: number, defaultMaxAttempts: number, prefix: string): EnqueueRow {
   const at = (f: string) => `${prefix}${f}`;
   if (typeof input !== 'object' || input === null) throw bad('A job must be an object.', prefix || 'job');
-  if (typeof input.queue !== 'string' || !NAME.test(input.queue) || input.queue === '*') {
-    throw bad(`The queue name must be 1-200 letters, digits or _.:-/ characters, not ${JSON.stringify(input.queue)}.`, at('queue'));
+  if (typeof input.queue !== 'string' || !JOB_NAME.test(input.queue) || input.queue === '*') {
+    throw bad(`The queue name must be 1-${JOB_LIMITS.nameMaxLength} letters, digits or _.:-/ characters, not ${JSON.stringify(input.queue)}.`, at('queue'));
   }
-  if (typeof input.handler !== 'string' || !NAME.test(input.handler)) {
-    throw bad(`The handler name must be 1-200 letters, digits or _.:-/ characters, not ${JSON.stringify(input.handler)}.`, at('handler'));
+  if (typeof input.handler !== 'string' || !JOB_NAME.test(input.handler)) {
+    throw bad(`The handler name must be 1-${JOB_LIMITS.nameMaxLength} letters, digits or _.:-/ characters, not ${JSON.stringify(input.handler)}.`, at('handler'));
   }
   const priority = input.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority) > INT32) throw bad(`priority must be an integer, not ${String(priority)}.`, at('priority'));
   const maxAttempts = input.maxAttempts ?? defaultMaxAttempts;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1000) {
-    throw bad(`maxAttempts must be an integer from 1 to 1000, not ${String(maxAttempts)}.`, at('maxAttempts'));
+  const attempts = JOB_LIMITS.maxAttempts;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < attempts.min || maxAttempts > attempts.max) {
+    throw bad(`maxAttempts must be an integer from ${attempts.min} to ${attempts.max}, not ${String(maxAttempts)}.`, at('maxAttempts'));
   }
   if (input.runAt !== undefined && !(Number.isFinite(input.runAt) && input.runAt >= 0)) {
     throw bad(`runAt must be a time in ms since the epoch, not ${String(input.runAt)}.`, at('runAt'));
@@ -120,8 +121,8 @@ function toRow(input: EnqueueInput, i: number, defaultMaxAttempts: number, prefi
   if (input.delayMs !== undefined && !(Number.isFinite(input.delayMs) && input.delayMs >= 0)) {
     throw bad(`delayMs must be a number >= 0, not ${String(input.delayMs)}.`, at('delayMs'));
   }
-  if (input.idempotencyKey !== undefined && (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 500 || input.idempotencyKey.includes('\u0000'))) {
-    throw bad('idempotencyKey must be a string of 1-500 characters, without NUL.', at('idempotencyKey'));
+  if (input.idempotencyKey !== undefined && (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > JOB_LIMITS.idempotencyKeyMaxLength || input.idempotencyKey.includes('\u0000'))) {
+    throw bad(`idempotencyKey must be a string of 1-${JOB_LIMITS.idempotencyKeyMaxLength} characters, without NUL.`, at('idempotencyKey'));
   }
   // serialised once, here: what jsonb will store (undefined fields dropped, dates as strings)
   let payload: string | undefined;
