@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 
 import type { Actuator, Observed } from '../src/actuators/types.js';
 import { ManualClock } from '../src/controller/clock.js';
-import { type ControlledService, Controller, combineSamples } from '../src/controller/controller.js';
+import { type ControlledService, Controller } from '../src/controller/controller.js';
+import { combineSamples } from '../src/core/metrics.js';
 import { type Journal, openJournal } from '../src/controller/journal.js';
 import type { Decision, ServicePolicy } from '../src/core/types.js';
 import { TideError } from '../src/errors.js';

@@ -35,6 +35,7 @@ import { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import { decide } from '../core/decide.js';
+import { combineSamples } from '../core/metrics.js';
 import { type Decision, type History, METRIC, type Reason, type Sample, type ServicePolicy, emptyHistory } from '../core/types.js';
 import type { Actuator } from '../actuators/types.js';
 import { TideError, isTideError } from '../errors.js';
@@ -158,43 +159,6 @@ interface ServiceState {
 }
 
 const DEFAULT_RETRY: RetryOptions = { baseMs: 500, maxMs: 30_000, attempts: 6 };
-
-/** Metrics summed when several sources give them (the builtin source per queue). */
-const SUMMED = new Set<string>([METRIC.queueDepth, METRIC.arrivalsTotal, METRIC.completionsTotal, METRIC.inFlight]);
-const MAXED = new Set<string>([METRIC.oldestAge, METRIC.latencyP95]);
-
-/**
- * Samples from several sources as one set the core reads: a metric given by more than one
- * source is summed (depth, counters, in flight), maxed (oldest age, p95) or averaged (the rest).
- */
-export function combineSamples(perSource: Sample[][]): Sample[] {
-  const groups = new Map<string, Sample[]>();
-  for (const samples of perSource) {
-    // the latest sample per metric of each source, so one source never counts twice
-    const latest = new Map<string, Sample>();
-    for (const s of samples) {
-      const prev = latest.get(s.metric);
-      if (!prev || s.at >= prev.at) latest.set(s.metric, s);
-    }
-    for (const s of latest.values()) groups.set(s.metric, [...(groups.get(s.metric) ?? []), s]);
-  }
-  const out: Sample[] = [];
-  for (const [metric, list] of groups) {
-    if (list.length === 1) {
-      out.push(list[0]!);
-      continue;
-    }
-    const at = Math.max(...list.map((s) => s.at));
-    const values = list.map((s) => s.value);
-    const value = SUMMED.has(metric)
-      ? values.reduce((a, b) => a + b, 0)
-      : MAXED.has(metric)
-        ? Math.max(...values)
-        : values.reduce((a, b) => a + b, 0) / values.length;
-    out.push({ metric, value, at });
-  }
-  return out;
-}
 
 function errorFacts(err: unknown): { code: string; message: string } {
   if (isTideError(err)) return { code: err.code, message: err.message };

@@ -7,12 +7,13 @@
 import { createActuator } from '../actuators/registry.js';
 import type { Actuator, ActuatorLog, LocalSupervisor } from '../actuators/types.js';
 import type { TideConfig } from '../config/schema.js';
+import { combineSamples } from '../core/metrics.js';
 import type { Sample } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { createSource } from '../sources/registry.js';
 import type { MetricSource, SourceContext } from '../sources/types.js';
 import type { Clock } from './clock.js';
-import { type ControlledService, Controller, type ServiceControlStatus, combineSamples } from './controller.js';
+import { type ControlledService, Controller, type ServiceControlStatus } from './controller.js';
 import { type Journal, openJournal } from './journal.js';
 
 /** The supervisor as the controller sees it: the local actuator's part, plus when a service was scaled by hand. */
