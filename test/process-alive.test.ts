@@ -10,14 +10,19 @@ import { test } from 'node:test';
 
 import { processAlive } from '../src/cli/control.js';
 
-const state = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat[stat.lastIndexOf(')') + 2];
+const state = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2];
+  } catch {
+    return undefined; // gone
+  }
 };
 
 test('a zombie is not alive; a running process is; a reaped one is not', { timeout: 20_000, skip: process.platform !== 'linux' && 'needs /proc' }, async () => {
-  // the shell starts a short child, then becomes `sleep`, which never reaps it: a zombie
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // the shell starts a short child, then becomes `sleep`, which never reaps it: a zombie. The
+  // child outlives the exec (a child that ended before it could be reaped by the shell itself).
+  const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const [chunk] = (await once(parent.stdout!, 'data')) as [Buffer];
     const zombie = Number(chunk.toString().trim());

@@ -62,7 +62,13 @@ test('tide up with the embedded database: ps tells the database and the balancer
     assert.ok(broken.lastError?.includes('cannot open settings.json: no such file'), JSON.stringify(broken));
     for (const r of ps.replicas) if (r.pid) pids.add(r.pid);
 
-    const text = await tide(['ps']);
+    // the text shows a replica's last error lines while it is down: between two crashes the
+    // broken one is briefly up (a command replica is healthy once spawned), so look again, bounded
+    let text = await tide(['ps']);
+    for (let tries = 0; !/cannot open settings\.json: no such file/.test(text.stdout) && tries < 20; tries++) {
+      await new Promise((r) => setTimeout(r, 250));
+      text = await tide(['ps']);
+    }
     assert.match(text.stdout, /^DATABASE embedded, running \(pid \d+, port \d+/m);
     assert.match(text.stdout, /^api\.1 +\d+ +\d+ +healthy +in-rotation /m);
     assert.match(text.stdout, /cannot open settings\.json: no such file/);
