@@ -27,7 +27,7 @@ export function isActuatorKind(kind: unknown): kind is ActuatorKind {
   return typeof kind === 'string' && Object.hasOwn(ACTUATORS, kind);
 }
 
-/** "a.b[2].c" from a zod issue path, under `prefix`. */
+/** What a zod issue says, with unknown fields named. */
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
   return issue.message;

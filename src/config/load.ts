@@ -135,7 +135,6 @@ function describeIssue(issue: { code: string; message: string; input?: unknown }
   return issue.message.replace(/^Invalid (input|option): /, '');
 }
 
-
 /** The KNOWN_KEYS pattern of a path: service names become `*`. */
 function pattern(path: Path): string {
   return path.map((seg, i) => (i === 1 && path[0] === 'services' ? '*' : String(seg))).join('.');
