@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { test } from 'node:test';
 
-import { processAlive } from '../src/cli/control.js';
+import { processAlive } from '../src/os/proc.js';
 
 const state = (pid: number): string | undefined => {
   try {

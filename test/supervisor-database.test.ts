@@ -13,7 +13,8 @@ import { test } from 'node:test';
 
 import pg from 'pg';
 
-import { serverAlive, startEmbeddedPostgres } from '../src/db/embedded.js';
+import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { processAlive } from '../src/os/proc.js';
 import { DatabaseWatch, type DatabaseState, type DatabaseStatus } from '../src/supervisor/database.js';
 
 /** Resolves with the status once the watch reports `state`. */
@@ -53,7 +54,7 @@ test('SIGKILLed, the embedded PostgreSQL is restarted on its port with its data;
   try {
     await query(server.url, 'CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)');
     const first = server.pid!;
-    assert.ok(serverAlive(first));
+    assert.ok(processAlive(first));
 
     const down = reaches(watch, 'down');
     const back = reaches(watch, 'running');

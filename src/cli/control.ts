@@ -4,9 +4,6 @@
  * command has checked its own arguments (a usage error needs no running `tide up`). The client
  * module loads only when such a command runs.
  */
-import { existsSync } from 'node:fs';
-
-import { hasProc, readProcStat } from '../os/proc.js';
 import type { ControlClient } from '../supervisor/client.js';
 import { type Options, type Parsed, parse } from './args.js';
 import { CLIENT_FLAGS } from './client-flags.js';
@@ -30,20 +27,4 @@ export async function parseControlArgs<T extends Options = Record<never, never>>
   const { clientFromFlags } = await import('../supervisor/client.js');
   const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, ...spec.flags } as typeof CLIENT_FLAGS & T, spec.positionals ?? true);
   return { values, positionals, connect: (): Promise<ControlClient> => clientFromFlags(values) };
-}
-
-/** Whether a process with this pid exists and may be signalled by us (how `tide down` waits for `tide up`). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: it exists, under another user
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // An exited process its parent has not reaped yet (a zombie) has ended. `tide up -d`'s
-  // supervisor is reparented to PID 1, which in a container without an init reaps late or never.
-  const stat = readProcStat(pid);
-  if (stat) return stat.state !== 'Z';
-  // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
-  return !hasProc() || existsSync(`/proc/${pid}`);
 }

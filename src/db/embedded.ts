@@ -21,7 +21,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, constants as fsConstants } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, copyFile, link, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
@@ -29,7 +29,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { TideError } from '../errors.js';
-import { hasProc, readProcStat } from '../os/proc.js';
+import { processAlive, readProcStat } from '../os/proc.js';
 
 const run = promisify(execFile);
 
@@ -262,7 +262,7 @@ async function releaseZombieLock(dataDir: string, log: (line: string) => void): 
   }
   const [first, ...rest] = text.split('\n');
   const pid = Number(first);
-  if (!Number.isInteger(pid) || pid <= 0 || pid === NO_SUCH_PID || serverAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || pid === NO_SUCH_PID || processAlive(pid)) return;
   const stat = readProcStat(pid);
   // gone for good (PostgreSQL sees that itself), or alive
   if (stat?.state !== 'Z') return;
@@ -282,24 +282,7 @@ async function runningServer(dataDir: string): Promise<{ pid: number; port: numb
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
   if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
-  return serverAlive(pid) ? { pid, port } : undefined;
-}
-
-/**
- * Whether a server process still runs. EPERM means alive but another user's (the postgres
- * user's, when tide runs as root). A killed postmaster is no child of ours (pg_ctl detached
- * it): where nothing reaps orphans (a container's init), it stays a zombie, which signal 0
- * still finds, so /proc has the last word where there is one.
- */
-export function serverAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  const stat = readProcStat(pid);
-  // gone meanwhile; or no /proc at all (macOS), where signal 0 is all there is
-  return stat ? stat.state !== 'Z' : !hasProc();
+  return processAlive(pid) ? { pid, port } : undefined;
 }
 
 async function credentials(stateDir: string): Promise<Credentials> {

@@ -3,7 +3,7 @@
  * process. The command name (field 2) may hold spaces and parentheses, so fields are read from
  * after the last ')'.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 export interface ProcStat {
   /** Field 3: R, S, D, Z (a zombie: exited, not yet reaped), T, ... */
@@ -41,4 +41,22 @@ export function readProcStat(pid: number): ProcStat | undefined {
 /** Whether this system has /proc at all (where it does not, signal 0 is all there is). */
 export function hasProc(): boolean {
   return readProcStat(process.pid) !== undefined;
+}
+
+/**
+ * Whether a process still runs: signal 0 finds it (EPERM: it exists, under another user, such
+ * as the embedded PostgreSQL's when tide runs as root), and it is not a zombie. An exited process
+ * its parent has not reaped (`tide up -d`'s supervisor under a PID 1 that reaps late, a killed
+ * postmaster pg_ctl detached) still answers signal 0, so /proc has the last word where there is one.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const stat = readProcStat(pid);
+  if (stat) return stat.state !== 'Z';
+  // gone since kill(0), or no /proc here (macOS), where kill(0) is the answer
+  return !hasProc() || existsSync(`/proc/${pid}`);
 }

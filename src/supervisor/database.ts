@@ -22,7 +22,8 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { type EmbeddedDatabase, serverAlive } from '../db/embedded.js';
+import type { EmbeddedDatabase } from '../db/embedded.js';
+import { processAlive } from '../os/proc.js';
 import { type BackoffTimings, type CrashHistory, NO_CRASHES, afterCrash } from './backoff.js';
 
 export type DatabaseState = 'running' | 'down' | 'restarting' | 'failed' | 'stopped';
@@ -126,7 +127,7 @@ export class DatabaseWatch extends EventEmitter {
 
   private check(): void {
     if (this.state !== 'running') return;
-    if (this.server.pid === null || serverAlive(this.server.pid)) return;
+    if (this.server.pid === null || processAlive(this.server.pid)) return;
     this.crashed(`the embedded PostgreSQL (pid ${this.server.pid}) is gone`);
   }
 

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { processAlive } from '../../src/cli/control.js';
+import { processAlive } from '../../src/os/proc.js';
 import type { ControlState } from '../../src/supervisor/client.js';
 
 export { processAlive as alive };

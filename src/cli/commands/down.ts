@@ -1,6 +1,7 @@
 /** `tide down`: stop the running `tide up` (drain, stop replicas, balancer, database). */
 import { clientCommandHelp } from '../client-flags.js';
-import { parseControlArgs, processAlive } from '../control.js';
+import { processAlive } from '../../os/proc.js';
+import { parseControlArgs } from '../control.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide down [options]
