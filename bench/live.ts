@@ -42,7 +42,7 @@ import { resolveDatabase } from '../src/db/connect.js';
 import { runLoad } from '../src/load/run.js';
 import { loadTraceFile } from '../src/load/trace.js';
 import { renderChart } from '../src/sim/chart.js';
-import { type RunResult, queueDepthSeries, simulate } from '../src/sim/engine.js';
+import { type RunResult, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
 import type { Jobs } from '../src/sim/jobs.js';
 import type { PolicyRun } from '../src/sim/run.js';
 import type { Scenario } from '../src/sim/scenario.js';
@@ -258,11 +258,6 @@ async function live(policy: Policy, databaseUrl: string, window: { t: number[]; 
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 function round(x: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
@@ -284,17 +279,19 @@ function flapsOf(changes: Array<{ at: number; from: number; to: number }>): numb
 }
 
 function liveFigures(run: LiveRun): Figures {
-  const waits = run.jobs.map((j) => j.wait).sort((a, b) => a - b);
+  const waits = run.jobs.map((j) => j.wait);
   const onTime = waits.filter((w) => w <= WAIT_S).length;
+  // the simulator's percentiles, so both columns read the waits alike
+  const [p50, p95, p99] = percentiles(Float64Array.from(waits), [0.5, 0.95, 0.99]);
   let replicaMs = 0;
   for (const l of run.lifetimes) replicaMs += Math.max(0, Math.min(l.exited ?? run.end, run.end) - Math.max(l.spawned, run.t0));
   const changes = run.journal.filter((e) => e.applied && e.desired !== e.current).map((e) => ({ at: (e.at - run.t0) / 1000, from: e.current, to: e.desired }));
   return {
     jobs: waits.length,
     attainment: round(onTime / Math.max(1, waits.length), 5),
-    wait_p50_s: round(percentile(waits, 0.5)),
-    wait_p95_s: round(percentile(waits, 0.95)),
-    wait_p99_s: round(percentile(waits, 0.99)),
+    wait_p50_s: round(p50!),
+    wait_p95_s: round(p95!),
+    wait_p99_s: round(p99!),
     replica_s: Math.round(replicaMs / 1000),
     events: changes.length,
     flaps: flapsOf(changes),
@@ -365,7 +362,7 @@ function liveResult(run: LiveRun, figures: Figures): RunResult {
     byBucket[b]!.push(j.wait);
   }
   byBucket.forEach((ws, b) => {
-    if (ws.length > 0) waitP95[b] = percentile(ws.sort((x, y) => x - y), 0.95);
+    if (ws.length > 0) waitP95[b] = percentiles(Float64Array.from(ws), [0.95])[0]!;
   });
   for (const l of run.lifetimes) {
     const a = Math.max(0, (l.spawned - run.t0) / 1000);
@@ -435,7 +432,7 @@ function estimates(run: LiveRun): { rounds: number; rate_error_median: number; s
       serviceErrors.push(Math.abs(Number(m[2]) - mean) / mean);
     }
   }
-  const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : round(percentile([...xs].sort((a, b) => a - b), 0.5)));
+  const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : round(percentiles(Float64Array.from(xs), [0.5])[0]!));
   return { rounds: rateErrors.length, rate_error_median: median(rateErrors), service_error_median: median(serviceErrors), service_first_s: first, service_true_s: round(trueMean) };
 }
 
