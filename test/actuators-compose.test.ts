@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { ComposeActuator, type ComposeConfig, composeSchema, parseComposePs } from '../src/actuators/compose.js';
+import { ComposeActuator, type ComposeConfig, composeSchema, parseComposePs, parseInspect } from '../src/actuators/compose.js';
 import { createActuator } from '../src/actuators/registry.js';
 import type { ScaleLogEntry } from '../src/actuators/types.js';
 import { isTideError } from '../src/errors.js';
@@ -79,8 +79,10 @@ test('compose (fake docker): the exact documented arguments, with and without -f
       await actuator.observe('worker');
       const f = file ? ['-f', file] : [];
       assert.deepEqual((await fake.read()).calls, [
+        // compose: auto asks once which Compose runs here
+        ['compose', 'version'],
         ['compose', '-p', 'shop', ...f, 'up', '-d', '--no-recreate', '--scale', 'worker=4', 'worker'],
-        ['compose', '-p', 'shop', ...f, 'ps', '--format', 'json', 'worker'],
+        ['compose', '-p', 'shop', ...f, 'ps', '-a', '--format', 'json', 'worker'],
       ]);
     } finally {
       await fake.remove();
@@ -124,16 +126,41 @@ test('compose (fake docker): a failed call carries the last line of docker\'s st
 test('compose (fake docker): a docker that hangs is stopped at the timeout and reported', async () => {
   const fake = await fakeDocker({ hang: true });
   try {
-    const actuator = new ComposeActuator(fake.config({ timeoutSeconds: 0.2 }));
+    // plugin named: the 0.2 s budget is for the hanging call, not for finding which Compose runs
+    const actuator = new ComposeActuator(fake.config({ timeoutSeconds: 0.2, compose: 'plugin' }));
     await assert.rejects(actuator.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && /did not finish within 0.2 s/.test(err.message));
   } finally {
     await fake.remove();
   }
 });
 
-test('compose: a missing docker binary is TIDE_ACTUATOR_FAILED naming the docker field', async () => {
-  const actuator = new ComposeActuator(composeSchema.parse({ project: 'demo', docker: path.join(tmpdir(), 'no-such-docker-binary') }));
-  await assert.rejects(actuator.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && err.where?.field === 'docker');
+test('compose: a missing docker binary is TIDE_ACTUATOR_FAILED naming the field to set', async () => {
+  const missing = path.join(tmpdir(), 'no-such-docker-binary');
+  const plugin = new ComposeActuator(composeSchema.parse({ project: 'demo', compose: 'plugin', docker: missing }));
+  await assert.rejects(plugin.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && err.where?.field === 'docker');
+  const standalone = new ComposeActuator(composeSchema.parse({ project: 'demo', compose: 'standalone', dockerCompose: missing }));
+  await assert.rejects(standalone.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && err.where?.field === 'dockerCompose');
+  // auto, with neither: one error saying both were tried, asked again on the next call
+  const auto = new ComposeActuator(composeSchema.parse({ project: 'demo', docker: missing, dockerCompose: missing }));
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(auto.observe('worker'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED' && err.where?.field === 'compose' && /Compose v2.*Compose v1/.test(err.message));
+  }
+});
+
+test('compose: docker inspect output (the standalone Compose path) read into ps rows', () => {
+  const inspect = [
+    { Name: '/p-worker-1', Config: { Labels: { 'com.docker.compose.service': 'worker' } }, State: { Status: 'running' } },
+    { Name: '/p-worker-2', Config: { Labels: { 'com.docker.compose.service': 'worker' } }, State: { Status: 'running', Health: { Status: 'starting' } } },
+    { Name: '/p-worker-3', Config: { Labels: null }, State: { Status: 'exited' } },
+  ];
+  assert.deepEqual(parseInspect(JSON.stringify(inspect)), [
+    { Name: 'p-worker-1', Service: 'worker', State: 'running', Health: '' },
+    { Name: 'p-worker-2', Service: 'worker', State: 'running', Health: 'starting' },
+    { Name: 'p-worker-3', Service: '', State: 'exited', Health: '' },
+  ]);
+  assert.deepEqual(parseInspect(''), []);
+  assert.throws(() => parseInspect('Error: No such object'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED');
+  assert.throws(() => parseInspect('[{"Name":"x"}]'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED');
 });
 
 test('compose: service names that could read as flags are refused before docker runs', async () => {

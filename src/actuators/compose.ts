@@ -1,14 +1,18 @@
 /**
- * Docker Compose: scales a service with `docker compose up -d --no-recreate --scale svc=N svc`
- * and observes it with `docker compose ps --format json svc`.
+ * Docker Compose: scales a service with `up -d --no-recreate --scale svc=N svc` and observes
+ * its containers, through either command users have: `docker compose` (Compose v2, the
+ * docker CLI's plugin) or `docker-compose` (Compose v1, a program of its own), configured or
+ * found by asking `docker compose version` once.
  *
- * Design note. The docker CLI is run with execFile (no shell, so no quoting and no
- * injection) and a timeout. Compose keeps no desired count of its own: the count is whatever
- * the last `--scale` asked for. So `desired` is the count this actuator last applied, and
- * until it has applied one (a fresh process), the number of the service's containers that
- * `ps` lists. `ready` counts containers that are running and, when they have a healthcheck,
- * healthy. `ps --format json` prints a JSON array in Compose before v2.21 and one JSON
- * object per line since; both are read.
+ * Design note. The CLI is run with execFile (no shell, so no quoting and no injection) and a
+ * timeout. Compose keeps no desired count of its own: the count is whatever the last
+ * `--scale` asked for. So `desired` is the count this actuator last applied, and until it has
+ * applied one (a fresh process), the number of the service's containers. `ready` counts
+ * containers that are running and, when they have a healthcheck, healthy; starting,
+ * restarting and exited containers are listed too (`ps -a`), and not ready. v2 lists them with
+ * `ps -a --format json` (a JSON array before v2.21, one JSON object per line since; both are
+ * read); v1 has no JSON output, so its `ps -q` gives the containers' ids and `docker inspect`
+ * their state and health.
  */
 import { execFile } from 'node:child_process';
 
@@ -22,10 +26,20 @@ import type { Actuator, ActuatorContext, ActuatorDefinition, ActuatorLog, Observ
 export const composeSchema = z.strictObject({
   /** Compose project name (`-p`): lowercase letters, digits, "-" and "_", as Compose requires. */
   project: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a Compose project name: lowercase letters, digits, "-", "_"'),
-  /** Compose file (`-f`); absent: Compose finds compose.yaml in the working directory. */
-  file: z.string().min(1).optional(),
+  /**
+   * Compose file (`-f`), or files merged in order (`-f a -f b`: a project file and its
+   * override); absent: Compose finds compose.yaml in the working directory.
+   */
+  file: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /** The docker binary: a path, or a name looked up on PATH. */
   docker: z.string().min(1).default('docker'),
+  /**
+   * Which Compose: `plugin` runs `docker compose` (v2), `standalone` runs `docker-compose`
+   * (v1); `auto` uses the plugin when `docker compose version` answers, else the standalone.
+   */
+  compose: z.enum(['auto', 'plugin', 'standalone']).default('auto'),
+  /** The standalone Compose binary (v1): a path, or a name looked up on PATH. */
+  dockerCompose: z.string().min(1).default('docker-compose'),
   /** Time allowed for one docker call; `up` may pull images, hence the generous default. */
   timeoutSeconds: z.number().positive().max(3600).default(120),
 });
@@ -73,11 +87,46 @@ export function isReady(c: ComposeContainer): boolean {
   return c.State === 'running' && (c.Health === '' || c.Health === 'healthy');
 }
 
+/** The fields of `docker inspect` output the standalone path reads. */
+const inspectSchema = z.array(
+  z.looseObject({
+    Name: z.string().default(''),
+    Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullish() }),
+    State: z.looseObject({ Status: z.string(), Health: z.looseObject({ Status: z.string() }).nullish() }),
+  }),
+);
+
+/** Reads `docker inspect` output into the rows `ps --format json` gives. */
+export function parseInspect(stdout: string): ComposeContainer[] {
+  let parsed;
+  try {
+    parsed = inspectSchema.safeParse(JSON.parse(stdout.trim() || '[]'));
+  } catch (cause) {
+    throw new TideError('TIDE_ACTUATOR_FAILED', `docker inspect printed output that is not JSON: ${lastLine(stdout).slice(0, 200)}`, { cause });
+  }
+  if (!parsed.success) throw new TideError('TIDE_ACTUATOR_FAILED', 'docker inspect printed a container without Config or State.', { cause: parsed.error });
+  return parsed.data.map((c) => ({
+    Name: c.Name.replace(/^\//, ''),
+    Service: c.Config.Labels?.['com.docker.compose.service'] ?? '',
+    State: c.State.Status,
+    Health: c.State.Health?.Status ?? '',
+  }));
+}
+
+/** How to run Compose: the program and the arguments before the project's. */
+interface ComposeCli {
+  kind: 'plugin' | 'standalone';
+  file: string;
+  prefix: string[];
+}
+
 export class ComposeActuator implements Actuator {
   readonly #config: ComposeConfig;
   readonly #log: ActuatorLog;
   /** The count last applied per service: Compose itself does not store one. */
   readonly #applied = new Map<string, number>();
+  /** Which Compose runs here, once found (`compose: auto`). */
+  #cli: Promise<ComposeCli> | undefined;
 
   constructor(config: ComposeConfig, context: ActuatorContext = {}) {
     this.#config = config;
@@ -86,8 +135,7 @@ export class ComposeActuator implements Actuator {
 
   async observe(service: string): Promise<Observed> {
     assertServiceName(service);
-    const stdout = await this.#compose(['ps', '--format', 'json', service], service);
-    const containers = parseComposePs(stdout).filter((c) => c.Service === service);
+    const containers = (await this.#containers(service)).filter((c) => c.Service === service);
     return {
       desired: this.#applied.get(service) ?? containers.length,
       ready: containers.filter(isReady).length,
@@ -105,17 +153,65 @@ export class ComposeActuator implements Actuator {
 
   async close(): Promise<void> {}
 
-  /** Runs `docker compose -p P [-f file] <args>`; resolves with stdout. */
-  #compose(args: string[], service: string): Promise<string> {
-    const { docker, project, file, timeoutSeconds } = this.#config;
-    const argv = ['compose', '-p', project, ...(file ? ['-f', file] : []), ...args];
-    const what = `docker compose ${args[0] ?? ''} (project ${project}, service ${service})`;
+  /** The service's containers, whatever their state. */
+  async #containers(service: string): Promise<ComposeContainer[]> {
+    if ((await this.#which()).kind === 'plugin') return parseComposePs(await this.#compose(['ps', '-a', '--format', 'json', service], service));
+    const ids = (await this.#compose(['ps', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+    if (ids.length === 0) return [];
+    const what = `docker inspect (project ${this.#config.project}, service ${service})`;
+    try {
+      return parseInspect(await this.#run(this.#config.docker, ['inspect', ...ids], what, 'docker'));
+    } catch (err) {
+      // a container removed between the two calls (a scale-in): list them again
+      if (!(err instanceof TideError && /no such object/i.test(err.message))) throw err;
+      const again = (await this.#compose(['ps', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+      return again.length === 0 ? [] : parseInspect(await this.#run(this.#config.docker, ['inspect', ...again], what, 'docker'));
+    }
+  }
+
+  /** Runs `<compose> -p P [-f file] <args>`; resolves with stdout. */
+  async #compose(args: string[], service: string): Promise<string> {
+    const { project, file } = this.#config;
+    const files = file === undefined ? [] : [file].flat().flatMap((f) => ['-f', f]);
+    const cli = await this.#which();
+    const name = cli.kind === 'plugin' ? 'docker compose' : 'docker-compose';
+    const what = `${name} ${args[0] ?? ''} (project ${project}, service ${service})`;
+    return this.#run(cli.file, [...cli.prefix, '-p', project, ...files, ...args], what, cli.kind === 'plugin' ? 'docker' : 'dockerCompose');
+  }
+
+  /** The configured Compose, or the one found here: the plugin if it answers, else the standalone. */
+  #which(): Promise<ComposeCli> {
+    const { docker, dockerCompose, compose } = this.#config;
+    const plugin: ComposeCli = { kind: 'plugin', file: docker, prefix: ['compose'] };
+    const standalone: ComposeCli = { kind: 'standalone', file: dockerCompose, prefix: [] };
+    if (compose === 'plugin') return Promise.resolve(plugin);
+    if (compose === 'standalone') return Promise.resolve(standalone);
+    this.#cli ??= this.#run(docker, ['compose', 'version'], 'docker compose version', 'docker').then(
+      () => plugin,
+      () =>
+        this.#run(dockerCompose, ['version'], 'docker-compose version', 'dockerCompose').then(
+          () => standalone,
+          (cause: unknown) => {
+            this.#cli = undefined; // ask again next time: Compose may be installed meanwhile
+            throw new TideError('TIDE_ACTUATOR_FAILED', `Neither \`${docker} compose\` (Compose v2) nor \`${dockerCompose}\` (Compose v1) runs here. Install one, or name it with the compose actuator's \`docker\` or \`dockerCompose\` field.`, {
+              cause,
+              where: { field: 'compose' },
+            });
+          },
+        ),
+    );
+    return this.#cli;
+  }
+
+  /** Runs one program with a timeout and no shell; resolves with stdout. */
+  #run(program: string, argv: string[], what: string, field: 'docker' | 'dockerCompose'): Promise<string> {
+    const { timeoutSeconds } = this.#config;
     return new Promise((resolve, reject) => {
-      execFile(docker, argv, { timeout: timeoutSeconds * 1000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      execFile(program, argv, { timeout: timeoutSeconds * 1000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
         const details = { command: what, exitCode: typeof err.code === 'number' ? err.code : undefined };
         if (err.code === 'ENOENT') {
-          return reject(new TideError('TIDE_ACTUATOR_FAILED', `${what}: the docker binary "${docker}" was not found.`, { cause: err, where: { field: 'docker' }, details }));
+          return reject(new TideError('TIDE_ACTUATOR_FAILED', `${what}: the program "${program}" was not found.`, { cause: err, where: { field }, details }));
         }
         if (err.killed) {
           return reject(new TideError('TIDE_ACTUATOR_FAILED', `${what} did not finish within ${timeoutSeconds} s and was stopped.`, { cause: err, details }));
@@ -131,7 +227,7 @@ export class ComposeActuator implements Actuator {
 
 export const composeActuator: ActuatorDefinition<typeof composeSchema> = {
   kind: 'compose',
-  summary: 'Docker Compose on one host: docker compose up -d --no-recreate --scale svc=N.',
+  summary: 'Docker Compose on one host (docker compose or docker-compose): up -d --no-recreate --scale svc=N.',
   schema: composeSchema,
   create(config, context) {
     return new ComposeActuator(config, context);
