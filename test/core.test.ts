@@ -406,6 +406,41 @@ describe('SLO policy', () => {
     assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloWaitTarget');
   });
 
+  test('a scale-up is not undone within the reversal window (reversalSeconds), and a shorter one gives the replicas back sooner', () => {
+    // 1 job/s of 1 s; a backlog of 400 at t = 60 s, gone at 65 s: the count goes up, then back down
+    const backDown = (reversalSeconds?: number): { peak: number; at: number } => {
+      const policy: ServicePolicy = {
+        ...slo,
+        behavior: free,
+        policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, scaleInHoldSeconds: 10, ...(reversalSeconds === undefined ? {} : { reversalSeconds }) }],
+      };
+      let history = emptyHistory();
+      let current = 2;
+      let peak = 0;
+      for (let t = 5; t <= 900; t += 5) {
+        const now = T0 + t * 1000;
+        const d = decide({
+          now,
+          current,
+          ready: current,
+          samples: samples({ [METRIC.arrivalsTotal]: t + (t >= 60 ? 400 : 0), [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: t === 60 ? 400 : 0 }, now),
+          policy,
+          history,
+        });
+        history = d.history;
+        if (d.desired < current && peak > 0 && t > 60) return { peak, at: t };
+        current = d.desired;
+        peak = Math.max(peak, current);
+      }
+      return { peak, at: Infinity };
+    };
+    const standard = backDown();
+    const short = backDown(60);
+    assert.ok(standard.peak > 2 && short.peak === standard.peak, `peaks ${standard.peak} ${short.peak}`);
+    assert.ok(standard.at >= 60 + 300, `back down at ${standard.at} s, within the default 300 s`);
+    assert.ok(short.at >= 60 + 60 && short.at < standard.at, `back down at ${short.at} s with a 60 s window (default: ${standard.at} s)`);
+  });
+
   test('without service-time data it never scales in', () => {
     const d = decide({ now: T0, current: 9, ready: 9, samples: samples({ [METRIC.arrivalsTotal]: 0, [METRIC.queueDepth]: 0 }), policy: slo, history: emptyHistory() });
     assert.equal(d.desired, 9);

@@ -45,6 +45,7 @@ const sloSchema = z.strictObject({
   startupSeconds: seconds.optional(),
   margin: z.number().gt(0).max(1).optional(),
   scaleInHoldSeconds: seconds.optional(),
+  reversalSeconds: seconds.optional(),
   fastWindowSeconds: positive.optional(),
   slowWindowSeconds: positive.optional(),
 });

@@ -264,6 +264,11 @@ function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds
   return { rate: envelopeOf(clipLumps(rates), sub, wait), recurring: recur };
 }
 
+/** The policy's reversal window: how long a scale-up is not undone (`reversalSeconds`, default 300 s). */
+export function reversalOf(p: SloPolicy): number {
+  return p.reversalSeconds ?? SLO_DEFAULTS.reversalSeconds;
+}
+
 /**
  * What the wait target may size for when the planned rate is a level the traffic already reached
  * within the reversal window (the sub-window rates before the two newest, lumps clipped): the
@@ -272,8 +277,8 @@ function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds
  * the reversal window. Undefined for a level not seen there (a step from quiet, a flash crowd),
  * which is planned at once.
  */
-export function absorbedRate(series: Series, now: number, subMs: number, planned: number, wait: number): number | undefined {
-  const recent = subWindowRates(series, now, subMs, SLO_DEFAULTS.reversalSeconds);
+export function absorbedRate(series: Series, now: number, subMs: number, planned: number, wait: number, reversalSeconds: number = SLO_DEFAULTS.reversalSeconds): number | undefined {
+  const recent = subWindowRates(series, now, subMs, reversalSeconds);
   const seen = Math.max(0, ...clipLumps(recent.slice(2)));
   if (recent.length < 3 || planned > seen) return undefined;
   return envelopeOf(clipLumps(recent), subMs / 1000, wait);
@@ -395,7 +400,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const cautious = Math.max(envelope?.recurring ? sustained : planned, floor) + SLO_DEFAULTS.noiseDeviations * planDev;
   // Only when a start-up fits in W: otherwise a swing the count did not follow cannot be corrected
   // in time (replicas asked for once the backlog shows come too late).
-  const absorbed = startup < w ? absorbedRate(series, now, sub, planned, w * SLO_DEFAULTS.absorbWaitShare) : undefined;
+  const absorbed = startup < w ? absorbedRate(series, now, sub, planned, w * SLO_DEFAULTS.absorbWaitShare, reversalOf(p)) : undefined;
   return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, ...(absorbed === undefined ? {} : { absorbed }) };
 }
 
@@ -541,7 +546,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
       }
     : { level: 0, at: ctx.now, counted: -1 };
   const recentDown =
-    lastEvent !== undefined && lastEvent.to < lastEvent.from && ctx.now - lastEvent.at < SLO_DEFAULTS.reversalSeconds * 1000 && lastEvent.at > damping.counted;
+    lastEvent !== undefined && lastEvent.to < lastEvent.from && ctx.now - lastEvent.at < reversalOf(p) * 1000 && lastEvent.at > damping.counted;
   const damp = 1 + damping.level;
   const rate = estimateRate(series, ctx.now, p, SLO_DEFAULTS.burstMemorySeconds * damp);
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
@@ -603,7 +608,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // than W), and under one at the planned rate within the reversal window (the next job's cold
   // start is then not a flap, more often than not). The core goes to zero only with an activation.
   const coldStartFits =
-    needed === 0 && backlog === 0 && startup < p.waitSeconds && rate.cautious * startup < 1 && rate.planned * SLO_DEFAULTS.reversalSeconds < 1;
+    needed === 0 && backlog === 0 && startup < p.waitSeconds && rate.cautious * startup < 1 && rate.planned * reversalOf(p) < 1;
   const smaller = Math.max(
     needed,
     replicasToDrain({ ...drainInput, lambda: rate.cautious }),
@@ -625,9 +630,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   }
   const lastUp = ctx.events.reduce((t, e) => (e.to > e.from && e.at > t ? e.at : t), -Infinity);
   const sinceUp = (ctx.now - lastUp) / 1000;
-  if (sinceUp < SLO_DEFAULTS.reversalSeconds) {
+  if (sinceUp < reversalOf(p)) {
     return holdAt(
-      `${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${SLO_DEFAULTS.reversalSeconds} s), so it keeps ${ctx.current}`,
+      `${smaller} replicas would meet the target with margin, but the last scale-up was ${Math.round(sinceUp)} s ago (under ${reversalOf(p)} s), so it keeps ${ctx.current}`,
     );
   }
   const since = state.belowSince ?? ctx.now;

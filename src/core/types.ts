@@ -154,6 +154,11 @@ export interface SloPolicy {
   margin?: number;
   /** Seconds the smaller count must keep qualifying before the policy proposes it. Default 15. */
   scaleInHoldSeconds?: number;
+  /**
+   * The reversal window, seconds: a scale-up is not undone within it (the scale-in is held), and
+   * a scale-up soon after a scale-in within it is damped. Default 300 (see docs/slo-policy.md).
+   */
+  reversalSeconds?: number;
   /** Fast arrival-rate window, seconds (default 10). The fast estimate wins on the way up. */
   fastWindowSeconds?: number;
   /** Slow arrival-rate window, seconds (default 120). */
