@@ -1,7 +1,7 @@
 /**
  * `tide init --docker`: the Dockerfile and .dockerignore of the project's image, named
- * <project>:latest, which the Kubernetes and Compose exports reference by default. (No image
- * is built here: that needs a Docker daemon and the registry's node image.)
+ * <project>:latest, which the Kubernetes and Compose exports reference by default, and the
+ * port `tide health` (its HEALTHCHECK) asks. The image is built and run in docker.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { test } from 'node:test';
 
 import { parseAllDocuments } from 'yaml';
 
+import { healthPort } from '../src/cli/commands/health.js';
 import { runTide } from './helpers/tide.js';
 
 test('tide init --docker writes the image recipe the exports then reference; refuses to overwrite without --force', { timeout: 60_000 }, async () => {
@@ -54,4 +55,41 @@ test('tide init --docker writes the image recipe the exports then reference; ref
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('tide health finds the port from the main process: the API its --port, PORT or 3000, the worker its metrics port', () => {
+  const tide = ['node', 'node_modules/tidescale/bin/tide.js'];
+  assert.deepEqual(healthPort([...tide, 'api', '--host', '0.0.0.0', '--port', '8000'], { PORT: '9' }), { port: 8000 });
+  assert.deepEqual(healthPort([...tide, 'api', '--port=8001'], {}), { port: 8001 });
+  assert.deepEqual(healthPort([...tide, 'api'], { PORT: '4000' }), { port: 4000 });
+  assert.deepEqual(healthPort([...tide, 'api'], {}), { port: 3000 });
+  assert.deepEqual(healthPort([...tide, 'worker', '--metrics-port', '9091'], { TIDE_METRICS_PORT: '1' }), { port: 9091 });
+  assert.deepEqual(healthPort([...tide, 'worker'], { TIDE_METRICS_PORT: '9191' }), { port: 9191 });
+  assert.ok('none' in healthPort([...tide, 'worker'], { TIDE_METRICS_PORT: '0' }), 'a worker without a metrics port has nothing to ask');
+  assert.ok('none' in healthPort([...tide, 'worker'], {}));
+  assert.ok('none' in healthPort(['nginx', '-g', 'daemon off;'], {}));
+  assert.throws(() => healthPort([...tide, 'api', '--port', 'x'], {}), (err: Error & { code?: string }) => err.code === 'TIDE_USAGE');
+});
+
+test('tide health exits 0 on a 2xx /health and 1 when nothing answers', { timeout: 60_000 }, async () => {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    res.statusCode = req.url === '/health' ? 200 : 503;
+    res.end('{"ok":true}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const good = await runTide(['health', '--port', String(port)], { cwd: tmpdir(), timeout: 30_000 });
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /^ok: .* answered 200/);
+    const bad = await runTide(['health', '--port', String(port), '--path', '/other'], { cwd: tmpdir(), timeout: 30_000 });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /^unhealthy: .* answered 503/);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  const closed = await runTide(['health', '--port', String(port), '--timeout', '1'], { cwd: tmpdir(), timeout: 30_000 });
+  assert.equal(closed.code, 1);
+  assert.match(closed.stdout, /^unhealthy: /);
 });

@@ -34,6 +34,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   decisions: () => import('./commands/decisions.js'),
   export: () => import('./commands/export.js'),
   doctor: () => import('./commands/doctor.js'),
+  health: () => import('./commands/health.js'),
 };
 
 /** `--help` or `-h` among a command's arguments (before a `--`, after which all are positional). */

@@ -21,15 +21,20 @@ export function starterDockerfile(project: string): string {
 # pushing it to a registry, pass --image registry.example/${image} to the export instead.
 FROM node:22-slim
 WORKDIR /app
-ENV NODE_ENV=production
-# dependencies first, so a change to your handlers does not reinstall them
-COPY package*.json ./
+# TIDE_METRICS_PORT: a worker's /health and /metrics (tide health asks it; an API its own port)
+ENV NODE_ENV=production TIDE_METRICS_PORT=9091
+# dependencies first, so a change to your handlers does not reinstall them (.npmrc, when
+# there is one, for a private registry)
+COPY package*.json .npmrc* ./
 RUN if [ -f package-lock.json ]; then npm ci --omit=dev --no-audit --no-fund; \\
     else npm install --omit=dev --no-audit --no-fund; fi
 COPY . .
 USER node
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \\
+  CMD ["node", "node_modules/tidescale/bin/tide.js", "health"]
 # the compiled tide itself: no npx, no TypeScript tooling at start-up (TypeScript handlers
-# load through tsx, which tidescale depends on)
+# load through tsx, which tidescale depends on); it drains on SIGTERM (docker stop, a scale-in)
+# within its --grace: give the container a stop timeout above it
 ENTRYPOINT ["node", "node_modules/tidescale/bin/tide.js"]
 CMD ["worker"]
 `;
