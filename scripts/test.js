@@ -66,7 +66,8 @@ if (process.argv.includes('--pgbouncer')) {
 
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // every test is bounded: a regression that hangs fails after this long instead of stalling the run
-const timeout = process.env.TEST_TIMEOUT_MS ?? '300000';
+// (a file counts as one test: the container tests' file, which builds an image, takes about five minutes)
+const timeout = process.env.TEST_TIMEOUT_MS ?? '600000';
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, '--test-reporter=spec', ...files],

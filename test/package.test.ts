@@ -11,7 +11,6 @@
  * cache lacks.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -24,28 +23,10 @@ import { parseDocument } from 'yaml';
 import type { ControlState } from '../src/supervisor/client.js';
 import { fallbackDataDir, stopEmbeddedPostgres } from '../src/db/embedded.js';
 import { freshSchema } from './helpers/db.js';
+import { ok, run } from './helpers/run.js';
 import { alive, stopIfAlive } from './helpers/tide.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], cwd: string, timeout = 180_000, env = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd, env, timeout, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function ok(r: Run, what: string): Run {
-  assert.equal(r.code, 0, `${what} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return r;
-}
 
 let packDir: string;
 let tarball: string;
@@ -53,7 +34,7 @@ let tarball: string;
 before(async () => {
   packDir = await mkdtemp(path.join(tmpdir(), 'tide-pack-'));
   // npm test has just built dist/; --ignore-scripts keeps pack from building it again
-  ok(await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packDir], root), 'npm pack');
+  ok(await run('npm', ['pack', '--ignore-scripts', '--pack-destination', packDir], { cwd: root }), 'npm pack');
   const [name] = (await readdir(packDir)).filter((f) => f.endsWith('.tgz'));
   assert.ok(name, 'npm pack wrote no tarball');
   tarball = path.join(packDir, name);
@@ -64,7 +45,7 @@ after(async () => {
 });
 
 test('the tarball holds what a user needs, and nothing of the tests, benchmarks or chaos suite', { timeout: 60_000 }, async () => {
-  const list = ok(await run('tar', ['tzf', tarball], packDir), 'tar').stdout.trim().split('\n');
+  const list = ok(await run('tar', ['tzf', tarball], { cwd: packDir }), 'tar').stdout.trim().split('\n');
   const top = new Set(list.map((f) => f.replace(/^package\//, '').split('/')[0]));
   assert.deepEqual([...top].sort(), ['LICENSE', 'README.md', 'bin', 'dist', 'docs', 'package.json']);
   for (const must of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/main.js', 'package/dist/db/migrations/0001_queue.sql']) {
@@ -176,8 +157,8 @@ for (const type of ['module', 'commonjs'] as const) {
     let upPid: number | undefined;
     try {
       await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: `app-${type}`, private: true, ...(type === 'module' ? { type } : {}) }));
-      ok(await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], dir, 300_000), 'npm install');
-      const tide = (...args: string[]) => run('npx', ['--no-install', 'tide', ...args], dir, 180_000, env);
+      ok(await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: dir, timeout: 300_000 }), 'npm install');
+      const tide = (...args: string[]) => run('npx', ['--no-install', 'tide', ...args], { cwd: dir, env });
 
       ok(await tide('init'), 'tide init');
       const doc = parseDocument(await readFile(path.join(dir, 'tide.yaml'), 'utf8'));
@@ -204,7 +185,7 @@ for (const type of ['module', 'commonjs'] as const) {
         // the declarations serve a strict TypeScript project: typed handlers type enqueue
         await writeFile(path.join(dir, 'check.ts'), TYPED_ENQUEUE);
         await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG));
-        ok(await run(process.execPath, [TSC, '-p', '.'], dir), 'tsc in the project');
+        ok(await run(process.execPath, [TSC, '-p', '.'], { cwd: dir }), 'tsc in the project');
       }
       const up = ok(await tide('up', '-d'), 'tide up -d');
       if (embedded && process.getuid?.() === 0) {
@@ -213,7 +194,7 @@ for (const type of ['module', 'commonjs'] as const) {
       }
       upPid = (JSON.parse(await readFile(path.join(dir, '.tide', 'control.json'), 'utf8')) as ControlState).pid;
 
-      const app = ok(await run(process.execPath, ['app.js'], dir, 180_000, env), 'node app.js');
+      const app = ok(await run(process.execPath, ['app.js'], { cwd: dir, env }), 'node app.js');
       assert.deepEqual(JSON.parse(app.stdout.trim().split('\n').at(-1)!), { double: 42, shout: 'HI' });
 
       ok(await tide('scale', 'worker=2'), 'tide scale');
