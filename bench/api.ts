@@ -3,7 +3,7 @@
  * server a team could write (Fastify with one `INSERT ... RETURNING id` on a pg pool of the same
  * size), one run, the same PostgreSQL (DATABASE_URL, default the machine's on 127.0.0.1:5432).
  *
- *   npm run bench:api -- [--json] [--duration 5] [--step 3]
+ *   npm run bench:api -- [--json] [--duration 5] [--step 3] [--rounds 3]
  *
  * Each server runs in its own process (tide api from the built package, rate limit off; the
  * anchor written below); `tide load` drives them from a third, one thread.
@@ -11,15 +11,17 @@
  *      accepted and p50/p95;
  *   2. open model, rates rising by 25% from 250/s, `step` seconds each, until p95 (from the
  *      intended send time) passes 50 ms or requests fail: the last rate that held;
- *   3. tide api through Tidescale's balancer (in this process, one upstream), closed 32:
- *      balancer_overhead = 1 - (through the balancer / direct);
+ *   3. tide api direct, through Tidescale's balancer (in this process, one upstream) and
+ *      through nginx (the anchor proxy: one process, keep-alive to the upstream, as bench:lb
+ *      sets it), closed 32, in rotated order, best of `rounds` rounds each (other work only
+ *      lowers a round): balancer_overhead = 1 - (through the balancer / direct), and
+ *      nginx_overhead the same for nginx: what any proxy hop costs on this machine;
  *   4. closed 32 on tide api again while two `tide worker` processes drain the queue.
  * Every accepted job is a row in a table (the anchor's `bench_bare.jobs`, tide's own queue in
  * a schema made for the run and dropped after). Everything listens on loopback.
- * Last line: {"tide":{...},"bare":{...},"ratio":{"closed32":N,"closed128":N,"max_rate":N},"balancer_overhead":N,...}.
+ * Last line: {"tide":{...},"bare":{...},"ratio":{"closed32":N,"closed128":N,"max_rate":N},"balancer_overhead":N,"nginx_overhead":N,...}.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +30,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 
 import { createBalancer } from '../src/supervisor/balancer.js';
+import { startNginx, stopChild } from './nginx.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tideBin = path.join(root, 'bin', 'tide.js');
@@ -36,10 +39,12 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     duration: { type: 'string', default: '5' },
     step: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const duration = Number(values.duration);
 const step = Number(values.step);
+const rounds = Math.max(1, Number(values.rounds));
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const POOL = 10;
 const say = (line: string) => (values.json ? console.error(line) : console.log(line));
@@ -119,14 +124,6 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, portFrom?: R
   return { child, port: 0 };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await once(child, 'exit');
-  clearTimeout(timer);
-}
-
 const summary = (r: LoadResult) => `${Math.round(r.rate)} jobs/s, p50 ${r.latency_ms.p50.toFixed(1)} ms, p95 ${r.latency_ms.p95.toFixed(1)} ms${r.failed ? `, ${r.failed} failed` : ''}`;
 
 async function main(): Promise<void> {
@@ -135,6 +132,7 @@ async function main(): Promise<void> {
   await admin.query('DROP SCHEMA IF EXISTS bench_bare CASCADE; CREATE SCHEMA bench_bare; CREATE TABLE bench_bare.jobs (id bigserial PRIMARY KEY, handler text NOT NULL, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
   const children: ChildProcess[] = [];
   const lb = await createBalancer({ host: '127.0.0.1', port: 0, healthPath: '/health' });
+  let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   try {
     const env = { DATABASE_URL: databaseUrl };
     const bare = await startProcess(['-e', BARE], env, /^(\d+)$/);
@@ -157,9 +155,22 @@ async function main(): Promise<void> {
     for (const [name, url] of [['bare', bareUrl], ['tide', tideUrl]] as const) figures[name].max_rate_p95_50ms = await maxRate(url, name);
 
     lb.addUpstream('api.1', tideUrl, { healthy: true });
-    const direct = await closed(tideUrl, 32);
-    const balanced = await closed(lb.url, 32);
-    say(`  tide closed 32 direct: ${summary(direct)}; through the balancer: ${summary(balanced)}`);
+    nginx = await startNginx([tide.port], say);
+    const paths = [
+      { name: 'direct', url: tideUrl, results: [] as LoadResult[] },
+      { name: 'balancer', url: lb.url, results: [] as LoadResult[] },
+      { name: 'nginx', url: nginx.url, results: [] as LoadResult[] },
+    ];
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < paths.length; k++) {
+        const p = paths[(round + k) % paths.length]!;
+        const r = await closed(p.url, 32);
+        say(`  tide closed 32 ${p.name}, round ${round + 1}: ${summary(r)}`);
+        p.results.push(r);
+      }
+    }
+    const [direct, balanced, viaNginx] = paths.map((p) => p.results.reduce((a, b) => (b.rate > a.rate ? b : a))) as [LoadResult, LoadResult, LoadResult];
+    say(`  best of ${rounds}: direct ${summary(direct)}; through the balancer ${summary(balanced)}; through nginx ${summary(viaNginx)}`);
 
     const workers = [];
     for (let i = 0; i < 2; i++) {
@@ -176,16 +187,20 @@ async function main(): Promise<void> {
       bare: figures.bare,
       ratio: { closed32: ratio('closed32_rps'), closed128: ratio('closed128_rps'), max_rate: ratio('max_rate_p95_50ms') },
       balancer_overhead: Math.round((1 - balanced.rate / direct.rate) * 100) / 100,
+      nginx_overhead: Math.round((1 - viaNginx.rate / direct.rate) * 100) / 100,
+      direct_closed32_rps: Math.round(direct.rate),
       through_balancer_closed32_rps: Math.round(balanced.rate),
+      through_nginx_closed32_rps: Math.round(viaNginx.rate),
       with_workers_closed32_rps: Math.round(draining.rate),
       pool: POOL,
       duration_s: duration,
     };
-    say(`ratio: closed32 ${result.ratio.closed32}, closed128 ${result.ratio.closed128}, max rate ${result.ratio.max_rate} (targets >= 1.0); balancer overhead ${result.balancer_overhead} (target <= 0.10)`);
+    say(`ratio: closed32 ${result.ratio.closed32}, closed128 ${result.ratio.closed128}, max rate ${result.ratio.max_rate} (targets >= 1.0); balancer overhead ${result.balancer_overhead} (target <= 0.10; nginx's ${result.nginx_overhead})`);
     console.log(JSON.stringify(result));
   } finally {
+    await nginx?.stop();
     await lb.close();
-    await Promise.all(children.map(stop));
+    await Promise.all(children.map((c) => stopChild(c)));
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP SCHEMA IF EXISTS bench_bare CASCADE`);
     await admin.end();
   }

@@ -17,17 +17,13 @@
  * Needs `wrk` and `nginx` (on PATH or in /usr/sbin); when missing and running as root, it
  * installs them with apt-get. Everything listens on loopback only.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 import { createBalancer } from '../src/supervisor/balancer.js';
+import { ensureProgram, startNginx, stopChild } from './nginx.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,58 +46,6 @@ const say = (line: string) => {
   if (!values.json) console.log(line);
   else console.error(line);
 };
-
-/** A program on PATH or in the sbin directories (nginx lives in /usr/sbin on Debian). */
-function findProgram(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
-  return dirs.map((d) => path.join(d, name)).find((p) => p && existsSync(p));
-}
-
-let aptUpdated = false;
-function ensure(name: string, pkg: string): string {
-  const found = findProgram(name);
-  if (found) return found;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`${name} is not installed; install it (apt-get install -y ${pkg}) or run the benchmark as root so it can`);
-  }
-  say(`installing ${pkg} with apt-get`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  if (!aptUpdated) {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-    aptUpdated = true;
-  }
-  execFileSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'inherit', env });
-  const installed = findProgram(name);
-  if (!installed) throw new Error(`${name} is still missing after installing ${pkg}`);
-  return installed;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Resolves once something accepts connections on the port. */
-async function listening(port: number, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 const REPLICA = `
 const http = require('node:http');
@@ -128,15 +72,6 @@ async function startReplica(): Promise<{ port: number; child: ChildProcess }> {
   const [line] = (await once(lines, 'line')) as [string];
   lines.close();
   return { port: Number(line), child };
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 interface WrkResult {
@@ -181,64 +116,22 @@ function best(results: WrkResult[]): WrkResult {
   return { ...top, errors: results.reduce((n, r) => n + r.errors, 0) };
 }
 
-function nginxConfig(dir: string, port: number, replicaPorts: number[]): string {
-  return `# written by bench/lb.ts
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 100000;
-  upstream replicas {
-    least_conn;
-${replicaPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
-    keepalive 128;
-    keepalive_requests 100000;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://replicas;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
-}
-`;
-}
-
 async function main(): Promise<void> {
-  const wrkBin = ensure('wrk', 'wrk');
-  const nginxBin = ensure('nginx', 'nginx');
-  const dir = await mkdtemp(path.join(tmpdir(), 'tide-bench-lb-'));
+  const wrkBin = ensureProgram('wrk', 'wrk', say);
   const replicas: Array<{ port: number; child: ChildProcess }> = [];
-  let nginx: ChildProcess | undefined;
+  let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
   const lb = await createBalancer({ host: '127.0.0.1', port: 0, healthPath: '/health' });
   try {
     for (let i = 0; i < replicaCount; i++) replicas.push(await startReplica());
     for (const [i, r] of replicas.entries()) lb.addUpstream(`r${i}`, `http://127.0.0.1:${r.port}`, { healthy: true });
 
-    const nginxPort = await freePort();
-    const conf = path.join(dir, 'nginx.conf');
-    await writeFile(conf, nginxConfig(dir, nginxPort, replicas.map((r) => r.port)));
-    nginx = spawn(nginxBin, ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await listening(nginxPort, nginx);
+    nginx = await startNginx(replicas.map((r) => r.port), say);
 
     say(`wrk -t${threads} -c${connections} -d${duration}s, GET /health, ${replicaCount} replicas, ${warmup}s warm-up each, best of ${rounds} rounds`);
     const targets = [
       { name: 'direct', url: `http://127.0.0.1:${replicas[0]!.port}/health`, results: [] as WrkResult[] },
       { name: 'tide lb', url: `${lb.url}/health`, results: [] as WrkResult[] },
-      { name: 'nginx', url: `http://127.0.0.1:${nginxPort}/health`, results: [] as WrkResult[] },
+      { name: 'nginx', url: `${nginx.url}/health`, results: [] as WrkResult[] },
     ];
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < targets.length; k++) {
@@ -269,10 +162,9 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    if (nginx) await stop(nginx, 'SIGQUIT');
+    await nginx?.stop();
     await lb.close();
-    await Promise.all(replicas.map((r) => stop(r.child)));
-    await rm(dir, { recursive: true, force: true });
+    await Promise.all(replicas.map((r) => stopChild(r.child)));
   }
 }
 
