@@ -17,6 +17,7 @@ interface FakeService {
   replicas: number;
   healthcheck?: boolean;
   notReady?: number;
+  oneOff?: number;
 }
 interface FakeState {
   project: string;
@@ -90,8 +91,8 @@ test('compose (fake docker): the exact documented arguments, with and without -f
   }
 });
 
-test('compose (fake docker): ready counts running containers that are healthy or have no healthcheck', async () => {
-  const fake = await fakeDocker({ services: { api: { replicas: 3, healthcheck: true, notReady: 1 }, worker: { replicas: 4, notReady: 2 } } });
+test('compose (fake docker): ready counts running containers that are healthy or have no healthcheck; compose run containers are not replicas', async () => {
+  const fake = await fakeDocker({ services: { api: { replicas: 3, healthcheck: true, notReady: 1 }, worker: { replicas: 4, notReady: 2, oneOff: 2 } } });
   try {
     const actuator = new ComposeActuator(fake.config());
     // A fresh actuator has applied nothing: desired is the containers ps lists.
@@ -149,14 +150,16 @@ test('compose: a missing docker binary is TIDE_ACTUATOR_FAILED naming the field 
 
 test('compose: docker inspect output (the standalone Compose path) read into ps rows', () => {
   const inspect = [
-    { Name: '/p-worker-1', Config: { Labels: { 'com.docker.compose.service': 'worker' } }, State: { Status: 'running' } },
+    { Name: '/p-worker-1', Config: { Labels: { 'com.docker.compose.service': 'worker', 'com.docker.compose.oneoff': 'False' } }, State: { Status: 'running' } },
     { Name: '/p-worker-2', Config: { Labels: { 'com.docker.compose.service': 'worker' } }, State: { Status: 'running', Health: { Status: 'starting' } } },
     { Name: '/p-worker-3', Config: { Labels: null }, State: { Status: 'exited' } },
+    { Name: '/p-worker-run-1', Config: { Labels: { 'com.docker.compose.service': 'worker', 'com.docker.compose.oneoff': 'True' } }, State: { Status: 'running' } },
   ];
   assert.deepEqual(parseInspect(JSON.stringify(inspect)), [
-    { Name: 'p-worker-1', Service: 'worker', State: 'running', Health: '' },
-    { Name: 'p-worker-2', Service: 'worker', State: 'running', Health: 'starting' },
-    { Name: 'p-worker-3', Service: '', State: 'exited', Health: '' },
+    { Name: 'p-worker-1', Service: 'worker', State: 'running', Health: '', OneOff: false },
+    { Name: 'p-worker-2', Service: 'worker', State: 'running', Health: 'starting', OneOff: false },
+    { Name: 'p-worker-3', Service: '', State: 'exited', Health: '', OneOff: false },
+    { Name: 'p-worker-run-1', Service: 'worker', State: 'running', Health: '', OneOff: true },
   ]);
   assert.deepEqual(parseInspect(''), []);
   assert.throws(() => parseInspect('Error: No such object'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED');
@@ -178,6 +181,9 @@ test('compose: ps output in both shapes Compose has printed, and empty output', 
   assert.deepEqual(parseComposePs(`${JSON.stringify(c)}\n${JSON.stringify({ ...c, Name: 'p-w-2' })}\n`).map((x) => x.Name), ['p-w-1', 'p-w-2']);
   // Health absent (older Compose prints no Health field without a healthcheck).
   assert.equal(parseComposePs(JSON.stringify({ Name: 'n', Service: 'w', State: 'running' }))[0]!.Health, '');
+  // a `compose run` container is marked by its labels
+  const labels = (oneoff: string) => `com.docker.compose.project=p,com.docker.compose.oneoff=${oneoff},com.docker.compose.service=w`;
+  assert.deepEqual(parseComposePs(`${JSON.stringify({ ...c, Labels: labels('True') })}\n${JSON.stringify({ ...c, Labels: labels('False') })}`).map((x) => x.OneOff), [true, false]);
   assert.throws(() => parseComposePs('WARN[0000] something\n'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED');
   assert.throws(() => parseComposePs('[{"Name":"x"}]'), (err) => isTideError(err) && err.code === 'TIDE_ACTUATOR_FAILED');
 });

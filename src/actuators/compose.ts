@@ -9,9 +9,10 @@
  * `--scale` asked for. So `desired` is the count this actuator last applied, and until it has
  * applied one (a fresh process), the number of the service's containers. `ready` counts
  * containers that are running and, when they have a healthcheck, healthy; starting,
- * restarting and exited containers are listed too (`ps -a`), and not ready. v2 lists them with
+ * restarting and exited containers are listed too (`ps -a`), and not ready; `compose run`
+ * containers (one-off) are not replicas and are left out. v2 lists them with
  * `ps -a --format json` (a JSON array before v2.21, one JSON object per line since; both are
- * read); v1 has no JSON output, so its `ps -q` gives the containers' ids and `docker inspect`
+ * read); v1 has no JSON output, so its `ps -a -q` gives the containers' ids and `docker inspect`
  * their state and health.
  */
 import { execFile } from 'node:child_process';
@@ -52,14 +53,22 @@ export interface ComposeContainer {
   Service: string;
   State: string;
   Health: string;
+  /** A `compose run` container (label com.docker.compose.oneoff=True): not a replica. */
+  OneOff: boolean;
 }
 
-const containerSchema = z.looseObject({
-  Name: z.string().default(''),
-  Service: z.string(),
-  State: z.string(),
-  Health: z.string().default(''),
-});
+const ONE_OFF = 'com.docker.compose.oneoff';
+
+const containerSchema = z
+  .looseObject({
+    Name: z.string().default(''),
+    Service: z.string(),
+    State: z.string(),
+    Health: z.string().default(''),
+    /** "key=value,key=value" */
+    Labels: z.string().default(''),
+  })
+  .transform(({ Name, Service, State, Health, Labels }) => ({ Name, Service, State, Health, OneOff: Labels.split(',').includes(`${ONE_OFF}=True`) }));
 
 /**
  * Reads `ps --format json` output in either shape Compose has printed: a JSON array
@@ -110,6 +119,7 @@ export function parseInspect(stdout: string): ComposeContainer[] {
     Service: c.Config.Labels?.['com.docker.compose.service'] ?? '',
     State: c.State.Status,
     Health: c.State.Health?.Status ?? '',
+    OneOff: c.Config.Labels?.[ONE_OFF] === 'True',
   }));
 }
 
@@ -135,7 +145,7 @@ export class ComposeActuator implements Actuator {
 
   async observe(service: string): Promise<Observed> {
     assertServiceName(service);
-    const containers = (await this.#containers(service)).filter((c) => c.Service === service);
+    const containers = (await this.#containers(service)).filter((c) => c.Service === service && !c.OneOff);
     return {
       desired: this.#applied.get(service) ?? containers.length,
       ready: containers.filter(isReady).length,
@@ -156,7 +166,8 @@ export class ComposeActuator implements Actuator {
   /** The service's containers, whatever their state. */
   async #containers(service: string): Promise<ComposeContainer[]> {
     if ((await this.#which()).kind === 'plugin') return parseComposePs(await this.#compose(['ps', '-a', '--format', 'json', service], service));
-    const ids = (await this.#compose(['ps', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+    // -a: the stopped ones too (a v2 docker-compose binary lists only running ones without it)
+    const ids = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
     if (ids.length === 0) return [];
     const what = `docker inspect (project ${this.#config.project}, service ${service})`;
     try {
@@ -164,7 +175,7 @@ export class ComposeActuator implements Actuator {
     } catch (err) {
       // a container removed between the two calls (a scale-in): list them again
       if (!(err instanceof TideError && /no such object/i.test(err.message))) throw err;
-      const again = (await this.#compose(['ps', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+      const again = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
       return again.length === 0 ? [] : parseInspect(await this.#run(this.#config.docker, ['inspect', ...again], what, 'docker'));
     }
   }
@@ -188,15 +199,17 @@ export class ComposeActuator implements Actuator {
     if (compose === 'standalone') return Promise.resolve(standalone);
     this.#cli ??= this.#run(docker, ['compose', 'version'], 'docker compose version', 'docker').then(
       () => plugin,
-      () =>
+      (pluginError: unknown) =>
         this.#run(dockerCompose, ['version'], 'docker-compose version', 'dockerCompose').then(
           () => standalone,
           (cause: unknown) => {
             this.#cli = undefined; // ask again next time: Compose may be installed meanwhile
-            throw new TideError('TIDE_ACTUATOR_FAILED', `Neither \`${docker} compose\` (Compose v2) nor \`${dockerCompose}\` (Compose v1) runs here. Install one, or name it with the compose actuator's \`docker\` or \`dockerCompose\` field.`, {
-              cause,
-              where: { field: 'compose' },
-            });
+            const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+            throw new TideError(
+              'TIDE_ACTUATOR_FAILED',
+              `Neither \`${docker} compose\` (Compose v2: ${why(pluginError)}) nor \`${dockerCompose}\` (Compose v1: ${why(cause)}) runs here. Install one, or name it with the compose actuator's \`docker\` or \`dockerCompose\` field.`,
+              { cause, where: { field: 'compose' } },
+            );
           },
         ),
     );
