@@ -22,7 +22,7 @@ import { cooldownLeft, rulesFor, scaleDownLimit, scaleUpLimit, stabilize } from 
 import { readSamples, recordCounters } from './metrics.js';
 import { type PolicyContext, type Proposal, policyLabel, proposeSteps, proposeTarget } from './policies.js';
 import { boundsAt } from './schedule.js';
-import { SLO_DEFAULTS, proposeSlo } from './slo.js';
+import { SLO_DEFAULTS, proposeSlo, reversalOf } from './slo.js';
 import type { DecideInput, Decision, History, Policy, Reason, ReasonCode } from './types.js';
 
 function proposeOne(p: Policy, label: string, ctx: PolicyContext): Proposal {
@@ -173,8 +173,10 @@ export function decide(input: DecideInput): Decision {
   }
 
   // 6. Rate limits and 7. cooldowns (panic skips the scale-up ones).
+  // as long as any rule looks back: the rate-limit periods, the cooldowns, an SLO policy's reversal window
+  const reversals = policy.policies.flatMap((p) => (p.kind === 'slo' ? [reversalOf(p)] : []));
   const keepEvents =
-    Math.max(600, up.cooldownSeconds, down.cooldownSeconds, ...up.policies.map((p) => p.periodSeconds), ...down.policies.map((p) => p.periodSeconds)) * 1000;
+    Math.max(600, up.cooldownSeconds, down.cooldownSeconds, ...up.policies.map((p) => p.periodSeconds), ...down.policies.map((p) => p.periodSeconds), ...reversals) * 1000;
   const events = prev.events.filter((e) => e.at > now - keepEvents && e.at <= now);
   if (desired > current && !panicking) {
     const limit = scaleUpLimit(up, events, now, current);

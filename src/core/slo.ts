@@ -42,7 +42,6 @@ export const SLO_DEFAULTS: Readonly<{
   burstWaitShare: number;
   absorbWaitShare: number;
   burstRecurrences: number;
-  recurringMemorySeconds: number;
   onOffDispersion: number;
   jumpFactor: number;
   jumpDeviations: number;
@@ -80,10 +79,12 @@ export const SLO_DEFAULTS: Readonly<{
    * (`burstWaitShare`), so scale-up always sizes above the scale-in floor.
    */
   absorbWaitShare: 0.25,
-  /** Bursts recur when the rates climb across the middle of their range at least this many times... */
+  /**
+   * Bursts recur when the rates climb across the middle of their range at least this many
+   * times, and then the burst envelope remembers them for the reversal window (a scale-in the
+   * next burst undoes within it is a flap).
+   */
   burstRecurrences: 3,
-  /** ...and then the burst envelope remembers them this long (the reversal window: a scale-in the next burst undoes within it is a flap). */
-  recurringMemorySeconds: 300,
   /** Sub-window rates whose scatter around the line exceeds this many times the Poisson variance are on/off traffic: no trend is read from them. */
   onOffDispersion: 16,
   /** The newest sub-window alone counts as a step when its rate is over this multiple of the slow level... */
@@ -393,7 +394,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const w = Math.max(0, p.waitSeconds);
   const spanSeconds = levelSpan + w;
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
-  const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, SLO_DEFAULTS.recurringMemorySeconds);
+  const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, reversalOf(p));
   const burstDown = envelope?.rate ?? 0;
   // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:
   // the envelope sizes for it, and scale-in is not blocked by every burst that comes along.
