@@ -61,6 +61,7 @@ test('tide health finds the port from the main process: the API its --port, PORT
   const tide = ['node', 'node_modules/tidescale/bin/tide.js'];
   assert.deepEqual(healthPort([...tide, 'api', '--host', '0.0.0.0', '--port', '8000'], { PORT: '9' }), { port: 8000 });
   assert.deepEqual(healthPort([...tide, 'api', '--port=8001'], {}), { port: 8001 });
+  assert.deepEqual(healthPort([...tide, 'api', '--port', '1', '--port', '8002'], {}), { port: 8002 });
   assert.deepEqual(healthPort([...tide, 'api'], { PORT: '4000' }), { port: 4000 });
   assert.deepEqual(healthPort([...tide, 'api'], {}), { port: 3000 });
   assert.deepEqual(healthPort([...tide, 'worker', '--metrics-port', '9091'], { TIDE_METRICS_PORT: '1' }), { port: 9091 });
@@ -92,4 +93,7 @@ test('tide health exits 0 on a 2xx /health and 1 when nothing answers', { timeou
   const closed = await runTide(['health', '--port', String(port), '--timeout', '1'], { cwd: tmpdir(), timeout: 30_000 });
   assert.equal(closed.code, 1);
   assert.match(closed.stdout, /^unhealthy: /);
+  // a usage error is 1 as well: Docker reserves 2 in a health check
+  const usage = await runTide(['health', '--port', 'x'], { cwd: tmpdir(), timeout: 30_000 });
+  assert.equal(usage.code, 1, usage.stdout + usage.stderr);
 });

@@ -14,8 +14,9 @@ import type { Command } from '../main.js';
 
 const HELP = `usage: tide health [--port <n>] [--path <path>] [--timeout <seconds>]
 
-Exits 0 when the tide process answers its health check with 2xx, 1 otherwise: a container's
-HEALTHCHECK (the Dockerfile of \`tide init --docker\` runs it).
+Exits 0 when the tide process answers its health check with 2xx, 1 otherwise (a usage error
+too: Docker reserves 2): a container's HEALTHCHECK (the Dockerfile of \`tide init --docker\`
+runs it).
 
   --port <n>            the port to ask; default: from the container's main process
                         (tide api: --port, PORT, else 3000; tide worker: --metrics-port,
@@ -27,7 +28,8 @@ HEALTHCHECK (the Dockerfile of \`tide init --docker\` runs it).
 /** The port a process's own command line and environment say its /health is on. */
 export function healthPort(argv: string[], env: NodeJS.ProcessEnv): { port: number } | { none: string } {
   const flag = (name: string) => {
-    const i = argv.findIndex((a) => a === name || a.startsWith(`${name}=`));
+    // the last one counts, as the command's own parser has it
+    const i = argv.findLastIndex((a) => a === name || a.startsWith(`${name}=`));
     if (i < 0) return undefined;
     return argv[i]!.includes('=') ? argv[i]!.slice(name.length + 1) : argv[i + 1];
   };
@@ -55,27 +57,38 @@ export const command: Command = {
   summary: "a container's health check: exit 0 when tide api or tide worker answers /health",
   help: HELP,
   async run(argv) {
-    const { values } = parse(argv, { port: { type: 'string' }, path: { type: 'string' }, timeout: { type: 'string' } }, false);
-    const timeoutMs = numberArg(values.timeout, '--timeout', 3, 0.1) * 1000;
-    let found: ReturnType<typeof healthPort>;
-    if (values.port !== undefined) found = { port: numberArg(values.port, '--port', 0, 1) };
-    else {
-      const main = mainProcess();
-      found = healthPort(main.argv, main.env);
-    }
-    if ('none' in found) {
-      process.stdout.write(`ok: ${found.none}\n`);
-      return 0;
-    }
-    const url = `http://127.0.0.1:${found.port}${values.path ?? '/health'}`;
+    // Docker reserves exit 2 in a health check: every failure here, a usage error too, is 1
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-      const body = (await res.text()).slice(0, 300);
-      process.stdout.write(`${res.ok ? 'ok' : 'unhealthy'}: ${url} answered ${res.status} ${body}\n`);
-      return res.ok ? 0 : 1;
+      return await check(argv);
     } catch (err) {
-      process.stdout.write(`unhealthy: ${url}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stdout.write(`unhealthy: ${err instanceof Error ? err.message : String(err)}\n`);
       return 1;
     }
   },
 };
+
+/** The check itself: the port, then one GET. */
+async function check(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { port: { type: 'string' }, path: { type: 'string' }, timeout: { type: 'string' } }, false);
+  const timeoutMs = numberArg(values.timeout, '--timeout', 3, 0.1) * 1000;
+  let found: ReturnType<typeof healthPort>;
+  if (values.port !== undefined) found = { port: numberArg(values.port, '--port', 0, 1) };
+  else {
+    const main = mainProcess();
+    found = healthPort(main.argv, main.env);
+  }
+  if ('none' in found) {
+    process.stdout.write(`ok: ${found.none}\n`);
+    return 0;
+  }
+  const url = `http://127.0.0.1:${found.port}${values.path ?? '/health'}`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await res.text()).slice(0, 300);
+    process.stdout.write(`${res.ok ? 'ok' : 'unhealthy'}: ${url} answered ${res.status} ${body}\n`);
+    return res.ok ? 0 : 1;
+  } catch (err) {
+    process.stdout.write(`unhealthy: ${url}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
