@@ -44,7 +44,7 @@ const { values } = parseArgs({
 });
 const duration = Number(values.duration);
 const step = Number(values.step);
-const rounds = Math.max(1, Number(values.rounds));
+const rounds = Math.max(1, Math.floor(Number(values.rounds)) || 1);
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const POOL = 10;
 const say = (line: string) => (values.json ? console.error(line) : console.log(line));

@@ -41,7 +41,7 @@ const warmup = Number(values.warmup);
 const connections = Number(values.connections);
 const threads = Number(values.threads);
 const replicaCount = Number(values.replicas);
-const rounds = Math.max(1, Number(values.rounds));
+const rounds = Math.max(1, Math.floor(Number(values.rounds)) || 1);
 const say = (line: string) => {
   if (!values.json) console.log(line);
   else console.error(line);

@@ -38,7 +38,7 @@ export function ensureProgram(name: string, pkg: string, say: (line: string) => 
   return installed;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -48,7 +48,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts connections on the port. */
-export async function listening(port: number, child: ChildProcess): Promise<void> {
+async function listening(port: number, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening on ${port}`);
     const ok = await new Promise<boolean>((resolve) => {
