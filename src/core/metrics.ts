@@ -13,6 +13,12 @@ export const COUNTERS: ReadonlySet<string> = new Set([METRIC.arrivalsTotal, METR
 
 /** How much counter history is kept: enough for the slow window plus the trend. */
 export const COUNTER_KEEP_MS = 15 * 60_000;
+
+/**
+ * The window a service-time mean is read over, live (the builtin source) and simulated alike,
+ * so the policy sees the same figure in both: the jobs completed in the last minute.
+ */
+export const SERVICE_WINDOW_SECONDS = 60;
 const COUNTER_MAX_POINTS = 1_000;
 
 export interface MetricView {

@@ -22,6 +22,7 @@
  * Speed: no allocation per job, no closures in the loop; replicas are small parallel typed
  * arrays reused from a pool (at most a few hundred), the only per-job state is its wait.
  */
+import { SERVICE_WINDOW_SECONDS } from '../core/metrics.js';
 import type { Jobs } from './jobs.js';
 import type { Scenario } from './scenario.js';
 
@@ -119,9 +120,9 @@ const READY = 2;
 const DRAINING = 3;
 /** A reversal of the desired count this soon after a change the other way is a flap. */
 const FLAP_SECONDS = 300;
-/** Window of the service-time statistics: 12 buckets of 5 s. */
-const STAT_BUCKETS = 12;
+/** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
+const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
 
 /** Runs one policy over one scenario's jobs. Deterministic: the same inputs give the same result. */
 export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, options: RunOptions = {}): RunResult {

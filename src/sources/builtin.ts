@@ -2,7 +2,10 @@
  * `builtin`: Tidescale's own queue (the PostgreSQL engine in runtime/queue) as the decision
  * core's well-known metrics: queue_depth (ready jobs), queue_oldest_age_seconds,
  * arrivals_total and completions_total (counters), in_flight (active jobs) and
- * service_time_mean_seconds (the service-time histogram's sum / count).
+ * service_time_mean_seconds: the mean of the jobs completed in the last minute
+ * (SERVICE_WINDOW_SECONDS, the simulator's window too), from the difference of the service-time
+ * histogram's lifetime sum and count between this read and the one a minute before; when no
+ * job completed within the minute, the last mean stands, as a gauge would.
  *
  * Design: the engine (`createPostgresQueue`, without migrations: a source never changes the
  * schema) runs on a pool this source owns (max 1 connection), made on the first read. The
@@ -16,6 +19,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { z } from 'zod';
 
+import { SERVICE_WINDOW_SECONDS } from '../core/metrics.js';
 import { type Sample, queueSamples } from '../core/types.js';
 import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
 import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf, sourceError } from './guard.js';
@@ -46,10 +50,37 @@ interface Engine {
   sockets: Set<net.Socket>;
 }
 
+/**
+ * The mean service time over the last `windowMs`, from successive readings of a lifetime sum
+ * and count (`read(at, sum, count)`): the newest reading at or before the window's start is
+ * the base. Undefined until a job has completed; a count that went down (the tables made
+ * again) starts over.
+ */
+export function serviceWindow(windowMs: number = SERVICE_WINDOW_SECONDS * 1000): (at: number, sum: number, count: number) => number | undefined {
+  let readings: Array<{ at: number; sum: number; count: number }> = [];
+  let last: number | undefined;
+  return (at, sum, count) => {
+    if (readings.length > 0 && count < readings.at(-1)!.count) {
+      readings = [];
+      last = undefined;
+    }
+    readings.push({ at, sum, count });
+    let base = 0;
+    for (let i = 1; i < readings.length; i++) if (readings[i]!.at <= at - windowMs) base = i;
+    readings = readings.slice(base);
+    const from = readings[0]!;
+    if (count > from.count) last = (sum - from.sum) / (count - from.count);
+    // the first reading, of a queue with a history: its lifetime mean until the window fills
+    else if (last === undefined && count > 0) last = sum / count;
+    return last;
+  };
+}
+
 export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): MetricSource {
   const label = labelOf('builtin', config);
   let closed = false;
   let notes: string[] = [];
+  const serviceMean = serviceWindow();
 
   function openEngine(): Engine {
     const sockets = new Set<net.Socket>();
@@ -100,8 +131,8 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
       notes.push(`queue "${config.queue}" has had no job yet`);
       return queueSamples({ depth: 0, oldestAgeSeconds: 0, arrivalsTotal: 0, completionsTotal: 0, inFlight: 0 }, at);
     }
-    const served = s.serviceTime.count > 0;
-    if (!served) notes.push('no job has completed yet, so service_time_mean_seconds is missing');
+    const mean = serviceMean(at, s.serviceTime.sum, s.serviceTime.count);
+    if (mean === undefined) notes.push('no job has completed yet, so service_time_mean_seconds is missing');
     return queueSamples(
       {
         depth: s.ready,
@@ -109,7 +140,7 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
         arrivalsTotal: s.arrivalsTotal,
         completionsTotal: s.completionsTotal,
         inFlight: s.active,
-        serviceTimeMeanSeconds: served ? s.serviceTime.sum / s.serviceTime.count : undefined,
+        serviceTimeMeanSeconds: mean,
       },
       at,
     );
@@ -150,7 +181,7 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
 
 export const builtinSource: SourceDefinition<BuiltinConfig> = {
   kind: 'builtin',
-  summary: "Tidescale's own PostgreSQL queue: depth, oldest ready age, arrivals, completions, in flight, mean service time.",
+  summary: "Tidescale's own PostgreSQL queue: depth, oldest ready age, arrivals, completions, in flight, mean service time (last minute).",
   schema: builtinConfig,
   create: createBuiltinSource,
 };

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 
 import { isTideError } from '../../src/errors.js';
 import { type PostgresQueue, createPostgresQueue } from '../../src/runtime/queue/postgres.js';
-import { builtinConfig, createBuiltinSource } from '../../src/sources/builtin.js';
+import { builtinConfig, createBuiltinSource, serviceWindow } from '../../src/sources/builtin.js';
 import { type TestSchema, freshSchema } from '../helpers/db.js';
 import { sourceConformance } from './conformance.js';
 import { withPort } from './helpers.js';
@@ -72,6 +72,41 @@ test('QueueStats become the well-known metrics, service time mean from the histo
   } finally {
     await s.close();
   }
+});
+
+test('the service time is the mean of the last minute\'s jobs; a minute without completions keeps the last mean', async () => {
+  let now = 1_000_000;
+  const s = createBuiltinSource(builtinConfig.parse({ connection_string: url, schema: schema.schema, queue: 'window' }), { now: () => now });
+  const finish = async (n: number, durationMs: number) => {
+    await engine.enqueueMany(Array.from({ length: n }, () => ({ queue: 'window', handler: 'sleep' })));
+    for (const job of await engine.claim('worker-w', ['window'], n)) assert.ok(await engine.complete(job.id, 'worker-w', null, durationMs));
+  };
+  const mean = async () => byMetric(await s.read(signal())).service_time_mean_seconds;
+  try {
+    await finish(4, 1000);
+    assert.equal(await mean(), 1); // the first reading: the queue's history so far
+    now += 30_000;
+    await finish(4, 3000);
+    assert.equal(await mean(), 3); // the jobs since the reading before
+    now += 40_000;
+    await finish(2, 3000);
+    // a minute back is the first reading: the last minute's six jobs, all of 3 s (the lifetime mean is 2.2 s)
+    assert.equal(await mean(), 3);
+    now += 120_000;
+    assert.equal(await mean(), 3, 'no completion within the minute: the last mean stands');
+    await finish(1, 500);
+    assert.equal(await mean(), 0.5);
+  } finally {
+    await s.close();
+  }
+});
+
+test('serviceWindow: starts over when the counts go down (the tables made again)', () => {
+  const read = serviceWindow(60_000);
+  assert.equal(read(0, 0, 0), undefined);
+  assert.equal(read(10_000, 10, 10), 1);
+  assert.equal(read(20_000, 2, 1), 2);
+  assert.equal(read(30_000, 5, 2), 3);
 });
 
 test('a queue that has had no job reads as zeros with a note', async () => {
