@@ -167,16 +167,17 @@ export class ComposeActuator implements Actuator {
   async #containers(service: string): Promise<ComposeContainer[]> {
     if ((await this.#which()).kind === 'plugin') return parseComposePs(await this.#compose(['ps', '-a', '--format', 'json', service], service));
     // -a: the stopped ones too (a v2 docker-compose binary lists only running ones without it)
-    const ids = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
-    if (ids.length === 0) return [];
-    const what = `docker inspect (project ${this.#config.project}, service ${service})`;
+    const list = async () => {
+      const ids = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+      const what = `docker inspect (project ${this.#config.project}, service ${service})`;
+      return ids.length === 0 ? [] : parseInspect(await this.#run(this.#config.docker, ['inspect', ...ids], what, 'docker'));
+    };
     try {
-      return parseInspect(await this.#run(this.#config.docker, ['inspect', ...ids], what, 'docker'));
+      return await list();
     } catch (err) {
       // a container removed between the two calls (a scale-in): list them again
       if (!(err instanceof TideError && /no such object/i.test(err.message))) throw err;
-      const again = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
-      return again.length === 0 ? [] : parseInspect(await this.#run(this.#config.docker, ['inspect', ...again], what, 'docker'));
+      return list();
     }
   }
 
