@@ -7,6 +7,7 @@
  * the check passes (the process being up is all Docker can know of it).
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 
 import { TideError } from '../../errors.js';
 import { numberArg, parse } from '../args.js';
@@ -27,16 +28,13 @@ runs it).
 
 /** The port a process's own command line and environment say its /health is on. */
 export function healthPort(argv: string[], env: NodeJS.ProcessEnv): { port: number } | { none: string } {
-  const flag = (name: string) => {
-    // the last one counts, as the command's own parser has it
-    const i = argv.findLastIndex((a) => a === name || a.startsWith(`${name}=`));
-    if (i < 0) return undefined;
-    return argv[i]!.includes('=') ? argv[i]!.slice(name.length + 1) : argv[i + 1];
-  };
+  // read as the command's own parser reads them (node's parseArgs: --port=N, the last one counts)
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, 'metrics-port': { type: 'string' } }, strict: false, allowPositionals: true });
+  const flag = (name: 'port' | 'metrics-port') => (typeof values[name] === 'string' ? values[name] : undefined);
   const command = argv.find((a) => a === 'api' || a === 'worker');
-  if (command === 'api') return { port: numberArg(flag('--port') ?? env.PORT, '--port', 3000) };
+  if (command === 'api') return { port: numberArg(flag('port') ?? env.PORT, '--port', 3000) };
   if (command === 'worker') {
-    const port = numberArg(flag('--metrics-port') ?? env.TIDE_METRICS_PORT, '--metrics-port', 0);
+    const port = numberArg(flag('metrics-port') ?? env.TIDE_METRICS_PORT, '--metrics-port', 0);
     return port > 0 ? { port } : { none: 'this worker serves no /health (no --metrics-port or TIDE_METRICS_PORT); only its process is checked' };
   }
   return { none: 'the main process is neither tide api nor tide worker; nothing to ask' };
