@@ -42,7 +42,7 @@ import { resolveDatabase } from '../src/db/connect.js';
 import { runLoad } from '../src/load/run.js';
 import { loadTraceFile } from '../src/load/trace.js';
 import { renderChart } from '../src/sim/chart.js';
-import { type RunResult, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
+import { type RunResult, countFlaps, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
 import type { Jobs } from '../src/sim/jobs.js';
 import type { PolicyRun } from '../src/sim/run.js';
 import type { Scenario } from '../src/sim/scenario.js';
@@ -73,7 +73,6 @@ const WAIT_S = 2;
 const ATTAINMENT = 0.99;
 /** What the policy is told the start-up is; the simulator gets the one measured. */
 const STARTUP_GUESS_S = 1;
-const FLAP_SECONDS = 300;
 /** The HPA's queue-depth target per replica: the jobs a replica starts within W (concurrency x W / S). */
 const HPA_TARGET = Math.round((CONCURRENCY * WAIT_S) / (SERVICE_MS / 1000));
 const BUCKET_S = 10;
@@ -264,20 +263,6 @@ function round(x: number, digits = 3): number {
 }
 
 /** Flaps as the simulator counts them: a change of the desired count reversing one the other way within 300 s. */
-function flapsOf(changes: Array<{ at: number; from: number; to: number }>): number {
-  let flaps = 0;
-  let lastDir = 0;
-  let lastAt = Number.NEGATIVE_INFINITY;
-  for (const c of changes) {
-    const dir = Math.sign(c.to - c.from);
-    if (dir === 0) continue;
-    if (lastDir === -dir && c.at - lastAt < FLAP_SECONDS) flaps++;
-    lastDir = dir;
-    lastAt = c.at;
-  }
-  return flaps;
-}
-
 function liveFigures(run: LiveRun): Figures {
   const waits = run.jobs.map((j) => j.wait);
   const onTime = waits.filter((w) => w <= WAIT_S).length;
@@ -294,7 +279,7 @@ function liveFigures(run: LiveRun): Figures {
     wait_p99_s: round(p99!),
     replica_s: Math.round(replicaMs / 1000),
     events: changes.length,
-    flaps: flapsOf(changes),
+    flaps: countFlaps(changes),
   };
 }
 

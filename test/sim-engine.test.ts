@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { type Observation, type SimPolicy, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
+import { type Observation, type SimPolicy, countFlaps, percentiles, queueDepthSeries, simulate } from '../src/sim/engine.js';
 import { type Jobs, drawJobs } from '../src/sim/jobs.js';
 import { Rng } from '../src/sim/rng.js';
 import type { Scenario, Trace } from '../src/sim/scenario.js';
@@ -183,4 +183,17 @@ test('the series: arrivals per bucket, time-averaged replicas, p95 wait per buck
   assert.equal(s.depth[1], 0);
   // a wait across buckets is split between them; one past the end stops there
   assert.deepEqual(Array.from(queueDepthSeries([1, 3], [4, 10], 3, 2)), [0.5, 1.5, 1.5]);
+});
+
+test('countFlaps: a reversal within 300 s of the change before is a flap, as a run counts them', () => {
+  const changes = [
+    { at: 0, from: 1, to: 3 },
+    { at: 100, from: 3, to: 2 }, // reverses the scale-up 100 s later: a flap
+    { at: 150, from: 2, to: 2 }, // no change: not counted, not a direction
+    { at: 500, from: 2, to: 4 }, // reverses 400 s later: not a flap
+    { at: 700, from: 4, to: 5 }, // the same direction
+    { at: 799, from: 5, to: 1 }, // reverses 99 s later: a flap
+  ];
+  assert.equal(countFlaps(changes), 2);
+  assert.equal(countFlaps([]), 0);
 });

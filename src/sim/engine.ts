@@ -120,6 +120,26 @@ const READY = 2;
 const DRAINING = 3;
 /** A reversal of the desired count this soon after a change the other way is a flap. */
 const FLAP_SECONDS = 300;
+
+/** Whether a change in direction `dir` (+1, -1), `secondsSince` after one in `prevDir`, is a flap. */
+export function isFlap(prevDir: number, dir: number, secondsSince: number): boolean {
+  return prevDir === -dir && secondsSince < FLAP_SECONDS;
+}
+
+/** The flaps in a list of count changes (`at` in seconds, in order), counted as a run counts them. */
+export function countFlaps(changes: ReadonlyArray<{ at: number; from: number; to: number }>): number {
+  let flaps = 0;
+  let lastDir = 0;
+  let lastAt = Number.NEGATIVE_INFINITY;
+  for (const c of changes) {
+    const dir = Math.sign(c.to - c.from);
+    if (dir === 0) continue;
+    if (isFlap(lastDir, dir, c.at - lastAt)) flaps++;
+    lastDir = dir;
+    lastAt = c.at;
+  }
+  return flaps;
+}
 /** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
 const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
@@ -401,7 +421,7 @@ class Run {
   private setDesired(next: number, t: number): void {
     if (next === this.desired) return;
     const dir = next > this.desired ? 1 : -1;
-    if (this.lastDir === -dir && t - this.lastChange < FLAP_SECONDS) this.flaps++;
+    if (isFlap(this.lastDir, dir, t - this.lastChange)) this.flaps++;
     this.lastDir = dir;
     this.lastChange = t;
     this.scaleEvents++;
