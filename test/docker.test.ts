@@ -315,9 +315,9 @@ test('docker: tide export compose comes up on the real engine (host networking o
   const actuator = new ComposeActuator(composeSchema.parse({ project: name, file: [base, overrideFile] }));
   try {
     ok(await compose(['up', '-d']), 'docker-compose up');
-    const health = async (service: string) => (ok(await compose(['ps', '-q', service]), 'ps')).stdout.split(/\s+/).filter(Boolean);
+    const idsOf = async (service: string) => (ok(await compose(['ps', '-q', service]), 'ps')).stdout.split(/\s+/).filter(Boolean);
     await until('the API and the worker healthy', async () => {
-      const ids = [...(await health('api')), ...(await health('worker'))];
+      const ids = [...(await idsOf('api')), ...(await idsOf('worker'))];
       const states = await Promise.all(ids.map((id) => inspect(id, '{{if .State.Health}}{{.State.Health.Status}}{{end}}')));
       return ids.length === 2 && states.every((s) => s === 'healthy');
     }, 120_000);
