@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 
 import pg from 'pg';
 
-import { createBalancer } from '../src/supervisor/balancer.js';
+import { createBalancer } from '../src/balancer/balancer.js';
 import { startNginx, stopChild } from './nginx.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

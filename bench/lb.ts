@@ -22,7 +22,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
-import { createBalancer } from '../src/supervisor/balancer.js';
+import { createBalancer } from '../src/balancer/balancer.js';
 import { ensureProgram, startNginx, stopChild } from './nginx.js';
 
 const { values } = parseArgs({

@@ -47,7 +47,7 @@ import type { Jobs } from '../src/sim/jobs.js';
 import type { PolicyRun } from '../src/sim/run.js';
 import type { Scenario } from '../src/sim/scenario.js';
 import { configPolicy } from '../src/sim/tide.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({

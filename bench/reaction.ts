@@ -29,7 +29,7 @@ import { decisionWhere } from '../src/controller/events.js';
 import { startController } from '../src/controller/start.js';
 import { resolveDatabase } from '../src/db/connect.js';
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 
 const json = process.argv.includes('--json');
 const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);

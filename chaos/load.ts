@@ -12,7 +12,7 @@
  */
 import { Agent, request } from 'undici';
 
-import { seeded } from '../src/supervisor/demo.js';
+import { seeded } from '../src/app/demo.js';
 
 export interface LoadOptions {
   /** The balancer's URL. */

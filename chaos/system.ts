@@ -18,7 +18,7 @@ import pg from 'pg';
 
 import { parseConfig } from '../src/config/load.js';
 import type { LogLine } from '../src/supervisor/supervisor.js';
-import { type RunningSystem, startSystem } from '../src/supervisor/system.js';
+import { type RunningSystem, startSystem } from '../src/app/system.js';
 
 const HANDLERS = fileURLToPath(new URL('./handlers.ts', import.meta.url));
 

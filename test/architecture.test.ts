@@ -1,8 +1,8 @@
 /**
  * The import direction: every module of src/ imports only from its own room (top-level folder)
  * or from rooms on a lower floor. A new import that runs up or across a floor fails here, naming
- * the file and the import; the few known exceptions are listed with why, so that they are paid
- * down rather than copied.
+ * the file and the import. There are no exceptions: rooms on one floor do not import each other,
+ * so no two rooms form a cycle.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -14,21 +14,15 @@ const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'sr
 
 /** Floors, lowest first: a room may import from its own floor's other rooms only where listed below. */
 const FLOORS: ReadonlyArray<readonly string[]> = [
-  ['errors.ts', 'fields.ts', 'version.ts', 'random.ts', 'os', 'metrics'],
+  ['errors.ts', 'fields.ts', 'version.ts', 'random.ts', 'clock.ts', 'os', 'metrics'],
   ['core', 'net', 'db'],
-  ['config', 'actuators', 'runtime', 'sim'],
+  ['config', 'actuators', 'runtime', 'sim', 'supervisor', 'balancer'],
   ['sources', 'export', 'load', 'library'],
   ['controller', 'plan', 'index.ts'],
   ['dashboard'],
-  ['supervisor'],
+  ['app'],
   ['doctor'],
   ['cli'],
-];
-
-/** Known imports against the direction, each with the reason it is still there. */
-const KNOWN_UPWARD: ReadonlyArray<{ from: string; to: string; why: string }> = [
-  { from: 'dashboard/collect.ts', to: 'supervisor/balancer.ts', why: 'the type of the balancer statistics it charts' },
-  { from: 'dashboard/collect.ts', to: 'supervisor/supervisor.ts', why: 'the type of the process list it charts' },
 ];
 
 function floorOf(room: string): number {
@@ -67,7 +61,6 @@ test('imports run down the floors (or stay in their room)', () => {
       checked++;
       const toRoom = roomOf(target);
       if (toRoom === room || floorOf(toRoom) < floorOf(room)) continue;
-      if (KNOWN_UPWARD.some((k) => k.from === from && k.to === to)) continue;
       upward.push(`src/${from} imports src/${to} (${toRoom} is not below ${room})`);
     }
   }
@@ -75,16 +68,8 @@ test('imports run down the floors (or stay in their room)', () => {
   assert.deepEqual(upward, []);
 });
 
-test('the known exceptions are still real (remove one once it is paid down)', () => {
-  for (const k of KNOWN_UPWARD) {
-    const text = readFileSync(path.join(src, k.from), 'utf8');
-    const hit = imports(text).some((spec) => path.relative(src, path.resolve(path.dirname(path.join(src, k.from)), spec).replace(/\.js$/, '.ts')) === k.to);
-    assert.ok(hit, `${k.from} no longer imports ${k.to}: drop it from KNOWN_UPWARD`);
-  }
-});
-
 test('the check sees an upward import', () => {
   // the pattern itself: a module of core importing the CLI would be reported
-  assert.deepEqual(imports("import { x } from '../cli/main.js';\nconst y = await import('../supervisor/system.js');"), ['../cli/main.js', '../supervisor/system.js']);
+  assert.deepEqual(imports("import { x } from '../cli/main.js';\nconst y = await import('../app/system.js');"), ['../cli/main.js', '../app/system.js']);
   assert.ok(floorOf('cli') > floorOf('core'));
 });

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
+import { type Balancer, type BalancerOptions, createBalancer } from '../src/balancer/balancer.js';
 
 /**
  * A node http upstream: /echo answers what it got; /chunked answers in three chunks; /hold

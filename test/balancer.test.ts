@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import { Pool } from 'undici';
 
-import { type Balancer, type BalancerOptions, createBalancer } from '../src/supervisor/balancer.js';
+import { type Balancer, type BalancerOptions, createBalancer } from '../src/balancer/balancer.js';
 
 /** A tiny upstream on loopback: answers its id, counts hits, can fail its health check or hold requests. */
 interface Upstream {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ControlClient, connectControl, readControlState, removeControlState, writeControlState } from '../src/supervisor/client.js';
+import { ControlClient, connectControl, readControlState, removeControlState, writeControlState } from '../src/app/client.js';
 import { isLoopback } from '../src/net/loopback.js';
-import { startControl, targetGroups, tokenMatches } from '../src/supervisor/control.js';
+import { startControl, targetGroups, tokenMatches } from '../src/app/control.js';
 import { type LogLine, type PsResult, type ServiceSpec, Supervisor } from '../src/supervisor/supervisor.js';
 
 const worker = new URL('./fixtures/supervisor-worker.mjs', import.meta.url).pathname;

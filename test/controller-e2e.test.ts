@@ -19,12 +19,12 @@ import { test } from 'node:test';
 import pg from 'pg';
 
 import { parseConfig } from '../src/config/load.js';
-import type { Clock } from '../src/controller/clock.js';
+import type { Clock } from '../src/clock.js';
 import type { DecisionRecord } from '../src/controller/controller.js';
 import { decisionWhere } from '../src/controller/events.js';
 import { startController } from '../src/controller/start.js';
 import { createPostgresQueue } from '../src/runtime/queue/postgres.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 import { freshSchema } from './helpers/db.js';
 
 test('tide up with the autoscaler: a step in load scales workers out within two rounds of the SLO breach, no job is lost, and they scale back in', { timeout: 120_000 }, async () => {

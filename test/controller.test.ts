@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 
 import type { Actuator, Observed } from '../src/actuators/types.js';
-import { ManualClock } from '../src/controller/clock.js';
+import { ManualClock } from '../src/clock.js';
 import { type ControlledService, Controller } from '../src/controller/controller.js';
 import { combineSamples } from '../src/core/metrics.js';
 import { type Journal, openJournal } from '../src/controller/journal.js';

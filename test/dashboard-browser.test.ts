@@ -13,8 +13,8 @@ import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
 import { createDashboard } from '../src/dashboard/server.js';
-import { startControl } from '../src/supervisor/control.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startControl } from '../src/app/control.js';
+import { startSystem } from '../src/app/system.js';
 import { freshSchema } from './helpers/db.js';
 
 const CHROMIUM = '/usr/bin/chromium';

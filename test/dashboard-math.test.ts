@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ManualClock } from '../src/controller/clock.js';
+import { ManualClock } from '../src/clock.js';
 import type { JournalEntry } from '../src/controller/journal.js';
 import { timelineFromDecision } from '../src/dashboard/collect.js';
 import { Sampler } from '../src/dashboard/sampler.js';

@@ -10,7 +10,7 @@ import { startDashboardProxy } from '../src/dashboard/proxy.js';
 import { type Dashboard, createDashboard } from '../src/dashboard/server.js';
 import type { Snapshot } from '../src/dashboard/snapshot.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
-import { type ControlServer, startControl } from '../src/supervisor/control.js';
+import { type ControlServer, startControl } from '../src/app/control.js';
 import { Supervisor } from '../src/supervisor/supervisor.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
 

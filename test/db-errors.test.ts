@@ -17,7 +17,7 @@ import { fallbackDataDir, startEmbeddedPostgres } from '../src/db/embedded.js';
 import { toAccessError } from '../src/db/errors.js';
 import { TideError } from '../src/errors.js';
 import { createQueue } from '../src/index.js';
-import { createBalancer } from '../src/supervisor/balancer.js';
+import { createBalancer } from '../src/balancer/balancer.js';
 import { databaseUrl } from './helpers/db.js';
 
 function refusedWith(code: string, ...mentions: RegExp[]) {

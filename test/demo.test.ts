@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
-import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded, splitFigures } from '../src/supervisor/demo.js';
+import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded, splitFigures } from '../src/app/demo.js';
 import { freshSchema } from './helpers/db.js';
 
 const bin = new URL('../bin/tide.js', import.meta.url).pathname;

@@ -21,7 +21,7 @@ import { gatherFacts } from '../src/doctor/gather.js';
 import { buildApi } from '../src/runtime/api/server.js';
 import { startApi } from '../src/runtime/api/start.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
-import { type Balancer, createBalancer } from '../src/supervisor/balancer.js';
+import { type Balancer, createBalancer } from '../src/balancer/balancer.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
 import { runTide } from './helpers/tide.js';
 

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseConfig } from '../src/config/load.js';
 import { exportConfig, renderExport } from '../src/export/index.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 import { freshSchema } from './helpers/db.js';
 import { prometheusSkip as skip, type RunningPrometheus, startPrometheus } from './helpers/prometheus.js';
 

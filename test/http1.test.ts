@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { ChunkedScanner, Framing, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead } from '../src/supervisor/http1.js';
+import { ChunkedScanner, Framing, type RequestHead, type ResponseHead, parseRequestHead, parseResponseHead } from '../src/balancer/http1.js';
 
 function request(text: string): RequestHead {
   const head = parseRequestHead(text);

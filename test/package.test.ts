@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 
 import { parseDocument } from 'yaml';
 
-import type { ControlState } from '../src/supervisor/client.js';
+import type { ControlState } from '../src/app/client.js';
 import { fallbackDataDir, stopEmbeddedPostgres } from '../src/db/embedded.js';
 import { freshSchema } from './helpers/db.js';
 import { ok, run } from './helpers/run.js';

@@ -18,7 +18,7 @@ import { TideError } from '../src/errors.js';
 import { type RunningApi, startApi } from '../src/runtime/api/start.js';
 import { type PostgresQueue, createPostgresQueue } from '../src/runtime/queue/postgres.js';
 import { type RunningWorker, sleepFor, startWorker } from '../src/runtime/worker/worker.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 import { type TestSchema, freshSchema } from './helpers/db.js';
 import { type PgBouncer, pgbouncerSkipReason, startPgBouncer } from './helpers/pgbouncer.js';
 

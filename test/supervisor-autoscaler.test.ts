@@ -20,7 +20,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { ServiceControlStatus } from '../src/controller/controller.js';
 import { decisionWhere } from '../src/controller/events.js';
 import type { PsResult } from '../src/supervisor/supervisor.js';
-import { startSystem } from '../src/supervisor/system.js';
+import { startSystem } from '../src/app/system.js';
 import { freshSchema } from './helpers/db.js';
 
 const run = promisify(execFile);

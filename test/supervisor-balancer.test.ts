@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createBalancer } from '../src/supervisor/balancer.js';
+import { createBalancer } from '../src/balancer/balancer.js';
 import { type ServiceSpec, Supervisor } from '../src/supervisor/supervisor.js';
 
 const server = new URL('./fixtures/supervisor-server.mjs', import.meta.url).pathname;

@@ -18,14 +18,14 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 import type { Actuator } from '../../src/actuators/types.js';
-import { ManualClock } from '../../src/controller/clock.js';
+import { ManualClock } from '../../src/clock.js';
 import { Controller, type DecisionRecord } from '../../src/controller/controller.js';
 import { parseServicePolicy } from '../../src/core/schema.js';
 import type { Decision, Sample } from '../../src/core/types.js';
 import { TideError } from '../../src/errors.js';
 import { createSource } from '../../src/sources/registry.js';
 import type { MetricSource } from '../../src/sources/types.js';
-import { seeded } from '../../src/supervisor/demo.js';
+import { seeded } from '../../src/app/demo.js';
 import { sleep, startChaosSystem } from '../system.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from '../types.js';
 

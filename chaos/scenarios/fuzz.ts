@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { ERRORS, isTideError } from '../../src/errors.js';
 import { startApi } from '../../src/runtime/api/start.js';
-import { startControl } from '../../src/supervisor/control.js';
+import { startControl } from '../../src/app/control.js';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
 import type { Scenario, ScenarioResult } from '../types.js';
 

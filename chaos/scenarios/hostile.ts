@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 import { dropSchema } from '../../src/db/migrate.js';
 import { type RunningApi, type StartApiOptions, startApi } from '../../src/runtime/api/start.js';
-import { createBalancer } from '../../src/supervisor/balancer.js';
+import { createBalancer } from '../../src/balancer/balancer.js';
 import { freePort } from '../../src/supervisor/supervisor.js';
 import { until } from '../system.js';
 

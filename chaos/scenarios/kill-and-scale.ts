@@ -11,7 +11,7 @@
  * request fails (killing workers and scaling the API through the supervisor must cost no
  * HTTP answer).
  */
-import { seeded } from '../../src/supervisor/demo.js';
+import { seeded } from '../../src/app/demo.js';
 import { failuresByCause, startLoad } from '../load.js';
 import { auditJobs, drained, secs, sleep, startChaosSystem } from '../system.js';
 import type { Scenario, ScenarioResult } from '../types.js';

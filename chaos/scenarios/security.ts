@@ -21,7 +21,7 @@ import pg from 'pg';
 import { isTideError } from '../../src/errors.js';
 import { startApi } from '../../src/runtime/api/start.js';
 import { createSource } from '../../src/sources/registry.js';
-import { startControl } from '../../src/supervisor/control.js';
+import { startControl } from '../../src/app/control.js';
 import { Supervisor, freePort } from '../../src/supervisor/supervisor.js';
 import { startLoad } from '../load.js';
 import { startChaosSystem, until } from '../system.js';

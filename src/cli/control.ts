@@ -4,7 +4,7 @@
  * command has checked its own arguments (a usage error needs no running `tide up`). The client
  * module loads only when such a command runs.
  */
-import type { ControlClient } from '../supervisor/client.js';
+import type { ControlClient } from '../app/client.js';
 import { type Options, type Parsed, parse } from './args.js';
 import { CLIENT_FLAGS } from './client-flags.js';
 
@@ -24,7 +24,7 @@ export async function parseControlArgs<T extends Options = Record<never, never>>
   argv: string[],
   spec: ControlCommandSpec<T> = {},
 ): Promise<Pick<Parsed<typeof CLIENT_FLAGS & T>, 'values' | 'positionals'> & { connect: () => Promise<ControlClient> }> {
-  const { clientFromFlags } = await import('../supervisor/client.js');
+  const { clientFromFlags } = await import('../app/client.js');
   const { values, positionals } = parse(argv, { ...CLIENT_FLAGS, ...spec.flags } as typeof CLIENT_FLAGS & T, spec.positionals ?? true);
   return { values, positionals, connect: (): Promise<ControlClient> => clientFromFlags(values) };
 }

@@ -40,7 +40,7 @@ import { type Decision, type History, METRIC, type Reason, type Sample, type Ser
 import type { Actuator } from '../actuators/types.js';
 import { TideError, isTideError } from '../errors.js';
 import type { MetricSource } from '../sources/types.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import type { Journal, JournalEntry } from './journal.js';
 
 /** How far apart a pause from the control API and the same manual scale seen by a round may end. */

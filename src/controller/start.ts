@@ -12,7 +12,7 @@ import type { Sample } from '../core/types.js';
 import { TideError } from '../errors.js';
 import { createSource } from '../sources/registry.js';
 import type { MetricSource, SourceContext } from '../sources/types.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { type ControlledService, Controller, type ServiceControlStatus } from './controller.js';
 import { type Journal, openJournal } from './journal.js';
 

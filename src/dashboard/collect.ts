@@ -18,7 +18,7 @@ import type { ServiceControlStatus } from '../controller/controller.js';
 import type { JournalEntry, ListOptions } from '../controller/journal.js';
 import { histogramBuckets, parsePrometheusText, sumSeries } from '../metrics/prometheus-text.js';
 import type { QueueStats } from '../runtime/queue/types.js';
-import type { BalancerStats } from '../supervisor/balancer.js';
+import type { BalancerStats } from '../balancer/balancer.js';
 import type { PsResult } from '../supervisor/supervisor.js';
 import type { ApiReplicaReading, DatabaseView, QueueReading, Reading, ServiceView, TimelineEntry } from './snapshot.js';
 

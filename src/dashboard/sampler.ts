@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { type Clock, systemClock } from '../controller/clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { type Reading, type Snapshot, type TimelineEntry, snapshotOf } from './snapshot.js';
 
 export interface SamplerOptions {

@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { type Clock, systemClock } from '../controller/clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { TideError } from '../errors.js';
 import { type AutoscalerView, type Collector, type CollectorSources, createCollector } from './collect.js';
 import { Sampler } from './sampler.js';

@@ -20,8 +20,8 @@ import { type ConnectionBudget, type ConnectionLimit, connectionBudget } from '.
 import { readConnectionLimit } from '../db/budget-live.js';
 import { isTideError } from '../errors.js';
 import type { MetricSource } from '../sources/types.js';
-import type { ControlClient } from '../supervisor/client.js';
-import type { BalancerStats } from '../supervisor/balancer.js';
+import type { ControlClient } from '../app/client.js';
+import type { BalancerStats } from '../balancer/balancer.js';
 import type { PsResult } from '../supervisor/supervisor.js';
 import { type RequestCounters, parseRequestCounters, quantileUpperBound, windowCounters } from './metrics-text.js';
 import {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { processAlive } from '../../src/os/proc.js';
-import type { ControlState } from '../../src/supervisor/client.js';
+import type { ControlState } from '../../src/app/client.js';
 
 export { processAlive as alive };
 

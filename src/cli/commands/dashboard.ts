@@ -38,7 +38,7 @@ export const command: Command = {
       false,
     );
     if (!values.connect) {
-      const { clientFromFlags } = await import('../../supervisor/client.js');
+      const { clientFromFlags } = await import('../../app/client.js');
       const client = await clientFromFlags(values);
       // ask it, so "not running" is said here rather than by the browser
       await client.request('GET', '/v1/ps');

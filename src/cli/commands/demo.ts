@@ -49,9 +49,9 @@ export const command: Command = {
     const seed = numberArg(values.seed, '--seed', 42);
     const intervalMs = values.interval === undefined ? undefined : numberArg(values.interval, '--interval', 5, 0.2) * 1000;
     const [{ SCENARIOS, demoConfig, runDemo, splitFigures }, { parseConfig }, { startSystem }] = await Promise.all([
-      import('../../supervisor/demo.js'),
+      import('../../app/demo.js'),
       import('../../config/load.js'),
-      import('../../supervisor/system.js'),
+      import('../../app/system.js'),
     ]);
     const scenario = SCENARIOS.find((s) => s === values.scenario);
     if (!scenario) {

@@ -55,7 +55,7 @@ export const command: Command = {
       import('../../doctor/gather.js'),
       import('../../doctor/diagnose.js'),
       import('../../doctor/format.js'),
-      import('../../supervisor/client.js'),
+      import('../../app/client.js'),
       import('../../sources/registry.js'),
     ]);
 

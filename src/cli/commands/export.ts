@@ -49,7 +49,7 @@ const AUTOSCALERS = ['auto', 'hpa', 'keda', 'tide'] as const;
 
 /** The control API of the `tide up` running from this config, when one is (its control.json). */
 async function runningControlUrl(configFile: string, stateDir: string): Promise<string | undefined> {
-  const { readControlState } = await import('../../supervisor/client.js');
+  const { readControlState } = await import('../../app/client.js');
   const state = await readControlState(path.resolve(path.dirname(configFile), stateDir));
   return state?.url;
 }

@@ -20,7 +20,7 @@ export const command: Command = {
   summary: 'list services and replicas (--json for scripts)',
   help: clientCommandHelp(HELP),
   async run(argv) {
-    const { clientFromFlags } = await import('../../supervisor/client.js');
+    const { clientFromFlags } = await import('../../app/client.js');
     const { values } = parse(argv, CLIENT_FLAGS, false);
     const client = await clientFromFlags(values);
     type Ps = import('../../supervisor/supervisor.js').PsResult & {

@@ -49,7 +49,7 @@ export const command: Command = {
     const stateDir = path.resolve(configDir, config.stateDir);
     if (values.detach) return detach(argv.filter((a) => a !== '-d' && a !== '--detach'), stateDir);
 
-    const { startSystem } = await import('../../supervisor/system.js');
+    const { startSystem } = await import('../../app/system.js');
     const log = (line: string) => process.stderr.write(`tide | ${line}\n`);
     const colour = !values['no-color'] && !process.env.NO_COLOR && process.stdout.isTTY;
     const names = Object.keys(config.services);
@@ -101,7 +101,7 @@ export const command: Command = {
 
 /** Re-spawns `tide up` in the background and returns once its control API answers. */
 async function detach(argv: string[], stateDir: string): Promise<number> {
-  const [{ readControlState, connectControl }, { TideError }] = await Promise.all([import('../../supervisor/client.js'), import('../../errors.js')]);
+  const [{ readControlState, connectControl }, { TideError }] = await Promise.all([import('../../app/client.js'), import('../../errors.js')]);
   await mkdir(stateDir, { recursive: true });
   const logFile = path.join(stateDir, 'up.log');
   const out = openSync(logFile, 'a');

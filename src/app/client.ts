@@ -9,7 +9,7 @@ import path from 'node:path';
 
 
 import { type ErrorCode, ERRORS, TideError, type Where } from '../errors.js';
-import type { LogLine } from './supervisor.js';
+import type { LogLine } from '../supervisor/supervisor.js';
 
 /** `<state_dir>/control.json`: where the running `tide up` answers. Holds no secret. */
 export interface ControlState {

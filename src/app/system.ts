@@ -22,12 +22,12 @@ import type { TideConfig } from '../config/schema.js';
 import type { RunningController } from '../controller/start.js';
 import type { Dashboard } from '../dashboard/server.js';
 import { TideError } from '../errors.js';
-import type { Balancer } from './balancer.js';
-import type { BackoffTimings } from './backoff.js';
+import type { Balancer } from '../balancer/balancer.js';
+import type { BackoffTimings } from '../supervisor/backoff.js';
 import { connectControl, readControlState, removeControlState, writeControlState } from './client.js';
 import { type ControlServer, startControl } from './control.js';
-import { type DatabaseStatus, DatabaseWatch, externalDatabase } from './database.js';
-import { type LogLine, type ServiceSpec, Supervisor } from './supervisor.js';
+import { type DatabaseStatus, DatabaseWatch, externalDatabase } from '../supervisor/database.js';
+import { type LogLine, type ServiceSpec, Supervisor } from '../supervisor/supervisor.js';
 
 const TIDE_BIN = fileURLToPath(new URL('../../bin/tide.js', import.meta.url));
 
@@ -115,7 +115,7 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
     const apis = Object.values(config.services).filter((s) => s.kind === 'api');
     let balancer: Balancer | undefined;
     if (apis.length > 0) {
-      const { createBalancer } = await import('./balancer.js');
+      const { createBalancer } = await import('../balancer/balancer.js');
       const b = config.balancer;
       balancer = await createBalancer({
         host: b.host,

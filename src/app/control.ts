@@ -22,7 +22,7 @@ import type { Socket } from 'node:net';
 
 import { TideError, isTideError } from '../errors.js';
 import { browserRefusal, isLoopback } from '../net/loopback.js';
-import type { LogLine, PsResult, ServiceStatus } from './supervisor.js';
+import type { LogLine, PsResult, ServiceStatus } from '../supervisor/supervisor.js';
 
 /** What the control API drives: the supervisor, and `tide up`'s own stop. */
 export interface ControlTarget {
