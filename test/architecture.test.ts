@@ -15,7 +15,8 @@ const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'sr
 /** Floors, lowest first: a room may import from its own floor's other rooms only where listed below. */
 const FLOORS: ReadonlyArray<readonly string[]> = [
   ['errors.ts', 'fields.ts', 'version.ts', 'random.ts', 'clock.ts', 'os', 'metrics'],
-  ['core', 'net', 'db'],
+  ['core', 'net'],
+  ['db'],
   ['config', 'actuators', 'runtime', 'sim', 'supervisor', 'balancer'],
   ['sources', 'export', 'load', 'library'],
   ['controller', 'plan', 'index.ts'],

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { dropSchema } from '../../src/db/migrate.js';
 import { type RunningApi, type StartApiOptions, startApi } from '../../src/runtime/api/start.js';
 import { createBalancer } from '../../src/balancer/balancer.js';
-import { freePort } from '../../src/supervisor/supervisor.js';
+import { freePort } from '../../src/net/ports.js';
 import { until } from '../system.js';
 
 const TIDE_BIN = fileURLToPath(new URL('../../bin/tide.js', import.meta.url));

@@ -23,12 +23,12 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, chmod, chown, copyFile, link, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { TideError } from '../errors.js';
+import { freePort } from '../net/ports.js';
 import { processAlive, readProcStat } from '../os/proc.js';
 
 const run = promisify(execFile);
@@ -105,18 +105,6 @@ async function repairSymlinks(nativeDir: string): Promise<void> {
       await symlink(path.relative(path.dirname(to), path.join(pkgDir, source)), to).catch(() => undefined);
     }
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** The user the server runs as when we are root (PostgreSQL refuses root itself). */

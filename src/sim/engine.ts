@@ -24,122 +24,16 @@
  */
 import { SERVICE_WINDOW_SECONDS } from '../core/metrics.js';
 import type { Jobs } from './jobs.js';
+import type { Observation, RunOptions, RunResult, SimPolicy } from './observation.js';
 import type { Scenario } from './scenario.js';
+import { buildSeries, isFlap, percentiles } from './series.js';
 
-/** What a policy sees at a tick: the signals a live system's metric sources would give it. */
-export interface Observation {
-  /** Virtual seconds since the run started. */
-  now: number;
-  /** The replica count currently desired (requested): starting + ready, not draining. */
-  desired: number;
-  /** Replicas ready and taking jobs (not draining). */
-  ready: number;
-  starting: number;
-  draining: number;
-  /** Jobs waiting (not in flight). */
-  queueDepth: number;
-  /** Seconds the oldest waiting job has waited (0 when none waits). */
-  oldestAgeSeconds: number;
-  /** Counter: jobs arrived so far. */
-  arrivalsTotal: number;
-  /** Counter: jobs completed so far. */
-  completionsTotal: number;
-  /** Jobs being processed, on all replicas (draining ones included). */
-  inFlight: number;
-  /** Busy slots over the slots of ready and draining replicas, 0..1 (0 with no such replica). */
-  utilization: number;
-  /** Counter: integral of busy slots over time (slot-seconds), as a CPU-seconds counter would be. */
-  busySlotSecondsTotal: number;
-  /** Counter: integral of the slots of ready and draining replicas over time. */
-  slotSecondsTotal: number;
-  /** Mean service time of jobs completed in the last 60 s, seconds; NaN before the first completion. */
-  serviceTimeMeanSeconds: number;
-  /** Squared coefficient of variation of those service times; NaN before the first completion. */
-  serviceTimeScv: number;
-  /** Slots per replica. */
-  concurrency: number;
-}
-
-/** A scaling policy under simulation: called every `intervalSeconds` of virtual time. */
-export interface SimPolicy {
-  readonly name: string;
-  readonly intervalSeconds: number;
-  /** Returns the desired replica count (the engine clamps it to the scenario's bounds). */
-  decide(observation: Observation): number;
-}
-
-export interface RunOptions {
-  /** Replicas ready at t = 0 (default: the scenario's initial_replicas). */
-  initialReplicas?: number;
-  /** Stop as soon as the SLO can no longer be met (for searches); the result is then marked `aborted`. */
-  abortWhenSloMissed?: boolean;
-  /** Bucket width in seconds for the time series (arrivals, replicas, p95 wait); none when absent. */
-  seriesBucketSeconds?: number;
-  /** Skip the wait percentiles (for searches that only need attainment). */
-  skipPercentiles?: boolean;
-}
-
-/** Per-bucket series for charts. */
-export interface RunSeries {
-  bucketSeconds: number;
-  /** Jobs arrived per bucket. */
-  arrivals: Float64Array;
-  /** Time-averaged replicas paid for in each bucket. */
-  replicas: Float64Array;
-  /** p95 wait of the jobs that arrived in each bucket, seconds (NaN when none arrived). */
-  waitP95: Float64Array;
-  /** Time-averaged jobs waiting (not started) in each bucket: the queue depth. */
-  depth: Float64Array;
-}
-
-/** The metrics of one run, as the scenarios README defines them. */
-export interface RunResult {
-  policy: string;
-  jobs: number;
-  /** Jobs that started within slo.waitSeconds, over all jobs (still-waiting ones are misses). */
-  attainment: number;
-  waitP50: number;
-  waitP95: number;
-  waitP99: number;
-  waitMax: number;
-  replicaSeconds: number;
-  lowerBoundSeconds: number;
-  efficiency: number;
-  scaleEvents: number;
-  flaps: number;
-  traceSeconds: number;
-  /** True when the run stopped early because the SLO was already lost (abortWhenSloMissed). */
-  aborted: boolean;
-  /** Desired replica count over time: change times and values (starting with t = 0). */
-  desiredAt: { t: number[]; replicas: number[] };
-  series?: RunSeries;
-}
+export type * from './observation.js';
+export { countFlaps, isFlap, percentiles, queueDepthSeries } from './series.js';
 
 const STARTING = 1;
 const READY = 2;
 const DRAINING = 3;
-/** A reversal of the desired count this soon after a change the other way is a flap. */
-const FLAP_SECONDS = 300;
-
-/** Whether a change in direction `dir` (+1, -1), `secondsSince` after one in `prevDir`, is a flap. */
-export function isFlap(prevDir: number, dir: number, secondsSince: number): boolean {
-  return prevDir === -dir && secondsSince < FLAP_SECONDS;
-}
-
-/** The flaps in a list of count changes (`at` in seconds, in order), counted as a run counts them. */
-export function countFlaps(changes: ReadonlyArray<{ at: number; from: number; to: number }>): number {
-  let flaps = 0;
-  let lastDir = 0;
-  let lastAt = Number.NEGATIVE_INFINITY;
-  for (const c of changes) {
-    const dir = Math.sign(c.to - c.from);
-    if (dir === 0) continue;
-    if (isFlap(lastDir, dir, c.at - lastAt)) flaps++;
-    lastDir = dir;
-    lastAt = c.at;
-  }
-  return flaps;
-}
 /** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
 const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
@@ -641,74 +535,4 @@ class Run {
     }
     return result;
   }
-}
-
-/**
- * Nearest-rank percentiles (the value at rank ceil(p * n)). Zeros (jobs that started on
- * arrival, usually most of them) are counted, not sorted: only the positive waits are.
- */
-export function percentiles(values: Float64Array, ps: number[]): number[] {
-  const n = values.length;
-  if (n === 0) return ps.map(() => 0);
-  let positives = 0;
-  for (let i = 0; i < n; i++) if (values[i]! > 0) positives++;
-  const pos = new Float64Array(positives);
-  let k = 0;
-  for (let i = 0; i < n; i++) if (values[i]! > 0) pos[k++] = values[i]!;
-  pos.sort();
-  const zeros = n - positives;
-  return ps.map((p) => {
-    const rank = Math.max(1, Math.ceil(p * n - 1e-9));
-    return rank <= zeros ? 0 : pos[rank - zeros - 1]!;
-  });
-}
-
-function buildSeries(arrivals: Float64Array, waits: Float64Array, end: number, bucket: number, paidT: number[], paidV: number[]): RunSeries {
-  const buckets = Math.ceil(end / bucket);
-  const arr = new Float64Array(buckets);
-  const p95 = new Float64Array(buckets).fill(Number.NaN);
-  let j = 0;
-  for (let b = 0; b < buckets; b++) {
-    const to = (b + 1) * bucket;
-    const from = j;
-    while (j < arrivals.length && arrivals[j]! < to) j++;
-    arr[b] = j - from;
-    if (j > from) p95[b] = percentiles(waits.subarray(from, j), [0.95])[0]!;
-  }
-  // time-averaged paid replicas per bucket, from the step function (paidT, paidV)
-  const reps = new Float64Array(buckets);
-  for (let i = 0; i + 1 < paidT.length; i++) {
-    let a = paidT[i]!;
-    const z = paidT[i + 1]!;
-    const v = paidV[i]!;
-    while (a < z) {
-      const b = Math.min(buckets - 1, Math.floor(a / bucket));
-      const stop = Math.min(z, (b + 1) * bucket);
-      reps[b]! += (v * (stop - a)) / bucket;
-      if (stop <= a) break;
-      a = stop;
-    }
-  }
-  return { bucketSeconds: bucket, arrivals: arr, replicas: reps, waitP95: p95, depth: queueDepthSeries(arrivals, waits, buckets, bucket) };
-}
-
-/**
- * The time-averaged queue depth per bucket: a job arriving at a and starting after a wait w
- * is waiting over [a, a + w] (one that never started, until the end). `waits` in seconds,
- * parallel to `arrivals`.
- */
-export function queueDepthSeries(arrivals: ArrayLike<number>, waits: ArrayLike<number>, buckets: number, bucket: number): Float64Array {
-  const depth = new Float64Array(buckets);
-  const end = buckets * bucket;
-  for (let j = 0; j < arrivals.length; j++) {
-    let a = arrivals[j]!;
-    const z = Math.min(end, a + waits[j]!);
-    while (a < z) {
-      const b = Math.floor(a / bucket);
-      const stop = Math.min(z, (b + 1) * bucket);
-      depth[b]! += (stop - a) / bucket;
-      a = stop;
-    }
-  }
-  return depth;
 }

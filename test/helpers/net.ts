@@ -2,14 +2,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 
-/** A loopback port that was free a moment ago (the kernel picked it; nothing listens now). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../src/net/ports.js';
 
 /** Starts `server` on a kernel-picked loopback port; resolves with its http:// base URL. */
 export async function listenOnLoopback(server: net.Server): Promise<string> {
