@@ -329,7 +329,7 @@ function scenarioFor(run: LiveRun, startupSeconds: number): { scenario: Scenario
 
 async function simulated(run: LiveRun, startupSeconds: number): Promise<RunResult> {
   const { scenario, jobs } = scenarioFor(run, startupSeconds);
-  const policy = await configPolicy(run.servicePolicy, { name: `${run.policy.name} sim`, intervalSeconds: run.policy.intervalSeconds });
+  const policy = configPolicy(run.servicePolicy, { name: `${run.policy.name} sim`, intervalSeconds: run.policy.intervalSeconds });
   return simulate(scenario, jobs, policy, { seriesBucketSeconds: BUCKET_S });
 }
 

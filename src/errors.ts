@@ -74,7 +74,6 @@ export const ERRORS = {
   TIDE_SCENARIO_TRACE_MISSING: { status: 404, exit: 2, summary: 'The arrival trace a scenario names cannot be read.' },
   TIDE_SCENARIO_TRACE_INVALID: { status: 400, exit: 2, summary: 'A row of an arrival trace (`t,count` CSV) is malformed (the file and line are named).' },
   TIDE_SIM_UNKNOWN_POLICY: { status: 400, exit: 2, summary: 'The simulator has no policy of the name given to --policy.' },
-  TIDE_SIM_CORE_UNAVAILABLE: { status: 500, exit: 1, summary: 'The decision core could not be loaded, so the `tide` and `config` policies cannot run.' },
 
   // --- supervisor and load balancer
   TIDE_LB_NO_UPSTREAM: { status: 503, exit: 1, summary: 'The load balancer has no healthy, non-draining upstream (API replica) to send the request to.' },
@@ -190,6 +189,12 @@ export class TideError extends Error {
 
 export function isTideError(err: unknown): err is TideError {
   return err instanceof TideError;
+}
+
+/** The code and message of anything thrown: a TideError's own, else TIDE_INTERNAL (a bug) and its message. */
+export function errorFacts(err: unknown): { code: string; message: string } {
+  if (isTideError(err)) return { code: err.code, message: err.message };
+  return { code: 'TIDE_INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 export function formatWhere(where: Where | undefined): string {

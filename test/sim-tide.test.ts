@@ -53,10 +53,10 @@ test('the tide policy is the scenario SLO, untuned; zero-capable scenarios get a
 });
 
 test('tide runs every 5 s, scales out for a surge and back in, within bounds, deterministically', async () => {
-  const policy = await tidePolicy(scenario);
+  const policy = tidePolicy(scenario);
   assert.equal(policy.intervalSeconds, 5);
   const a = simulate(scenario, jobs, policy);
-  const b = simulate(scenario, jobs, await tidePolicy(scenario));
+  const b = simulate(scenario, jobs, tidePolicy(scenario));
   assert.deepEqual(a, b);
   const peak = Math.max(...a.desiredAt.replicas);
   assert.ok(peak >= 6 && peak <= 20, `peak ${peak}`); // 60 jobs/s of 1 s jobs need 6+ replicas of 10 slots
@@ -65,7 +65,7 @@ test('tide runs every 5 s, scales out for a surge and back in, within bounds, de
 });
 
 test('configPolicy runs a scale: block through the core (a target on queue depth per replica)', async () => {
-  const policy = await configPolicy({ min: 1, max: 20, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 50 }] }, { name: 'depth-target', intervalSeconds: 15 });
+  const policy = configPolicy({ min: 1, max: 20, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 50 }] }, { name: 'depth-target', intervalSeconds: 15 });
   assert.equal(policy.name, 'depth-target');
   assert.equal(policy.intervalSeconds, 15);
   const r = simulate(scenario, jobs, policy);
@@ -79,7 +79,7 @@ test('a flash crowd with start-up longer than W: tide asks for the peak at the f
   const crowd: Scenario = { ...scenario, name: 'crowd', startupSeconds: 30, maxReplicas: 50 };
   const c = Array.from({ length: 600 }, (_, i) => (i >= 300 ? 200 : 20));
   const t: Trace = { file: 'c', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
-  const run = simulate(crowd, drawJobs(crowd, t, 3), await tidePolicy(crowd));
+  const run = simulate(crowd, drawJobs(crowd, t, 3), tidePolicy(crowd));
   const at = (s: number) => run.desiredAt.replicas[run.desiredAt.t.findLastIndex((x) => x <= s)]!;
   assert.ok(at(300) <= 5, `before the step ${at(300)}`);
   // waiting one more round for a second sub-window to confirm the step would cost 5 s x 200 jobs
@@ -99,7 +99,7 @@ test('on/off bursts: tide settles on the fleet the bursts need and holds it (no 
   };
   const c = Array.from({ length: 1500 }, (_, i) => (i % 40 < 20 ? 150 : 10));
   const t: Trace = { file: 'o', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
-  const run = simulate(onOff, drawJobs(onOff, t, 8), await tidePolicy(onOff));
+  const run = simulate(onOff, drawJobs(onOff, t, 8), tidePolicy(onOff));
   assert.ok(run.attainment >= 0.99, `attainment ${run.attainment}`);
   assert.equal(run.flaps, 0);
   const late = run.desiredAt.replicas.filter((_, i) => run.desiredAt.t[i]! > 400);

@@ -1,39 +1,15 @@
 /**
- * The `tide` and `config` policies: the decision core's `decide()` driven by the simulator's
- * virtual clock, exactly as the live controller drives it (every 5 s by default, the history
- * passed back each time, the same metric names).
- *
- * The core module is loaded on first use (`loadCore`), so the simulator, its baselines and the
- * CLI work without it and the core can evolve separately.
+ * The `tide` and `config` policies: the decision core driven by the simulator's virtual clock
+ * through the same Decider as the live controller's rounds (core/decider.ts: every 5 s by
+ * default, the history carried from round to round, the same metric names).
  */
-import { TideError } from '../errors.js';
-import { type DecideInput, type Decision, METRIC, type Sample, type ServicePolicy, emptyHistory, queueSamples } from '../core/types.js';
+import { Decider } from '../core/decider.js';
+import { METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
 import type { Observation, SimPolicy } from './engine.js';
 import type { Scenario } from './scenario.js';
 
-export type DecideFn = (input: DecideInput) => Decision;
-
 /** The live controller's default decision interval. */
 export const CONTROLLER_INTERVAL_SECONDS = 5;
-
-let core: DecideFn | undefined;
-
-/** Loads core `decide()` once; TIDE_SIM_CORE_UNAVAILABLE when it cannot be loaded. */
-export async function loadCore(): Promise<DecideFn> {
-  if (core) return core;
-  // loaded lazily: the baselines and the CLI keep working even if the core fails to load
-  let mod: { decide?: unknown };
-  try {
-    mod = await import('../core/decide.js');
-  } catch (cause) {
-    throw new TideError('TIDE_SIM_CORE_UNAVAILABLE', `The decision core (src/core/decide) cannot be loaded: ${(cause as Error).message}`, { cause });
-  }
-  if (typeof mod.decide !== 'function') {
-    throw new TideError('TIDE_SIM_CORE_UNAVAILABLE', 'The decision core module does not export a decide() function.');
-  }
-  core = mod.decide as DecideFn;
-  return core;
-}
 
 /** The samples a live metric source would publish for the observation, at virtual ms. */
 export function samplesOf(obs: Observation): Sample[] {
@@ -57,17 +33,13 @@ export function samplesOf(obs: Observation): Sample[] {
   ];
 }
 
-/** A SimPolicy around a loaded decide(): keeps the core's history between calls. */
-export function corePolicy(name: string, policy: ServicePolicy, decide: DecideFn, intervalSeconds = CONTROLLER_INTERVAL_SECONDS): SimPolicy {
-  let history = emptyHistory();
+/** A SimPolicy around the decision core: one Decider round per tick. */
+export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS): SimPolicy {
+  const decider = new Decider(policy);
   return {
     name,
     intervalSeconds,
-    decide(obs: Observation): number {
-      const decision = decide({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs), policy, history });
-      history = decision.history;
-      return decision.desired;
-    },
+    decide: (obs: Observation): number => decider.round({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs) }).desired,
   };
 }
 
@@ -93,12 +65,12 @@ export function tideServicePolicy(scenario: Scenario): ServicePolicy {
   };
 }
 
-/** The `tide` policy for a scenario (loads the core on first use). */
-export async function tidePolicy(scenario: Scenario): Promise<SimPolicy> {
-  return corePolicy('tide', tideServicePolicy(scenario), await loadCore());
+/** The `tide` policy for a scenario. */
+export function tidePolicy(scenario: Scenario): SimPolicy {
+  return corePolicy('tide', tideServicePolicy(scenario));
 }
 
 /** A service's own `scale:` block run through the core, as `tide autoscale` would run it. */
-export async function configPolicy(servicePolicy: ServicePolicy, options: { name?: string; intervalSeconds?: number } = {}): Promise<SimPolicy> {
-  return corePolicy(options.name ?? 'config', servicePolicy, await loadCore(), options.intervalSeconds);
+export function configPolicy(servicePolicy: ServicePolicy, options: { name?: string; intervalSeconds?: number } = {}): SimPolicy {
+  return corePolicy(options.name ?? 'config', servicePolicy, options.intervalSeconds);
 }
