@@ -116,25 +116,6 @@ test('a client finds no tide up: TIDE_SUPERVISOR_NOT_RUNNING', async () => {
   }
 });
 
-test('POST /v1/scale tells onManualScale of each service before applying it, and nothing of a refused scale', { timeout: 30_000 }, async () => {
-  const sup = new Supervisor({ services: [jobs()] });
-  const told: Array<[string, number]> = [];
-  // the count the service had when the hook ran: the autoscaler must pause before the scale starts
-  const control = await startControl({ target: sup, port: 0, onDown: () => {}, onManualScale: (name) => told.push([name, sup.ps().services[0]!.desired]) });
-  try {
-    await sup.start();
-    const client = new ControlClient(control.url);
-    await client.request('POST', '/v1/scale', { replicas: { jobs: 2 } });
-    assert.deepEqual(told, [['jobs', 1]]);
-    await assert.rejects(client.request('POST', '/v1/scale', { replicas: { jobs: 1, nope: 2 } }), { code: 'TIDE_SUPERVISOR_UNKNOWN_SERVICE' });
-    await assert.rejects(client.request('POST', '/v1/scale', { replicas: { jobs: 9 } }), { code: 'TIDE_SUPERVISOR_SCALE_INVALID' });
-    assert.deepEqual(told, [['jobs', 1]], 'a refused scale pauses nothing');
-  } finally {
-    await sup.shutdown();
-    await control.close();
-  }
-});
-
 test('GET /v1/targets groups: one per replica with a port, labelled for the exported relabelling; stopped replicas and portless ones left out', () => {
   const replica = (id: string, service: string, port: number | null, state: PsResult['replicas'][number]['state']) =>
     ({ id, service, index: 1, pid: 1, port, state, restarts: 0, uptimeSeconds: 1, cpuSeconds: null, rssBytes: null, lastExit: null }) as PsResult['replicas'][number];

@@ -265,13 +265,48 @@ describe('controller rounds', () => {
       assert.equal(r3!.applied, true);
       assert.deepEqual(actuator.calls.map((x) => x.replicas), [3]);
       assert.equal(c.status()[0]!.pausedUntil, null);
-      // pause() directly (what `tide up` calls), and resuming early
+      // pause() directly, and resuming early
       c.pause('w-pause', clock.now() + 10_000);
       assert.equal(c.status()[0]!.pausedUntil, clock.now() + 10_000);
       c.pause('w-pause', null);
       assert.equal(c.status()[0]!.pausedUntil, null);
       assert.throws(() => c.pause('nope', 1), (err: TideError) => err.code === 'TIDE_CONTROLLER_UNKNOWN_SERVICE');
     } finally {
+      await c.stop();
+    }
+  });
+
+  test('a manual scale pauses at once: status() shows it before any round, and a target waiting behind the call in flight is dropped', async () => {
+    const clock = new ManualClock();
+    await queue.enqueueMany(Array.from({ length: 20 }, () => ({ queue: 'gate', handler: 'sleep', payload: { ms: 1 } })));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // the first scale call waits for the gate, so the second round's target waits behind it
+    const actuator = new (class extends RecordingActuator {
+      override async scale(service: string, replicas: number, why: Decision): Promise<void> {
+        if (this.calls.length === 0) await gate;
+        await super.scale(service, replicas, why);
+      }
+    })(1);
+    let manualAt: number | null = null;
+    const policy: ServicePolicy = { min: 1, max: 5, policies: [{ kind: 'steps', metric: 'queue_depth', up: [{ above: 10, set: 3 }, { above: 30, set: 5 }] }] };
+    const c = controller([{ name: 'w-gate', policy, sources: [{ name: 'queue', source: builtin('gate') }], actuator, manualScaledAt: () => manualAt }], clock, { manualPauseMs: 60_000 });
+    try {
+      const [r1] = await c.tick();
+      assert.equal(r1!.desired, 3);
+      await queue.enqueueMany(Array.from({ length: 20 }, () => ({ queue: 'gate', handler: 'sleep', payload: { ms: 1 } })));
+      clock.advance(1_000);
+      const [r2] = await c.tick();
+      assert.equal(r2!.current, 3, 'the call in flight is the current count');
+      assert.equal(r2!.desired, 5);
+      assert.equal(r2!.applied, true);
+      manualAt = clock.now();
+      assert.equal(c.status()[0]!.pausedUntil, manualAt + 60_000, 'the pause shows before the next round');
+      open();
+      await c.settled();
+      assert.deepEqual(actuator.calls.map((x) => x.replicas), [3], 'the waiting 5 was not applied after the manual scale');
+    } finally {
+      open();
       await c.stop();
     }
   });

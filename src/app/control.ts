@@ -46,11 +46,6 @@ export interface ControlOptions {
   token?: string | undefined;
   /** `POST /v1/down` (`{"now": true}`: without draining): called after the 202 is sent. */
   onDown: (options: { now: boolean }) => void;
-  /**
-   * `POST /v1/scale`: called for each service of an accepted manual scale, before it is applied,
-   * so the autoscaler pauses at once rather than at its next round (which could undo the scale).
-   */
-  onManualScale?: (service: string) => void;
   /** The project's name, for the `__meta_tide_project` label of `GET /v1/targets`. */
   project?: string;
   /**
@@ -147,7 +142,6 @@ export async function startControl(options: ControlOptions): Promise<ControlServ
         const wanted = parseScaleBody(body);
         // all or nothing: check every pair before changing anything
         for (const [name, n] of wanted) target.checkScale(name, n);
-        for (const [name] of wanted) options.onManualScale?.(name);
         const services = await Promise.all(wanted.map(([name, n]) => target.scale(name, n, { by: 'manual' })));
         return sendJson(res, 200, { services });
       }

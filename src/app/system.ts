@@ -257,10 +257,6 @@ export async function startSystem(config: TideConfig, options: SystemOptions): P
         database: { embedded: database.embedded, schema, ...databaseStatus() },
         autoscaler: autoscaler?.status() ?? [],
       }),
-      onManualScale: (name) => {
-        // the controller would notice at its next round; a round under way could still undo the scale
-        if (config.autoscale.manualPauseMs > 0 && autoscaler?.controller.serviceNames().includes(name)) autoscaler.pause(name, config.autoscale.manualPauseMs);
-      },
       mount: (req, res, url, access) => dashboard.handle(req, res, url, access),
       metrics: async () => {
         const registry = autoscaler?.controller.registry;

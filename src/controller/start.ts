@@ -18,8 +18,10 @@ import { type Journal, openJournal } from './journal.js';
 
 /** The supervisor as the controller sees it: the local actuator's part, plus when a service was scaled by hand. */
 export interface ControllerSupervisor extends LocalSupervisor {
+  /** When `service` was last scaled by hand (ms epoch), or null. */
+  manualScaledAt(service: string): number | null;
   ps(): {
-    services: ReadonlyArray<{ name: string; desired: number; healthy: number; manualScaledAt?: number | null }>;
+    services: ReadonlyArray<{ name: string; desired: number; healthy: number }>;
     /** The replicas' processes, for a `process` source named in a service's `sources:`. */
     replicas?: ReadonlyArray<{ service: string; pid: number | null; state: string }>;
   };
@@ -125,7 +127,7 @@ export async function buildServices(options: BuildOptions): Promise<ControlledSe
       const given = options.actuators?.[service.name];
       const supervisor = options.supervisor;
       if (supervisor && !given && (!service.actuator || service.actuator.kind === 'local')) {
-        entry.manualScaledAt = () => supervisor.ps().services.find((s) => s.name === service.name)?.manualScaledAt ?? null;
+        entry.manualScaledAt = () => supervisor.manualScaledAt(service.name);
       }
     }
   } catch (err) {
@@ -165,8 +167,6 @@ export interface RunningController {
   controller: Controller;
   journal: Journal;
   status(): ServiceControlStatus[];
-  /** Pauses autoscaling of `service` for `ms` from now. */
-  pause(service: string, ms: number): void;
   /** Stops the loop, closes sources, actuators and the journal. Idempotent. */
   stop(): Promise<void>;
 }
@@ -201,12 +201,10 @@ export async function startController(options: StartControllerOptions): Promise<
   if (options.onDecision) controller.on('decision', options.onDecision);
   if (!options.manual) controller.start();
   let stopping: Promise<void> | undefined;
-  const clock = options.clock;
   return {
     controller,
     journal,
     status: () => controller.status(),
-    pause: (service, ms) => controller.pause(service, (clock ? clock.now() : Date.now()) + ms),
     stop() {
       stopping ??= (async () => {
         await controller.stop();

@@ -141,6 +141,11 @@ export class Supervisor extends EventEmitter {
     });
   }
 
+  /** When `name` was last scaled by hand (ms epoch), or null (an unknown service too). */
+  manualScaledAt(name: string): number | null {
+    return this.services.get(name)?.manualScaledAt ?? null;
+  }
+
   /** @throws TIDE_SUPERVISOR_UNKNOWN_SERVICE, or TIDE_SUPERVISOR_SCALE_INVALID outside min..max. */
   checkScale(name: string, replicas: number): void {
     const { min = 0, max = Number.MAX_SAFE_INTEGER } = this.service(name).spec;
