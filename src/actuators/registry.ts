@@ -2,10 +2,9 @@
  * The actuator registry: ONE explicit map from `kind` to definition. Adding a platform means
  * one file in this folder and one line here (docs/actuators.md walks through it).
  */
-import type { z } from 'zod';
 
 import { TideError } from '../errors.js';
-import { fieldPath } from '../fields.js';
+import { fieldIssues, fieldPath } from '../fields.js';
 import { composeActuator } from './compose.js';
 import { ecsActuator } from './ecs.js';
 import { kubernetesActuator } from './kubernetes.js';
@@ -25,12 +24,6 @@ export type ActuatorKind = keyof typeof ACTUATORS;
 /** True when `kind` names a registered actuator. */
 export function isActuatorKind(kind: unknown): kind is ActuatorKind {
   return typeof kind === 'string' && Object.hasOwn(ACTUATORS, kind);
-}
-
-/** What a zod issue says, with unknown fields named. */
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
-  return issue.message;
 }
 
 /**
@@ -53,12 +46,11 @@ export function createActuator(raw: unknown, context: ActuatorContext = {}, opti
   const definition: ActuatorDefinition = ACTUATORS[kind];
   const parsed = definition.schema.safeParse(fields);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.code === 'unrecognized_keys' && issue.keys.length === 1 ? [...issue.path, issue.keys[0]!] : issue.path;
-    const field = fieldPath(path, prefix);
-    throw new TideError('TIDE_ACTUATOR_CONFIG', `Actuator ${definition.kind}: ${field}: ${describeIssue(issue)}.`, {
-      where: where(field),
-      details: { issues: parsed.error.issues.map((i) => ({ field: fieldPath(i.path, prefix), message: describeIssue(i) })) },
+    const issues = fieldIssues(parsed.error.issues, prefix);
+    const first = issues[0]!;
+    throw new TideError('TIDE_ACTUATOR_CONFIG', `Actuator ${definition.kind}: ${first.field}: ${first.message}.`, {
+      where: where(first.field),
+      details: { issues: issues.map(({ field, message }) => ({ field, message })) },
     });
   }
   try {

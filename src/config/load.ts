@@ -12,7 +12,7 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, type Pai
 
 import type { ServicePolicy } from '../core/types.js';
 import { TideError, type Where } from '../errors.js';
-import { fieldPath } from '../fields.js';
+import { fieldIssues, fieldPath } from '../fields.js';
 import { proxyTrust } from '../net/client-identity.js';
 import { isLoopback } from '../net/loopback.js';
 import { validateScale } from './scale.js';
@@ -97,16 +97,11 @@ export function parseConfig(text: string, file = '<memory>', env: NodeJS.Process
 
   const parsed = configFileSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) {
-    const issues = parsed.error.issues.flatMap((issue): ConfigIssue[] => {
-      if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((key) => ({
-          field: fieldPath([...issue.path, key] as Path),
-          message: `unknown key "${key}"${suggest(key, KNOWN_KEYS[pattern(issue.path as Path)] ?? [])}`,
-          ...locate(issue.path as Path, key),
-        }));
-      }
-      const path = issue.path as Path;
-      return [{ field: fieldPath(path), message: describeIssue(issue), ...locate(path) }];
+    const issues = fieldIssues(parsed.error.issues).map((issue): ConfigIssue => {
+      const key = issue.unknownKey;
+      if (key === undefined) return { field: issue.field, message: issue.message, ...locate(issue.path as Path) };
+      const parent = issue.path.slice(0, -1) as Path;
+      return { field: issue.field, message: `${issue.message}${suggest(key, KNOWN_KEYS[pattern(parent)] ?? [])}`, ...locate(parent, key) };
     });
     throw invalid(file, issues);
   }
@@ -127,12 +122,6 @@ function invalid(file: string, issues: ConfigIssue[]): TideError {
     where,
     details: { issues },
   });
-}
-
-function describeIssue(issue: { code: string; message: string; input?: unknown }): string {
-  // With reportInput, a missing field is an issue whose input is present and undefined.
-  if ('input' in issue && issue.input === undefined) return 'is required';
-  return issue.message.replace(/^Invalid (input|option): /, '');
 }
 
 /** The KNOWN_KEYS pattern of a path: service names become `*`. */

@@ -5,6 +5,7 @@
  */
 import { servicePolicySchema } from '../core/schema.js';
 import type { ServicePolicy } from '../core/types.js';
+import { fieldIssues } from '../fields.js';
 import { suggest } from './suggest.js';
 
 /** A problem inside a `scale:` block; `path` is relative to the block. */
@@ -44,14 +45,10 @@ export function validateScale(scale: Record<string, unknown>, context: ScaleCont
   const input = { ...scale, min: context.min, max: context.max, ...(policies === undefined ? {} : { policies }) };
   const result = servicePolicySchema.safeParse(input);
   if (result.success) return { policy: result.data as ServicePolicy, problems };
-  for (const issue of result.error.issues) {
+  for (const issue of fieldIssues(result.error.issues)) {
     const path = issue.path.map((seg) => (typeof seg === 'number' ? seg : String(seg)));
-    if (issue.code === 'unrecognized_keys') {
-      const known = path.length === 0 ? Object.keys(servicePolicySchema.shape) : [];
-      for (const key of issue.keys) problems.push({ path: [...path, key], message: `unknown key "${key}"${suggest(key, known)}` });
-    } else {
-      problems.push({ path, message: issue.message.replace(/^Invalid (input|option): /, '') });
-    }
+    const known = path.length === 1 ? Object.keys(servicePolicySchema.shape) : [];
+    problems.push({ path, message: issue.unknownKey === undefined ? issue.message : `${issue.message}${suggest(issue.unknownKey, known)}` });
   }
   return { problems };
 }

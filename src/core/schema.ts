@@ -7,7 +7,7 @@
 import { z } from 'zod';
 
 import { TideError, type Where } from '../errors.js';
-import { fieldPath } from '../fields.js';
+import { fieldIssues } from '../fields.js';
 import { checkTimeZone, parseCron } from './cron.js';
 import type { ServicePolicy } from './types.js';
 
@@ -121,7 +121,7 @@ export const servicePolicySchema = z
 export function parseServicePolicy(input: unknown, where: Where = {}): ServicePolicy {
   const result = servicePolicySchema.safeParse(input);
   if (result.success) return result.data as ServicePolicy;
-  const issues = result.error.issues.map((i) => ({ field: fieldPath(i.path, where.field), message: i.message }));
+  const issues = fieldIssues(result.error.issues, where.field).map(({ field, message }) => ({ field, message }));
   const first = issues[0]!;
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
   throw new TideError('TIDE_POLICY_INVALID', `${first.field || 'scale'}: ${first.message}${more}.`, {

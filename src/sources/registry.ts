@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 
 import { TideError, type Where } from '../errors.js';
+import { fieldIssues, fieldPath } from '../fields.js';
 import { builtinSource } from './builtin.js';
 import { bullmqSource } from './bullmq.js';
 import { httpJsonSource } from './http-json.js';
@@ -24,12 +25,6 @@ interface Entry {
   build(raw: unknown, where: Where, ctx: SourceContext): MetricSource;
 }
 
-function joinField(prefix: string | undefined, path: readonly PropertyKey[]): string {
-  const rest = path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
-  if (!prefix) return rest;
-  return rest ? `${prefix}.${rest}`.replace(/\.\[/g, '[') : prefix;
-}
-
 function entry<T>(def: SourceDefinition<T>): Entry {
   return {
     kind: def.kind,
@@ -38,14 +33,12 @@ function entry<T>(def: SourceDefinition<T>): Entry {
     build(raw, where, ctx) {
       const parsed = def.schema.safeParse(raw);
       if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        const path: PropertyKey[] = issue ? [...issue.path] : [];
-        // zod reports unknown keys on the parent object; name the key itself.
-        if (issue?.code === 'unrecognized_keys' && issue.keys[0]) path.push(issue.keys[0]);
-        const field = joinField(where.field, path);
-        throw new TideError('TIDE_SOURCE_CONFIG', `${def.kind} source: ${field || 'config'}: ${issue?.message ?? 'invalid config'}`, {
+        const issues = fieldIssues(parsed.error.issues, where.field);
+        const first = issues[0];
+        const field = first?.field ?? where.field ?? '';
+        throw new TideError('TIDE_SOURCE_CONFIG', `${def.kind} source: ${field || 'config'}: ${first?.message ?? 'invalid config'}`, {
           where: { ...where, ...(field ? { field } : {}) },
-          details: { kind: def.kind, issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })) },
+          details: { kind: def.kind, issues: issues.map((i) => ({ path: i.path.map(String), message: i.message })) },
         });
       }
       return def.create(parsed.data, ctx);
@@ -87,7 +80,7 @@ export function createSource(kindAndConfig: unknown, where: Where = {}, ctx: Sou
     throw new TideError('TIDE_SOURCE_CONFIG', 'a source config is a mapping with a `kind` and its fields', { where });
   }
   const { kind, ...config } = kindAndConfig as Record<string, unknown>;
-  const kindField = joinField(where.field, ['kind']);
+  const kindField = fieldPath(['kind'], where.field);
   if (typeof kind !== 'string') {
     throw new TideError('TIDE_SOURCE_CONFIG', `a source needs a \`kind\`: one of ${sourceKinds().join(', ')}`, { where: { ...where, field: kindField } });
   }
