@@ -21,7 +21,8 @@ import { z } from 'zod';
 
 import { SERVICE_WINDOW_SECONDS } from '../core/metrics.js';
 import { type Sample, queueSamples } from '../core/types.js';
-import { type PostgresQueue, createPostgresQueue } from '../runtime/queue/postgres.js';
+import { createPostgresQueue } from '../runtime/queue/postgres.js';
+import type { QueueEngine, QueueStats } from '../runtime/queue/types.js';
 import { closedError, commonFields, guardedConnectionRead, keptConnection, labelOf, sourceError } from './guard.js';
 import type { MetricSource, SourceContext, SourceDefinition } from './types.js';
 
@@ -45,7 +46,7 @@ function sqlStateIn(err: unknown): string | undefined {
 }
 
 interface Engine {
-  queue: Promise<PostgresQueue>;
+  queue: Promise<QueueEngine>;
   pool: pg.Pool;
   sockets: Set<net.Socket>;
 }
@@ -124,7 +125,7 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
 
   const engine = keptConnection(openEngine, releaseEngine);
 
-  function toSamples(stats: Awaited<ReturnType<PostgresQueue['stats']>>, at: number): Sample[] {
+  function toSamples(stats: QueueStats[], at: number): Sample[] {
     const s = stats.find((x) => x.queue === config.queue);
     if (!s) {
       // The engine lists a queue once it has had a job; before that everything is zero.

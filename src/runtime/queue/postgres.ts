@@ -31,10 +31,9 @@ import { getJob, retryJob } from './sql/jobs.js';
 import { heartbeatJobs, recoverExpiredJobs, releaseJobs } from './sql/lease.js';
 import { purgeFinishedBatch } from './sql/purge.js';
 import { queueNames, queueStats } from './sql/stats.js';
-import type { ClaimedJob, EnqueueInput, EnqueueResult, Job, QueueEngine, QueueStats } from './types.js';
+import type { ClaimedJob, EnqueueInput, EnqueueResult, Job, Listener, QueueEngine, QueueStats, WorkerQueue } from './types.js';
 
-export type { Completion } from './sql/complete.js';
-export type { FailOutcome } from './sql/fail.js';
+export type { Completion, FailOutcome, Listener } from './types.js';
 
 export interface PostgresQueueOptions {
   connectionString: string;
@@ -83,11 +82,6 @@ export interface PostgresQueueOptions {
    * Behind a pooler without one, wake-ups come from polling.
    */
   directUrl?: string;
-}
-
-/** A wake-up subscription from listen(). */
-export interface Listener {
-  close(): Promise<void>;
 }
 
 const INT32 = 2 ** 31 - 1;
@@ -156,7 +150,7 @@ async function db<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export class PostgresQueue implements QueueEngine {
+export class PostgresQueue implements QueueEngine, WorkerQueue {
   readonly schema: string;
   readonly leaseMs: number;
   readonly pollMs: number;

@@ -1,7 +1,12 @@
 /**
- * The queue engine interface: the one seam between the runtime (API, worker, metrics) and
- * the storage. The PostgreSQL engine implements it; a Redis engine could later.
+ * The queue engine interfaces: the one seam between the runtime (API, worker, metrics) and
+ * the storage. `QueueEngine` is the producer's and reader's side, `WorkerQueue` the consumer's;
+ * the PostgreSQL engine implements both.
  */
+import type { Completion } from './sql/complete.js';
+import type { FailOutcome } from './sql/fail.js';
+
+export type { Completion, FailOutcome };
 
 export type JobState = 'ready' | 'delayed' | 'active' | 'completed' | 'failed' | 'dead';
 
@@ -87,5 +92,36 @@ export interface QueueEngine {
   stats(queue?: string): Promise<QueueStats[]>;
   /** The queues that exist (have had a job). */
   queues(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** A wake-up subscription from listen(). */
+export interface Listener {
+  close(): Promise<void>;
+}
+
+/**
+ * What a worker needs of its queue: claim jobs under a lease, keep the leases alive, finish the
+ * jobs (each call checks that the lease is still the caller's), give them back, and be woken
+ * when jobs arrive.
+ */
+export interface WorkerQueue {
+  /** How long a claim holds a job without a heartbeat, ms. */
+  readonly leaseMs: number;
+  /** The polling fallback of listen(), ms. */
+  readonly pollMs: number;
+  claim(workerId: string, queues: readonly string[], limit: number): Promise<ClaimedJob[]>;
+  /** Completes the jobs whose lease is still the worker's; returns their ids. */
+  completeMany(workerId: string, items: Completion[]): Promise<string[]>;
+  fail(id: string, workerId: string, error: unknown): Promise<FailOutcome | undefined>;
+  /** Extends the leases still held; returns their ids. */
+  heartbeat(workerId: string, ids: string[]): Promise<string[]>;
+  /** Gives jobs back to the queue at once (a draining worker); returns the ids released. */
+  release(workerId: string, ids: string[]): Promise<string[]>;
+  /** Returns jobs whose lease expired (a dead worker's) to the queue; resolves with how many. */
+  recoverExpired(limit?: number): Promise<number>;
+  /** Deletes finished jobs older than `olderThanMs`, in batches; resolves with how many. */
+  purgeFinished(olderThanMs: number, batch?: number): Promise<number>;
+  listen(onWake: () => void, options?: { pollMs?: number; notify?: boolean }): Promise<Listener>;
   close(): Promise<void>;
 }

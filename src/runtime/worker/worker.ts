@@ -23,8 +23,8 @@ import { isConnectionError } from '../../db/errors.js';
 import { TideError } from '../../errors.js';
 import { builtinHandlers } from '../handlers/index.js';
 import type { Handlers, JobContext } from '../handlers/types.js';
-import { type Completion, type Listener, type PostgresQueue, createPostgresQueue, describeError, newWorkerId } from '../queue/postgres.js';
-import type { ClaimedJob } from '../queue/types.js';
+import { createPostgresQueue, describeError, newWorkerId } from '../queue/postgres.js';
+import type { ClaimedJob, Completion, Listener, WorkerQueue } from '../queue/types.js';
 import { type MetricsServer, startMetricsServer } from './metrics-server.js';
 
 export interface WorkerOptions {
@@ -61,7 +61,7 @@ export interface WorkerOptions {
   workerId?: string;
   log?: (line: string) => void;
   /** Use this queue engine instead of creating one (not closed by stop()). */
-  queue?: PostgresQueue;
+  queue?: WorkerQueue;
   /** Database connections of the engine this worker creates (plus one for LISTEN). Default 4. */
   poolSize?: number;
 }
