@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { parseConfig } from '../src/config/load.js';
-import { type DemoSummary, arrivalRate, demoConfig, headline, percentile, seeded, splitFigures } from '../src/app/demo.js';
+import { type DemoSummary, arrivalRate, demoConfig, headline, seeded, splitFigures } from '../src/app/demo.js';
 import { freshSchema } from './helpers/db.js';
 
 const bin = new URL('../bin/tide.js', import.meta.url).pathname;
@@ -26,7 +26,7 @@ function processesWithSchema(schema: string): number[] {
     .map(Number);
 }
 
-test('the demo pieces: scenario rates, the autoscaled project, reason headlines, seeded arrivals, percentiles', () => {
+test('the demo pieces: scenario rates, the autoscaled project, reason headlines, seeded arrivals', () => {
   assert.deepEqual([0, 0.5, 0.9].map((f) => arrivalRate('calm-spike', f)), [15, 120, 15]);
   assert.equal(arrivalRate('ramp', 1), 100);
   const config = parseConfig(demoConfig({ stateDir: '/tmp/x', schema: 'tide_demo' }), '<tide demo>');
@@ -49,8 +49,6 @@ test('the demo pieces: scenario rates, the autoscaled project, reason headlines,
   const a = seeded(7);
   const b = seeded(7);
   assert.deepEqual([a(), a(), a()], [b(), b(), b()]);
-  assert.equal(percentile([5, 1, 4, 2, 3], 95), 5);
-  assert.equal(percentile([], 95), null);
 });
 
 test('tide demo --minutes 0.5 (DATABASE_URL, fresh schema) completes with lost = 0 and leaves no replica behind', { timeout: 240_000 }, async () => {

@@ -17,10 +17,11 @@
  */
 import type { DecisionRecord } from '../controller/controller.js';
 import type { Reason } from '../core/types.js';
-import type { QueueStats } from '../runtime/queue/types.js';
 import { TideError } from '../errors.js';
-import type { RunningSystem } from './system.js';
+import { Histogram } from '../load/histogram.js';
 import { mulberry32 } from '../random.js';
+import type { QueueStats } from '../runtime/queue/types.js';
+import type { RunningSystem } from './system.js';
 
 export type Scenario = 'calm-spike' | 'steady' | 'ramp';
 export const SCENARIOS: readonly Scenario[] = ['calm-spike', 'steady', 'ramp'];
@@ -145,10 +146,9 @@ const CONCURRENCY = 10;
 /** A small seeded PRNG (mulberry32): reproducible arrivals. */
 export const seeded: (seed: number) => () => number = mulberry32;
 
-export function percentile(values: number[], p: number): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+/** The 95th percentile of what a histogram holds (ms), or null when it holds nothing. */
+function p95(h: Histogram): number | null {
+  return h.count === 0 ? null : h.percentile(95);
 }
 
 /**
@@ -206,8 +206,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const baseline = sum(await queue.stats());
   const tally = { offered: 0, shed: 0, accepted: 0, rejected: 0, inFlight: 0 };
   const acceptedIds: string[] = [];
-  let latencies: number[] = [];
-  const allLatencies: number[] = [];
+  let latencies = new Histogram();
+  const allLatencies = new Histogram();
   const rejections = new Map<string, number>();
 
   // --- the load generator
@@ -223,8 +223,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       .then(async (res) => {
         const text = await res.text();
         const ms = performance.now() - t0;
-        latencies.push(ms);
-        allLatencies.push(ms);
+        latencies.record(ms);
+        allLatencies.record(ms);
         if (res.status === 202 || res.status === 201 || res.status === 200) {
           tally.accepted++;
           const id = (JSON.parse(text) as { id?: string }).id;
@@ -312,8 +312,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     peakOldest = Math.max(peakOldest, current.oldest);
     const ps = sup.ps();
     for (const s of ps.services) timelines.set(s.name, [...(timelines.get(s.name) ?? []), s.healthy]);
-    const p95 = percentile(latencies, 95);
-    latencies = [];
+    const apiP95 = p95(latencies);
+    latencies = new Histogram();
     const said = new Map(autoscaler.status().map((st) => [st.service, st.lastDecision]));
     const replicas = ps.services
       .map((s) => {
@@ -324,7 +324,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       .join('  ');
     print(
       `${String(Math.round(seconds())).padStart(4)}s  ${replicas}  depth ${String(current.ready).padStart(4)}  oldest ${current.oldest.toFixed(1)}s  ` +
-        `in ${arrivalRateNow.toFixed(0)}/s  done ${doneRate.toFixed(0)}/s  api p95 ${p95 === null ? '-' : `${p95.toFixed(0)}ms`}`,
+        `in ${arrivalRateNow.toFixed(0)}/s  done ${doneRate.toFixed(0)}/s  api p95 ${apiP95 === null ? '-' : `${apiP95.toFixed(0)}ms`}`,
     );
   };
 
@@ -360,10 +360,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   }
 
   const sample = acceptedIds.filter((_, i) => i % Math.max(1, Math.floor(acceptedIds.length / 400)) === 0);
-  const waits: number[] = [];
+  const waits = new Histogram();
+  let withinWait = 0;
   for (const id of sample) {
     const job = await queue.getJob(id);
-    if (job?.startedAt != null) waits.push(job.startedAt - Math.max(job.createdAt, job.runAt));
+    if (job?.startedAt == null) continue;
+    const wait = job.startedAt - Math.max(job.createdAt, job.runAt);
+    waits.record(wait);
+    if (options.sloWaitSeconds !== undefined && wait <= options.sloWaitSeconds * 1000) withinWait++;
   }
   await queue.close();
 
@@ -385,9 +389,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     completed,
     failed,
     lost: Math.max(0, tally.accepted - completed - failed),
-    waitP95Ms: percentile(waits, 95),
-    withinSloWait: options.sloWaitSeconds === undefined || waits.length === 0 ? null : waits.filter((w) => w <= options.sloWaitSeconds! * 1000).length / waits.length,
-    apiP95Ms: percentile(allLatencies, 95),
+    waitP95Ms: p95(waits),
+    withinSloWait: options.sloWaitSeconds === undefined || waits.count === 0 ? null : withinWait / waits.count,
+    apiP95Ms: p95(allLatencies),
     peakDepth,
     peakOldestSeconds: peakOldest,
     replicas,
