@@ -21,17 +21,17 @@ import { isDataError, toAccessError, toDbError } from '../../db/errors.js';
 import { type PoolerSetting, detectPooler, directUrlFromEnv, poolerFromEnv } from '../../db/pooler.js';
 import { TideError } from '../../errors.js';
 import { claimJobs } from './sql/claim.js';
-import { type Completion, completeJobs } from './sql/complete.js';
+import { completeJobs } from './sql/complete.js';
 import { SERVICE_TIME_BUCKETS, type SqlContext, channelFor } from './sql/context.js';
 import { GroupCommit } from './group-commit.js';
 import { JOB_LIMITS, JOB_NAME } from './limits.js';
 import { type EnqueueRow, enqueueRows, idsForKeys } from './sql/enqueue.js';
-import { type FailOutcome, failJob } from './sql/fail.js';
+import { failJob } from './sql/fail.js';
 import { getJob, retryJob } from './sql/jobs.js';
 import { heartbeatJobs, recoverExpiredJobs, releaseJobs } from './sql/lease.js';
 import { purgeFinishedBatch } from './sql/purge.js';
 import { queueNames, queueStats } from './sql/stats.js';
-import type { ClaimedJob, EnqueueInput, EnqueueResult, Job, Listener, QueueEngine, QueueStats, WorkerQueue } from './types.js';
+import type { ClaimedJob, Completion, EnqueueInput, EnqueueResult, FailOutcome, Job, Listener, QueueEngine, QueueStats, WorkerQueue } from './types.js';
 
 export type { Completion, FailOutcome, Listener } from './types.js';
 

@@ -3,10 +3,6 @@
  * the storage. `QueueEngine` is the producer's and reader's side, `WorkerQueue` the consumer's;
  * the PostgreSQL engine implements both.
  */
-import type { Completion } from './sql/complete.js';
-import type { FailOutcome } from './sql/fail.js';
-
-export type { Completion, FailOutcome };
 
 export type JobState = 'ready' | 'delayed' | 'active' | 'completed' | 'failed' | 'dead';
 
@@ -124,4 +120,18 @@ export interface WorkerQueue {
   purgeFinished(olderThanMs: number, batch?: number): Promise<number>;
   listen(onWake: () => void, options?: { pollMs?: number; notify?: boolean }): Promise<Listener>;
   close(): Promise<void>;
+}
+
+/** A finished job for `completeMany`. */
+export interface Completion {
+  id: string;
+  result?: unknown;
+  /** Handler run time measured by the worker; default: now - started_at. */
+  durationMs?: number;
+}
+
+/** Where a failed job went: back to ready (a retry at `runAt`) or dead. */
+export interface FailOutcome {
+  state: Extract<JobState, 'ready' | 'dead'>;
+  runAt: number;
 }

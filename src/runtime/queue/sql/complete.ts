@@ -4,14 +4,9 @@
  * complete it over the new holder. The completion and failure counters and the service-time
  * histogram move in the same statement, so metrics never disagree with the rows.
  */
+import type { Completion } from '../types.js';
 import { type Queryable, type SqlContext, bumpStats, pickShard, statementName } from './context.js';
 
-export interface Completion {
-  id: string;
-  result?: unknown;
-  /** Handler run time measured by the worker; default: now - started_at. */
-  durationMs?: number;
-}
 
 /** Returns the ids actually completed (those this worker still held). */
 export async function completeJobs(db: Queryable, ctx: SqlContext, workerId: string, items: Completion[]): Promise<string[]> {

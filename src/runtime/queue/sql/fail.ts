@@ -4,13 +4,8 @@
  * half scaled by `jitter` in [0, 1)); out of attempts it is dead. Only the lease holder can
  * fail a job. The failure (and dead) counters move in the same statement.
  */
-import type { JobState } from '../types.js';
+import type { FailOutcome } from '../types.js';
 import { type Queryable, type SqlContext, bumpStats, ms, pickShard, statementName } from './context.js';
-
-export interface FailOutcome {
-  state: Extract<JobState, 'ready' | 'dead'>;
-  runAt: number;
-}
 
 export async function failJob(
   db: Queryable,
