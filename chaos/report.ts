@@ -50,7 +50,7 @@ export function renderReport(results: ScenarioResult[], run: { full: boolean; se
     'PostgreSQL of its own; the database-restart scenario always runs a private embedded PostgreSQL',
     'so it can stop and start it, and db-kill lets the system start (and supervise) its own, as',
     '`tide up` does, so it can SIGKILL it. `npm test` runs shorter versions of the same scenarios',
-    '(`test/chaos-short.test.ts`, `test/fuzz.test.ts`, `test/security.test.ts`).',
+    '(`test/system/chaos-short.test.ts`, `test/system/fuzz.test.ts`, `test/system/security.test.ts`).',
     '',
   );
   return lines.join('\n');

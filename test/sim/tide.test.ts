@@ -1,0 +1,109 @@
+// The `tide` and `config` policies: core decide() driven by the simulator's virtual clock.
+// Checks the wiring (samples, units, history, bounds), not the core's tuning.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { METRIC } from '../../src/core/types.js';
+import { type Observation, simulate } from '../../src/sim/engine.js';
+import { drawJobs } from '../../src/sim/jobs.js';
+import type { Scenario, Trace } from '../../src/sim/scenario.js';
+import { configPolicy, samplesOf, tidePolicy, tideServicePolicy } from '../../src/sim/tide.js';
+
+const scenario: Scenario = {
+  name: 'surge',
+  file: 'surge.yaml',
+  traceFile: 'surge.csv',
+  stepSeconds: 1,
+  scale: 1,
+  serviceTime: { dist: 'lognormal', meanSeconds: 1, cv: 1 },
+  concurrency: 10,
+  startupSeconds: 10,
+  initialReplicas: 1,
+  minReplicas: 1,
+  maxReplicas: 20,
+  slo: { waitSeconds: 10, attainment: 0.99 },
+};
+// 10 jobs/s, then 60 jobs/s for five minutes, then 10 again
+const counts = Array.from({ length: 1200 }, (_, i) => (i >= 300 && i < 600 ? 60 : 10));
+const trace: Trace = { file: 't', t: Float64Array.from(counts.map((_, i) => i)), count: Float64Array.from(counts) };
+const jobs = drawJobs(scenario, trace, 5);
+
+test('samples carry the core METRIC names at virtual ms; no service time before a completion', () => {
+  const obs: Observation = {
+    now: 12.5, desired: 2, ready: 2, starting: 0, draining: 0, queueDepth: 7, oldestAgeSeconds: 3, arrivalsTotal: 40,
+    completionsTotal: 0, inFlight: 20, utilization: 1, busySlotSecondsTotal: 0, slotSecondsTotal: 0,
+    serviceTimeMeanSeconds: Number.NaN, serviceTimeScv: Number.NaN, concurrency: 10,
+  };
+  const before = samplesOf(obs);
+  assert.ok(before.every((s) => s.at === 12_500));
+  assert.deepEqual(new Map(before.map((s) => [s.metric, s.value])), new Map([
+    [METRIC.queueDepth, 7], [METRIC.oldestAge, 3], [METRIC.arrivalsTotal, 40], [METRIC.completionsTotal, 0], [METRIC.inFlight, 20], [METRIC.utilization, 1],
+  ]));
+  const after = samplesOf({ ...obs, serviceTimeMeanSeconds: 0.9, serviceTimeScv: 1.2 });
+  assert.equal(after.find((s) => s.metric === METRIC.serviceTimeMean)?.value, 0.9);
+  assert.equal(after.find((s) => s.metric === METRIC.serviceTimeScv)?.value, 1.2);
+});
+
+test('the tide policy is the scenario SLO, untuned; zero-capable scenarios get a queue activation', () => {
+  assert.deepEqual(tideServicePolicy(scenario), {
+    min: 1, max: 20,
+    policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, startupSeconds: 10 }],
+  });
+  assert.deepEqual(tideServicePolicy({ ...scenario, minReplicas: 0 }).activation, { metric: METRIC.queueDepth, threshold: 0 });
+});
+
+test('tide runs every 5 s, scales out for a surge and back in, within bounds, deterministically', async () => {
+  const policy = tidePolicy(scenario);
+  assert.equal(policy.intervalSeconds, 5);
+  const a = simulate(scenario, jobs, policy);
+  const b = simulate(scenario, jobs, tidePolicy(scenario));
+  assert.deepEqual(a, b);
+  const peak = Math.max(...a.desiredAt.replicas);
+  assert.ok(peak >= 6 && peak <= 20, `peak ${peak}`); // 60 jobs/s of 1 s jobs need 6+ replicas of 10 slots
+  assert.ok(a.desiredAt.replicas.at(-1)! < peak, 'scaled back in after the surge');
+  assert.ok(a.desiredAt.t.slice(1).every((t) => t % 5 === 0), 'decisions only on the 5 s ticks');
+});
+
+test('configPolicy runs a scale: block through the core (a target on queue depth per replica)', async () => {
+  const policy = configPolicy({ min: 1, max: 20, policies: [{ kind: 'target', metric: METRIC.queueDepth, type: 'average', target: 50 }] }, { name: 'depth-target', intervalSeconds: 15 });
+  assert.equal(policy.name, 'depth-target');
+  assert.equal(policy.intervalSeconds, 15);
+  const r = simulate(scenario, jobs, policy);
+  assert.equal(r.policy, 'depth-target');
+  assert.ok(r.scaleEvents > 0);
+  assert.ok(Math.max(...r.desiredAt.replicas) > 1);
+});
+
+test('a flash crowd with start-up longer than W: tide asks for the peak at the first round that sees it', async () => {
+  // 20 jobs/s, then 200/s from t = 300 s (x10); start-up 30 s > W = 10 s
+  const crowd: Scenario = { ...scenario, name: 'crowd', startupSeconds: 30, maxReplicas: 50 };
+  const c = Array.from({ length: 600 }, (_, i) => (i >= 300 ? 200 : 20));
+  const t: Trace = { file: 'c', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
+  const run = simulate(crowd, drawJobs(crowd, t, 3), tidePolicy(crowd));
+  const at = (s: number) => run.desiredAt.replicas[run.desiredAt.t.findLastIndex((x) => x <= s)]!;
+  assert.ok(at(300) <= 5, `before the step ${at(300)}`);
+  // waiting one more round for a second sub-window to confirm the step would cost 5 s x 200 jobs
+  assert.ok(at(305) >= 40, `first round after the step ${at(305)}`);
+});
+
+test('on/off bursts: tide settles on the fleet the bursts need and holds it (no flap)', async () => {
+  // 20 s at 150 jobs/s, 20 s at 10/s; 8 slots of 0.5 s jobs: 9 replicas serve 144/s
+  const onOff: Scenario = {
+    ...scenario,
+    name: 'on-off',
+    serviceTime: { dist: 'lognormal', meanSeconds: 0.5, cv: 2 },
+    concurrency: 8,
+    startupSeconds: 2,
+    maxReplicas: 40,
+    slo: { waitSeconds: 5, attainment: 0.99 },
+  };
+  const c = Array.from({ length: 1500 }, (_, i) => (i % 40 < 20 ? 150 : 10));
+  const t: Trace = { file: 'o', t: Float64Array.from(c.map((_, i) => i)), count: Float64Array.from(c) };
+  const run = simulate(onOff, drawJobs(onOff, t, 8), tidePolicy(onOff));
+  assert.ok(run.attainment >= 0.99, `attainment ${run.attainment}`);
+  assert.equal(run.flaps, 0);
+  const late = run.desiredAt.replicas.filter((_, i) => run.desiredAt.t[i]! > 400);
+  assert.ok(late.every((r) => r >= 8 && r <= 9), `after 400 s: ${late.join(',')}`);
+  // sized for the on rate as if it lasted (75 erlangs), it would hold 10 or more all along
+  assert.ok(run.replicaSeconds < 9.5 * 1500, `replica-s ${run.replicaSeconds}`);
+});
