@@ -47,14 +47,16 @@ export class ApplyQueue {
 
   apply(target: number, why: Decision): void {
     if (this.stopped) return;
-    if (this.running !== null) {
+    if (this.applying !== null) {
       // latest wins: the call in flight finishes, then this one runs (if still different)
       this.waiting = { target, why };
       return;
     }
-    this.running = this.loop(target, why).finally(() => {
-      this.running = null;
+    // `applying` is set until the loop's last call is over, so a new loop never misses a target
+    const run: Promise<void> = this.loop(target, why).finally(() => {
+      if (this.running === run) this.running = null;
     });
+    this.running = run;
   }
 
   /** Resolves once no call is in flight. */
