@@ -38,6 +38,8 @@ interface SloState {
   damping?: { level: number; at: number; counted: number };
   /** Little's-law service time (jobs in flight over throughput), smoothed over time, and when it was last updated. */
   little?: { mean: number; at: number };
+  /** Jobs in flight at each round of the slow window, [at, count]: Little's law takes their mean. */
+  flight?: Array<[number, number]>;
 }
 
 function num(o: object, key: string): number | undefined {
@@ -62,6 +64,10 @@ function readState(state: unknown): SloState {
     const mean = num(little, 'mean');
     const at = num(little, 'at');
     if (mean !== undefined && at !== undefined) out.little = { mean, at };
+  }
+  const flight = (state as Record<string, unknown>).flight;
+  if (Array.isArray(flight)) {
+    out.flight = flight.filter((x): x is [number, number] => Array.isArray(x) && x.length === 2 && Number.isFinite(x[0]) && Number.isFinite(x[1]));
   }
   const damping = (state as Record<string, unknown>).damping;
   if (damping && typeof damping === 'object') {
@@ -200,7 +206,16 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const throughput = rateOver(completions, ctx.now - windowMs, ctx.now);
   // Only over a window with a steady fleet: new replicas fill slots before completions catch up.
   const steady = !ctx.events.some((e) => e.at > ctx.now - windowMs - (p.startupSeconds ?? 0) * 1000);
-  const littleReading = steady && inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : undefined;
+  // Little's law relates the mean number in service over the window to the throughput over the
+  // same window: the count now, read at the onset of a burst, is above that mean and reads long.
+  const flight: Array<[number, number]> = [...(prevState.flight ?? []).filter(([at]) => at > ctx.now - windowMs && at < ctx.now), ...(inFlight === undefined ? [] : [[ctx.now, inFlight] as [number, number]])];
+  const meanFlight = flight.length > 0 ? flight.reduce((sum, [, n]) => sum + n, 0) / flight.length : undefined;
+  // A window shorter than the time it reads cannot show it (its jobs outlast the window): then the
+  // count now, which holds the jobs started before the window, is the better evidence.
+  const span = completions.length > 0 ? Math.min(windowMs, ctx.now - completions[0]!.at) / 1000 : 0;
+  const windowReading = meanFlight !== undefined && throughput !== undefined && throughput > 0 ? meanFlight / throughput : undefined;
+  const nowReading = inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : undefined;
+  const littleReading = !steady ? undefined : windowReading !== undefined && windowReading <= span ? windowReading : nowReading;
   // A reading off a handful of completions is mostly noise (one job done in the window reads as
   // the window's length times the jobs in flight): its weight grows with the completions behind it.
   const behind = throughput === undefined ? 0 : (throughput * windowMs) / 1000;
@@ -270,7 +285,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   };
   const forDrain = replicasToDrain(drainInput);
   const needed = Math.max(forWait, forDrain);
-  const learned = little === undefined ? {} : { little };
+  const learned = { ...(little === undefined ? {} : { little }), flight };
   const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
   const state = prevState;
 

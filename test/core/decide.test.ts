@@ -706,7 +706,7 @@ describe('the SLO policy during warm-up (fewer than 1,000 completions)', () => {
   };
   const little = (d: Decision): number => ((d.history.state['policy:slo[0]'] as { little?: { mean: number } }).little?.mean ?? Number.NaN);
 
-  test("one noisy in-flight reading moves Little's-law estimate by the one-minute smoothing weight only", () => {
+  test("one noisy in-flight reading moves Little's-law estimate by its share of the window's mean, at the one-minute smoothing weight", () => {
     let history = emptyHistory();
     let d: Decision | undefined;
     for (let now = 5; now <= 600; now += 5) {
@@ -719,9 +719,36 @@ describe('the SLO policy during warm-up (fewer than 1,000 completions)', () => {
     const slots = d!.desired * 4;
     const spike = round(history, 605, slots + 30, d!.desired);
     const weight = 1 - Math.exp(-5 / 60);
-    assert.ok(Math.abs(little(spike) - (5 + weight * (slots / 2 - 5))) < 0.01, `after the spike: ${little(spike)}`);
+    // Little's law on the slow window's mean in flight: the 23 rounds before (490..600 s) and this one
+    const mean = (23 * 10 + slots) / 24;
+    assert.ok(Math.abs(little(spike) - (5 + weight * (mean / 2 - 5))) < 0.01, `after the spike: ${little(spike)}`);
     // and the count it asks for stays where the steady figures put it
     assert.ok(spike.desired <= d!.desired + 1, `${d!.desired} -> ${spike.desired}`);
+  });
+
+  test('jobs longer than the window: the window cannot show them, so Little reads the count now', () => {
+    // 300 s jobs at 0.02/s: 6 in flight, a reading of 300 s, which a 120 s window cannot hold
+    const long: ServicePolicy = { min: 1, max: 40, policies: [{ kind: 'slo', waitSeconds: 400, attainment: 0.95, concurrency: 4 }] };
+    const at = (history: History, now: number, inFlight: number): Decision => {
+      const t = now * 1000;
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: 0, at: t },
+        { metric: METRIC.oldestAge, value: 0, at: t },
+        { metric: METRIC.arrivalsTotal, value: 0.02 * now, at: t },
+        { metric: METRIC.completionsTotal, value: 0.02 * now, at: t },
+        { metric: METRIC.inFlight, value: inFlight, at: t },
+        { metric: METRIC.serviceTimeMean, value: 300, at: t },
+        { metric: METRIC.serviceTimeScv, value: 1, at: t },
+      ];
+      return decide({ now: t, current: 3, ready: 3, samples, policy: long, history });
+    };
+    let history = emptyHistory();
+    for (let now = 5; now <= 600; now += 5) history = at(history, now, 6).history;
+    const d = at(history, 605, 12);
+    // the count now (12 / 0.02 = 600 s) weighs in, at the smoothing weight times the reliability
+    // of 2.4 completions in the window (of 20 for full weight); the window's mean would read 312.5 s
+    const weight = (1 - Math.exp(-5 / 60)) * (0.02 * 120) / 20;
+    assert.ok(Math.abs(little(d) - (300 + weight * (600 - 300))) < 0.01, `little ${little(d)}`);
   });
 });
 
