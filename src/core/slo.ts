@@ -32,8 +32,8 @@ export { type RateEstimate, absorbedRate, burstRate, estimateRate, recurring } f
 
 interface SloState {
   belowSince?: number;
-  /** Smoothed service-time mean and scv, and the completions counter they were last updated at. */
-  service?: { mean: number; scv: number; completions: number };
+  /** Smoothed service-time mean and scv, the completions counter they were last updated at, and the jobs behind them. */
+  service?: { mean: number; scv: number; completions: number; weight?: number };
   /** Flap damping: a penalty that grows by one per reversal and halves every `dampingHalfLifeSeconds`. */
   damping?: { level: number; at: number; counted: number };
   /** Little's-law service time (jobs in flight over throughput), smoothed over time, and when it was last updated. */
@@ -57,7 +57,8 @@ function readState(state: unknown): SloState {
     const mean = num(service, 'mean');
     const scv = num(service, 'scv');
     const completions = num(service, 'completions');
-    if (mean !== undefined && scv !== undefined && completions !== undefined) out.service = { mean, scv, completions };
+    const weight = num(service, 'weight');
+    if (mean !== undefined && scv !== undefined && completions !== undefined) out.service = { mean, scv, completions, ...(weight === undefined ? {} : { weight }) };
   }
   const little = (state as Record<string, unknown>).little;
   if (little && typeof little === 'object') {
@@ -86,15 +87,22 @@ const LITTLE_SMOOTHING_MS = 60_000;
 const SERVICE_SMOOTHING_JOBS = 200;
 
 /**
- * Smooths the service-time reading by the number of jobs completed since the last update, so a
- * window holding few jobs (just after load drops) cannot swing the estimate far.
+ * Smooths the service-time reading by the jobs behind it: a mean over the jobs completed, the
+ * older ones forgotten at a rate of e per SERVICE_SMOOTHING_JOBS. The estimate carries its own
+ * weight (the jobs behind it), so a first reading taken off two jobs is not held as if two hundred
+ * stood behind it: the next readings outweigh it as soon as they hold more jobs.
  */
 function smoothService(prev: SloState['service'], mean: number, scv: number, completions: number | undefined): NonNullable<SloState['service']> {
-  if (!prev || completions === undefined || completions < prev.completions) return { mean, scv, completions: completions ?? 0 };
-  const w = 1 - Math.exp(-(completions - prev.completions) / SERVICE_SMOOTHING_JOBS);
-  return { mean: prev.mean + w * (mean - prev.mean), scv: prev.scv + w * (scv - prev.scv), completions };
+  if (!prev || completions === undefined || completions < prev.completions) {
+    const done = completions ?? 0;
+    return { mean, scv, completions: done, weight: Math.min(SERVICE_SMOOTHING_JOBS, Math.max(1, done)) };
+  }
+  const kept = Math.exp(-(completions - prev.completions) / SERVICE_SMOOTHING_JOBS);
+  const prior = (prev.weight ?? SERVICE_SMOOTHING_JOBS) * kept;
+  const fresh = SERVICE_SMOOTHING_JOBS * (1 - kept);
+  const w = prior + fresh > 0 ? fresh / (prior + fresh) : 0;
+  return { mean: prev.mean + w * (mean - prev.mean), scv: prev.scv + w * (scv - prev.scv), completions, weight: prior + fresh };
 }
-
 
 /**
  * Replicas such that `work` replica-seconds are done by `deadline`: ready ones work the whole

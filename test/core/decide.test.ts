@@ -816,3 +816,44 @@ describe('the SLO policy on steady traffic and on a saturated fleet', () => {
     assert.ok(late.desired > onTime.desired, `${onTime.desired} on time, ${late.desired} late`);
   });
 });
+
+describe('the SLO policy: the service-time estimate carries the jobs behind it', () => {
+  // 4 jobs/s; the first reading (mean of a few jobs) says 0.3 s, every later one 0.2 s.
+  const policy: ServicePolicy = { min: 1, max: 40, policies: [{ kind: 'slo', waitSeconds: 5, attainment: 0.99, concurrency: 4 }] };
+  const serviceAfter = (firstCompletions: number, rounds: number): number => {
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    for (let i = 0; i <= rounds; i++) {
+      const now = 5 + 5 * i;
+      const t = now * 1000;
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: 0, at: t },
+        { metric: METRIC.arrivalsTotal, value: 4 * now, at: t },
+        { metric: METRIC.completionsTotal, value: firstCompletions + 20 * i, at: t },
+        { metric: METRIC.serviceTimeMean, value: i === 0 ? 0.3 : 0.2, at: t },
+        { metric: METRIC.serviceTimeScv, value: 1, at: t },
+      ];
+      d = decide({ now: t, current: 2, ready: 2, samples, policy, history });
+      history = d.history;
+    }
+    return Number(/service ([\d.]+) s/.exec(d!.reasons.map((r) => r.message).join(' '))![1]);
+  };
+
+  test('a first reading off two jobs gives way to the next twenty', () => {
+    assert.ok(serviceAfter(2, 1) < 0.215, String(serviceAfter(2, 1)));
+  });
+
+  test('one backed by thousands of jobs moves by about a tenth per twenty new ones', () => {
+    const s = serviceAfter(5000, 1);
+    assert.ok(s > 0.285 && s < 0.295, String(s));
+  });
+
+  test('the estimate moves monotonically towards the new readings', () => {
+    let prev = 0.3;
+    for (let rounds = 1; rounds <= 6; rounds++) {
+      const s = serviceAfter(500, rounds);
+      assert.ok(s <= prev && s >= 0.2, `${rounds} rounds: ${s}`);
+      prev = s;
+    }
+  });
+});
