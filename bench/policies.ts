@@ -8,6 +8,10 @@
  * through a constant fleet of max_replicas: the engine with no decisions to make).
  * Writes the chart of one scenario to bench/charts/<name>.svg. With --json the last stdout line
  * is one JSON object: { rows, ratios, speed }.
+ *
+ * `--family <count> [--seeds 1,2,3] [--cache file] [--chart file.svg] [<scenario dir>]`: the
+ * generated family instead (see familyBench); `--chart` there draws every scenario's cost and
+ * attainment (src/sim/family-chart.ts).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +22,7 @@ import { fixedPolicy } from '../src/sim/baselines/fixed-peak.js';
 import { chartBucketSeconds, renderChart } from '../src/sim/chart.js';
 import { simulate } from '../src/sim/engine.js';
 import { familyMember } from '../src/sim/family.js';
+import { renderFamilyChart } from '../src/sim/family-chart.js';
 import { type BaselineCache, runMember } from '../src/sim/family-run.js';
 import { formatTable, ratioLine, scenarioHeading } from '../src/sim/report.js';
 import { type JsonRow, POLICY_NAMES, type PolicyRun, jsonRow, parsePolicies, prepareScenario, runPolicy } from '../src/sim/run.js';
@@ -37,7 +42,7 @@ const { values, positionals } = parseArgs({
 });
 const dir = positionals[0];
 if (values.family !== undefined) {
-  await familyBench(Number(values.family), (values.seeds ?? '1,2,3').split(',').map(Number), dir);
+  await familyBench(Number(values.family), (values.seeds ?? '1,2,3').split(',').map(Number), dir, values.chart);
   process.exit(0);
 }
 if (!dir) {
@@ -104,7 +109,7 @@ if (values.json) console.log(JSON.stringify({ rows, ratios, speed }));
  * directory, its public scenarios through every baseline, tuned ones included. `--cache` keeps
  * the baselines' figures between runs (they do not depend on tide).
  */
-async function familyBench(count: number, seeds: number[], publicDir: string | undefined): Promise<void> {
+async function familyBench(count: number, seeds: number[], publicDir: string | undefined, chartFile: string | undefined): Promise<void> {
   const cache: BaselineCache = values.cache && existsSync(values.cache) ? (JSON.parse(readFileSync(values.cache, 'utf8')) as BaselineCache) : {};
   const all: ScenarioRuns[] = [];
   const slos = new Map<string, number>();
@@ -131,6 +136,10 @@ async function familyBench(count: number, seeds: number[], publicDir: string | u
   for (const [seed, s] of Object.entries(perSeed)) console.log(`  seed ${seed}: ${summaryLine(s)}`);
   console.log(`  overall: ${summaryLine(overall)}`);
   for (const w of overall.worst) console.log(`  worst: ${JSON.stringify(w)}`);
+  if (chartFile) {
+    writeFileSync(chartFile, renderFamilyChart(`tide on ${all.length} generated scenarios (seeds ${seeds.join(', ')})`, all.map((r) => judge(r)), slos, overall));
+    console.log(`  chart: ${chartFile}`);
+  }
   let publicOut: unknown;
   if (publicDir) {
     const files = readdirSync(publicDir).filter((f) => f.endsWith('.yaml')).sort();

@@ -6,8 +6,8 @@
 import type { PolicyRun } from './run.js';
 import type { Scenario } from './scenario.js';
 
-// tableau10: distinct at a glance; the first (tide, when run) is drawn thicker
-const COLORS = ['#1f77b4', '#d62728', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#7f7f7f', '#e377c2', '#17becf', '#bcbd22'];
+// tableau10: distinct at a glance; the first (tide, when run) is drawn thicker (the family chart colours its shapes with it)
+export const COLORS = ['#1f77b4', '#d62728', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#7f7f7f', '#e377c2', '#17becf', '#bcbd22'];
 const WIDTH = 1000;
 const LEFT = 70;
 const RIGHT = 170;
@@ -23,7 +23,7 @@ export function chartBucketSeconds(traceSeconds: number, stepSeconds: number): n
   return Math.max(pick, stepSeconds);
 }
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

@@ -1,6 +1,6 @@
 // `tide simulate` as a user runs it: a child process on a shipped example scenario.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -51,4 +51,18 @@ test('an unknown policy and a bad scenario exit 2 with a coded error naming wher
   const error = JSON.parse(invalid.stderr.trim().split('\n').at(-1)!) as { error: { code: string; where: { file: string; line: number; field: string } } };
   assert.deepEqual(error.error.where, { file: bad, line: 6, field: 'concurrency' });
   assert.equal(error.error.code, 'TIDE_SCENARIO_INVALID');
+});
+
+test('tide simulate --family: the scenarios written out, the summary as JSON, and the chart of every scenario', { timeout: 120_000 }, async () => {
+  const out = path.join(dir, 'family');
+  const chart = path.join(dir, 'family.svg');
+  const { code, stdout, stderr } = await tide(['simulate', '--family', '2', '--seed', '9', '--out', out, '--chart', chart, '--json', '--quiet']);
+  assert.equal(code, 0, stderr);
+  const last = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as { dir: string; seed: number; summary: { scenarios: number } };
+  assert.deepEqual([last.dir, last.seed, last.summary.scenarios], [out, 9, 2]);
+  assert.equal(readdirSync(out).filter((f) => f.endsWith('.yaml')).length, 2);
+  assert.match(stdout, new RegExp(`chart: ${chart.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const svg = readFileSync(chart, 'utf8');
+  assert.equal(svg.match(/<title>f9-\d{3}-[a-z-]+<\/title>/g)?.length, 2);
+  assert.match(svg, /tide on 2 generated scenarios \(seed 9\)/);
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { TideError } from '../../errors.js';
 import { chartBucketSeconds, renderChart } from '../../sim/chart.js';
 import { generateFamily, scenarioYaml, traceCsv } from '../../sim/family.js';
+import { renderFamilyChart } from '../../sim/family-chart.js';
 import { runMember } from '../../sim/family-run.js';
 import { type ScenarioRuns, judge, summarize } from '../../sim/score.js';
 import { formatTable, scenarioHeading } from '../../sim/report.js';
@@ -18,7 +19,7 @@ import { numberArg, parse } from '../args.js';
 import type { Command } from '../main.js';
 
 const HELP = `usage: tide simulate <scenario.yaml...> [--policy tide,hpa,...|all] [--json] [--chart out.svg] [--seed N] [--quiet]
-       tide simulate --family <count> [--seed N] [--out DIR] [--json] [--quiet]
+       tide simulate --family <count> [--seed N] [--out DIR] [--chart out.svg] [--json] [--quiet]
 
 Replays each scenario's arrival trace (jobs drawn once per scenario from the seed) through the
 policies and prints, per scenario, one row per policy: SLO attainment (* = meets the SLO), wait
@@ -37,7 +38,8 @@ flaps. The setting column shows what a search settled on (fixed-peak, hpa-tuned,
              start-up and SLOs drawn at random from the seed), write them to --out (default: a
              new temporary directory) and judge tide against the baselines over all of them:
              SLO met where a baseline meets it, cost against the cheapest baseline that meets it,
-             flaps an hour, and the worst five`;
+             flaps an hour, and the worst five; with --chart, one SVG of every scenario's cost
+             against the cheapest baseline and attainment against its SLO`;
 
 /** The chart path for one scenario of several: `out.svg` -> `out-<name>.svg`. */
 export function chartPath(base: string, scenario: string, several: boolean): string {
@@ -61,7 +63,7 @@ export const command: Command = {
     });
     if (values.family !== undefined) {
       const count = numberArg(values.family, '--family', 1, 1);
-      return simulateFamily(Math.floor(count), numberArg(values.seed, '--seed', 1, 0), values.out, values.json === true, values.quiet === true);
+      return simulateFamily(Math.floor(count), numberArg(values.seed, '--seed', 1, 0), { out: values.out, chart: values.chart, json: values.json === true, quiet: values.quiet === true });
     }
     if (positionals.length === 0) throw new TideError('TIDE_USAGE', 'Name at least one scenario file (`tide simulate --help`).', { where: { arg: '<scenario.yaml>' } });
     const policies = parsePolicies(values.policy);
@@ -95,7 +97,8 @@ export const command: Command = {
 };
 
 /** `--family`: generated scenarios written out (so any one can be re-run by name), then judged. */
-async function simulateFamily(count: number, seed: number, out: string | undefined, json: boolean, quiet: boolean): Promise<number> {
+async function simulateFamily(count: number, seed: number, options: { out?: string | undefined; chart?: string | undefined; json: boolean; quiet: boolean }): Promise<number> {
+  const { out, chart, json, quiet } = options;
   const dir = out ?? mkdtempSync(path.join(tmpdir(), `tide-family-${seed}-`));
   mkdirSync(dir, { recursive: true });
   const members = generateFamily(count, seed);
@@ -126,6 +129,11 @@ async function simulateFamily(count: number, seed: number, out: string | undefin
       '',
     ].join('\n'),
   );
+  if (chart) {
+    const slos = new Map(members.map((m) => [m.scenario.name, m.scenario.slo.attainment]));
+    writeFileSync(chart, renderFamilyChart(`tide on ${count} generated scenarios (seed ${seed})`, runs.map((r) => judge(r)), slos, s));
+    process.stdout.write(`chart: ${chart}\n`);
+  }
   if (json) process.stdout.write(`${JSON.stringify({ dir, seed, summary: s })}\n`);
   return 0;
 }
