@@ -74,6 +74,7 @@ export const ERRORS = {
   TIDE_SCENARIO_TRACE_MISSING: { status: 404, exit: 2, summary: 'The arrival trace a scenario names cannot be read.' },
   TIDE_SCENARIO_TRACE_INVALID: { status: 400, exit: 2, summary: 'A row of an arrival trace (`t,count` CSV) is malformed (the file and line are named).' },
   TIDE_SIM_UNKNOWN_POLICY: { status: 400, exit: 2, summary: 'The simulator has no policy of the name given to --policy.' },
+  TIDE_SIM_WRITE: { status: 400, exit: 2, summary: 'A file `tide simulate` writes (the --chart SVG, or the scenarios under --out) cannot be written: its directory is missing or not writable.' },
 
   // --- supervisor and load balancer
   TIDE_LB_NO_UPSTREAM: { status: 503, exit: 1, summary: 'The load balancer has no healthy, non-draining upstream (API replica) to send the request to.' },

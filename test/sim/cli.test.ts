@@ -53,6 +53,24 @@ test('an unknown policy and a bad scenario exit 2 with a coded error naming wher
   assert.equal(error.error.code, 'TIDE_SCENARIO_INVALID');
 });
 
+test('a --chart or --out where nothing can be written is a coded error naming the flag, before any run', async () => {
+  const nowhere = path.join(dir, 'no-such-dir', 'chart.svg');
+  const blocker = path.join(dir, 'a-file');
+  writeFileSync(blocker, '');
+  const [chart, familyChart, out] = await Promise.all([
+    tide(['simulate', scenario, '--policy', 'hpa', '--chart', nowhere]),
+    tide(['simulate', '--family', '1', '--chart', nowhere]),
+    tide(['simulate', '--family', '1', '--out', path.join(blocker, 'family')]),
+  ]);
+  for (const r of [chart, familyChart]) {
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error TIDE_SIM_WRITE: Cannot write .*chart\.svg: ENOENT\. Name a file in a directory that exists and can be written\. \(at argument --chart\)/m);
+    assert.doesNotMatch(r.stdout, /attain|scenarios \(seed/); // nothing ran
+  }
+  assert.equal(out.code, 2, out.stderr);
+  assert.match(out.stderr, /error TIDE_SIM_WRITE: Cannot write .*family: ENOTDIR\..*\(at argument --out\)/);
+});
+
 test('tide simulate --family: the scenarios written out, the summary as JSON, and the chart of every scenario', { timeout: 120_000 }, async () => {
   const out = path.join(dir, 'family');
   const chart = path.join(dir, 'family.svg');

@@ -3,7 +3,7 @@
  * policies (tide and the baselines) and prints a table per scenario; `--json` adds the rows as
  * a JSON array on the last stdout line; `--chart` writes an SVG. Progress goes to stderr.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -41,6 +41,30 @@ flaps. The setting column shows what a search settled on (fixed-peak, hpa-tuned,
              flaps an hour, and the worst five; with --chart, one SVG of every scenario's cost
              against the cheapest baseline and attainment against its SLO`;
 
+/** Writes a file the user named, or says which flag named a place that cannot be written. */
+function writeOutput(file: string, text: string, arg: string): void {
+  try {
+    writeFileSync(file, text);
+  } catch (cause) {
+    throw unwritable(file, arg, cause);
+  }
+}
+
+function unwritable(file: string, arg: string, cause: unknown): TideError {
+  const code = (cause as NodeJS.ErrnoException).code ?? String(cause);
+  return new TideError('TIDE_SIM_WRITE', `Cannot write ${file}: ${code}. Name a file in a directory that exists and can be written.`, { where: { arg }, cause });
+}
+
+/** Before the runs (which can take minutes): the directory a --chart file goes in must be writable. */
+function checkWritable(file: string | undefined, arg: string): void {
+  if (file === undefined) return;
+  try {
+    accessSync(path.dirname(path.resolve(file)), constants.W_OK);
+  } catch (cause) {
+    throw unwritable(file, arg, cause);
+  }
+}
+
 /** The chart path for one scenario of several: `out.svg` -> `out-<name>.svg`. */
 export function chartPath(base: string, scenario: string, several: boolean): string {
   if (!several) return base;
@@ -61,6 +85,7 @@ export const command: Command = {
       family: { type: 'string' },
       out: { type: 'string' },
     });
+    checkWritable(values.chart, '--chart');
     if (values.family !== undefined) {
       const count = numberArg(values.family, '--family', 1, 1);
       return simulateFamily(Math.floor(count), numberArg(values.seed, '--seed', 1, 0), { out: values.out, chart: values.chart, json: values.json === true, quiet: values.quiet === true });
@@ -87,7 +112,7 @@ export const command: Command = {
       process.stdout.write(`\n${scenarioHeading(scenario, jobs.arrivals.length, jobs.traceSeconds)}\n${formatTable(scenario, runs)}\n`);
       if (values.chart) {
         const out = chartPath(values.chart, scenario.name, positionals.length > 1);
-        writeFileSync(out, renderChart(scenario, runs));
+        writeOutput(out, renderChart(scenario, runs), '--chart');
         process.stdout.write(`chart: ${out}\n`);
       }
     }
@@ -100,11 +125,15 @@ export const command: Command = {
 async function simulateFamily(count: number, seed: number, options: { out?: string | undefined; chart?: string | undefined; json: boolean; quiet: boolean }): Promise<number> {
   const { out, chart, json, quiet } = options;
   const dir = out ?? mkdtempSync(path.join(tmpdir(), `tide-family-${seed}-`));
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (cause) {
+    throw unwritable(dir, '--out', cause);
+  }
   const members = generateFamily(count, seed);
   for (const m of members) {
-    writeFileSync(path.join(dir, `${m.scenario.name}.yaml`), scenarioYaml(m));
-    writeFileSync(path.join(dir, m.scenario.traceFile), traceCsv(m.trace));
+    writeOutput(path.join(dir, `${m.scenario.name}.yaml`), scenarioYaml(m), '--out');
+    writeOutput(path.join(dir, m.scenario.traceFile), traceCsv(m.trace), '--out');
   }
   process.stdout.write(`${count} scenarios (seed ${seed}) written to ${dir}\n`);
   const runs: ScenarioRuns[] = [];
@@ -131,7 +160,7 @@ async function simulateFamily(count: number, seed: number, options: { out?: stri
   );
   if (chart) {
     const slos = new Map(members.map((m) => [m.scenario.name, m.scenario.slo.attainment]));
-    writeFileSync(chart, renderFamilyChart(`tide on ${count} generated scenarios (seed ${seed})`, runs.map((r) => judge(r)), slos, s));
+    writeOutput(chart, renderFamilyChart(`tide on ${count} generated scenarios (seed ${seed})`, runs.map((r) => judge(r)), slos, s), '--chart');
     process.stdout.write(`chart: ${chart}\n`);
   }
   if (json) process.stdout.write(`${JSON.stringify({ dir, seed, summary: s })}\n`);
