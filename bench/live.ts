@@ -19,10 +19,11 @@
  * first claim). Then the same jobs (their arrival times and their measured service times)
  * through `tide simulate`'s engine with the same policy, bounds, round interval and the measured
  * start-up, and the differences. The controller's estimates (the arrival rate and service time
- * in its decision messages) are checked against the true ones over time.
+ * in its decision messages) are checked against the true ones over time, and the decisions of
+ * the first 20 s (which a five-minute replay keeps) are printed live and simulated side by side.
  *
  * Writes bench/charts/live.svg (replicas, p95 wait and queue depth, live against simulated). The last stdout
- * line with --json: {"live":{..},"sim":{..},"gap":{..},"baseline_live":{..},"baseline_sim":{..},"startup_s":..,"estimates":{..}}.
+ * line with --json: {"live":{..},"sim":{..},"gap":{..},"baseline_live":{..},"baseline_sim":{..},"startup_s":..,"estimates":{..},"first_rounds":{"live":[..],"sim":[..]}}.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -327,9 +328,33 @@ function scenarioFor(run: LiveRun, startupSeconds: number): { scenario: Scenario
   return { scenario, jobs: { arrivals, service, traceSeconds, lowerBoundSeconds, seed: 0 } };
 }
 
-async function simulated(run: LiveRun, startupSeconds: number): Promise<RunResult> {
+/** The decisions of the first seconds, live or simulated: when, the count, and the figures the policy gave. */
+interface FirstRound {
+  at: number;
+  desired: number;
+  figures: string;
+}
+
+const FIRST_ROUNDS_S = 20;
+
+/** The figures an SLO decision message gives ("arrivals ... oldest N s"), or the message itself. */
+function figuresOf(reasons: ReadonlyArray<{ message: string }>): string {
+  for (const r of reasons) {
+    const m = /\((arrivals [^)]*)\)/.exec(r.message);
+    if (m) return m[1]!;
+  }
+  return reasons[0]?.message ?? '';
+}
+
+async function simulated(run: LiveRun, startupSeconds: number, first: FirstRound[] = []): Promise<RunResult> {
   const { scenario, jobs } = scenarioFor(run, startupSeconds);
-  const policy = configPolicy(run.servicePolicy, { name: `${run.policy.name} sim`, intervalSeconds: run.policy.intervalSeconds });
+  const policy = configPolicy(run.servicePolicy, {
+    name: `${run.policy.name} sim`,
+    intervalSeconds: run.policy.intervalSeconds,
+    onDecision: (obs, d) => {
+      if (obs.now <= FIRST_ROUNDS_S) first.push({ at: obs.now, desired: d.desired, figures: figuresOf(d.reasons) });
+    },
+  });
   return simulate(scenario, jobs, policy, { seriesBucketSeconds: BUCKET_S });
 }
 
@@ -452,7 +477,8 @@ try {
   const startupS = round(startup(tide) || startup(hpa) || STARTUP_GUESS_S, 2);
   const tideLive = liveFigures(tide);
   const hpaLive = liveFigures(hpa);
-  const tideSimRun = await simulated(tide, startupS);
+  const simFirst: FirstRound[] = [];
+  const tideSimRun = await simulated(tide, startupS, simFirst);
   const hpaSimRun = await simulated(hpa, startupS);
   const tideSim = simFigures(tideSimRun);
   const hpaSim = simFigures(hpaSimRun);
@@ -461,6 +487,13 @@ try {
   const liveChanges = (run: LiveRun): Array<[number, number]> => run.journal.filter((e) => e.applied && e.desired !== e.current).map((e) => [(e.at - run.t0) / 1000, e.desired]);
   const simChanges = (r: RunResult): Array<[number, number]> => r.desiredAt.t.map((t, i) => [t, r.desiredAt.replicas[i]!] as [number, number]).slice(1);
   say(`scale changes: tide live ${timeline(liveChanges(tide))}; sim ${timeline(simChanges(tideSimRun))}; hpa live ${timeline(liveChanges(hpa))}; sim ${timeline(simChanges(hpaSimRun))}`);
+  // the first rounds decide a five-minute replay (no scale-in within 300 s of a scale-up): what each side saw
+  const liveFirst: FirstRound[] = tide.journal
+    .filter((e) => e.at - tide.t0 <= FIRST_ROUNDS_S * 1000)
+    .map((e) => ({ at: round((e.at - tide.t0) / 1000, 1), desired: e.desired, figures: figuresOf(e.reasons) }));
+  for (const [side, rounds] of [['live', liveFirst], ['sim', simFirst]] as const) {
+    for (const r of rounds) say(`  first rounds, tide ${side} ${r.at} s -> ${r.desired}: ${r.figures}`);
+  }
   say(line('tide live', tideLive));
   say(line('tide sim', tideSim));
   say(line('hpa live', hpaLive));
@@ -493,7 +526,7 @@ try {
   say('chart: bench/charts/live.svg');
   if (json) {
     process.stdout.write(
-      `${JSON.stringify({ live: tideLive, sim: tideSim, gap, same_order: sameOrder, baseline_live: hpaLive, baseline_sim: hpaSim, startup_s: startupS, estimates: est })}\n`,
+      `${JSON.stringify({ live: tideLive, sim: tideSim, gap, same_order: sameOrder, baseline_live: hpaLive, baseline_sim: hpaSim, startup_s: startupS, estimates: est, first_rounds: { live: liveFirst, sim: simFirst } })}\n`,
     );
   }
 } finally {

@@ -4,7 +4,7 @@
  * default, the history carried from round to round, the same metric names).
  */
 import { Decider } from '../core/decider.js';
-import { METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
+import { type Decision, METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
 import type { Observation, SimPolicy } from './engine.js';
 import type { Scenario } from './scenario.js';
 
@@ -34,12 +34,16 @@ export function samplesOf(obs: Observation): Sample[] {
 }
 
 /** A SimPolicy around the decision core: one Decider round per tick. */
-export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS): SimPolicy {
+export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS, onDecision?: (obs: Observation, decision: Decision) => void): SimPolicy {
   const decider = new Decider(policy);
   return {
     name,
     intervalSeconds,
-    decide: (obs: Observation): number => decider.round({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs) }).desired,
+    decide: (obs: Observation): number => {
+      const decision = decider.round({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs) });
+      onDecision?.(obs, decision);
+      return decision.desired;
+    },
   };
 }
 
@@ -71,6 +75,9 @@ export function tidePolicy(scenario: Scenario): SimPolicy {
 }
 
 /** A service's own `scale:` block run through the core, as `tide autoscale` would run it. */
-export function configPolicy(servicePolicy: ServicePolicy, options: { name?: string; intervalSeconds?: number } = {}): SimPolicy {
-  return corePolicy(options.name ?? 'config', servicePolicy, options.intervalSeconds);
+export function configPolicy(
+  servicePolicy: ServicePolicy,
+  options: { name?: string; intervalSeconds?: number; onDecision?: (obs: Observation, decision: Decision) => void } = {},
+): SimPolicy {
+  return corePolicy(options.name ?? 'config', servicePolicy, options.intervalSeconds, options.onDecision);
 }

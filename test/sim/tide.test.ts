@@ -74,6 +74,20 @@ test('configPolicy runs a scale: block through the core (a target on queue depth
   assert.ok(Math.max(...r.desiredAt.replicas) > 1);
 });
 
+test('configPolicy hands every round its decision: one per tick, the count the engine was given', async () => {
+  const seen: Array<{ at: number; desired: number; reasons: number }> = [];
+  const policy = configPolicy(tideServicePolicy(scenario), { intervalSeconds: 5, onDecision: (obs, d) => seen.push({ at: obs.now, desired: d.desired, reasons: d.reasons.length }) });
+  const r = simulate(scenario, jobs, policy);
+  assert.ok(seen.length > 0);
+  assert.deepEqual(seen.map((x) => x.at), seen.map((_, i) => seen[0]!.at + 5 * i));
+  for (const x of seen) assert.ok(x.reasons > 0);
+  // every change the engine recorded is a round's decision, at that round's time
+  for (let i = 1; i < r.desiredAt.t.length; i++) {
+    const round = seen.find((x) => x.at === r.desiredAt.t[i]);
+    assert.equal(round?.desired, r.desiredAt.replicas[i], `at ${r.desiredAt.t[i]} s`);
+  }
+});
+
 test('a flash crowd with start-up longer than W: tide asks for the peak at the first round that sees it', async () => {
   // 20 jobs/s, then 200/s from t = 300 s (x10); start-up 30 s > W = 10 s
   const crowd: Scenario = { ...scenario, name: 'crowd', startupSeconds: 30, maxReplicas: 50 };
