@@ -54,6 +54,31 @@ export function recurring(rates: readonly number[], subSeconds: number): boolean
   return rises >= SLO_DEFAULTS.burstRecurrences;
 }
 
+/** ln k! for real k >= 0 (exact sum below 10, Stirling's series above). */
+function logFactorial(k: number): number {
+  if (k < 10) {
+    let sum = 0;
+    for (let i = 2; i <= Math.floor(k); i++) sum += Math.log(i);
+    return sum;
+  }
+  return k * Math.log(k) - k + 0.5 * Math.log(2 * Math.PI * k) + 1 / (12 * k);
+}
+
+/**
+ * ln P(X >= k) for X ~ Poisson(mu), k > mu: the term at k times the geometric bound on the rest
+ * (each next term is at most mu / (k + 1) of the one before). 0 (certain) when k <= mu.
+ */
+export function poissonTailLog(k: number, mu: number): number {
+  if (k <= mu) return 0;
+  const term = -mu + k * Math.log(mu) - logFactorial(k);
+  return term - Math.log(1 - mu / (k + 1));
+}
+
+/** ln of the standard normal upper tail at z > 0 (its asymptotic series; within 1% from z = 3). */
+export function normalTailLog(z: number): number {
+  return -(z * z) / 2 - Math.log(z * Math.sqrt(2 * Math.PI)) + Math.log(1 - 1 / (z * z) + 3 / z ** 4);
+}
+
 /**
  * Burst memory as an arrival envelope: the lowest steady service rate under which every burst
  * of the memory window starts its jobs within `wait` seconds. A burst at rate r held for τ
@@ -223,7 +248,14 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // "The best a reactive policy can do"); a lump that lands in one sub-window is planned as a
   // step for one round, which only matters when start-up is longer than W (the backlog part
   // counts arrivals over the start-up then).
-  const jumped = !rising && rates.length >= 3 && r0 > SLO_DEFAULTS.jumpFactor * slow && r0 > slow + SLO_DEFAULTS.jumpDeviations * dev;
+  // "Far outside its noise" by the Poisson tail itself: at a job or two per sub-window the normal
+  // approximation's six deviations are a count of seven, which a sawtooth's peak reaches several
+  // times an hour; the Poisson tail asks for twelve.
+  const jumped =
+    !rising &&
+    rates.length >= 3 &&
+    r0 > SLO_DEFAULTS.jumpFactor * slow &&
+    poissonTailLog(r0 * subSeconds, Math.max(slow * subSeconds, 1)) < normalTailLog(SLO_DEFAULTS.jumpDeviations);
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   // The count behind it covers the whole window (the long one when the level was read there), so

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { decide } from '../../src/core/decide.js';
+import { normalTailLog, poissonTailLog } from '../../src/core/arrival-rate.js';
 import { absorbedRate, burstRate, estimateRate, recurring, replicasToDrain, startingReplicas } from '../../src/core/slo.js';
 import { type DecideInput, type Decision, type History, METRIC, type Sample, type ServicePolicy, emptyHistory } from '../../src/core/types.js';
 
@@ -505,6 +506,47 @@ describe('SLO policy', () => {
     const c = estimateRate(calm, 125_000, policy)!;
     assert.ok(!c.jumped);
     assert.ok(c.planned <= 21, `planned ${c.planned}`);
+  });
+
+  test('at a job or two per sub-window, a jump is judged by the Poisson tail, not six normal deviations', () => {
+    // one job every 5 s for two minutes, then one sub-window with k jobs
+    const policy = { kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, startupSeconds: 30 } as const;
+    const withNewest = (k: number) => {
+      const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i }));
+      series.push({ at: 125_000, value: 24 + k });
+      return estimateRate(series, 125_000, policy)!;
+    };
+    // 7 jobs where 1 is usual: past six normal deviations (1 + 6 x 1), but P = 8e-5 for Poisson(1),
+    // which a peak of a few jobs a sub-window reaches several times an hour
+    assert.equal(withNewest(7).jumped, false);
+    // 11: P = 1e-8, not yet as rare as six deviations' 1e-9; 12: P = 8e-10, a jump
+    assert.equal(withNewest(11).jumped, false);
+    assert.equal(withNewest(12).jumped, true);
+    // monotone in the count
+    let seen = false;
+    for (let k = 2; k <= 40; k++) {
+      const j = withNewest(k).jumped;
+      assert.ok(!seen || j, `${k} jobs: a jump below it but not here`);
+      seen ||= j;
+    }
+  });
+
+  test('the Poisson tail against exact sums, and the normal tail at six deviations', () => {
+    const exact = (k: number, mu: number) => {
+      let term = Math.exp(-mu);
+      let cdf = 0;
+      for (let i = 0; i < k; i++) {
+        cdf += term;
+        term *= mu / (i + 1);
+      }
+      return 1 - cdf;
+    };
+    for (const [k, mu] of [[7, 1], [10, 2.5], [20, 8]] as const) {
+      const bound = Math.exp(poissonTailLog(k, mu));
+      assert.ok(bound >= exact(k, mu) * 0.999 && bound <= exact(k, mu) * 1.3, `${k}, ${mu}: ${bound} against ${exact(k, mu)}`);
+    }
+    assert.equal(poissonTailLog(3, 5), 0);
+    assert.ok(Math.abs(Math.exp(normalTailLog(6)) / 9.8659e-10 - 1) < 0.01);
   });
 
   test('on a jump with start-up longer than W, the backlog part asks for the flash crowd at once', () => {
