@@ -54,14 +54,14 @@ export function recurring(rates: readonly number[], subSeconds: number): boolean
   return rises >= SLO_DEFAULTS.burstRecurrences;
 }
 
-/** ln k! for real k >= 0 (exact sum below 10, Stirling's series above). */
+/**
+ * ln k! = ln Gamma(k + 1) for real k >= 0, continuous in k (counts read off counters need not be
+ * whole): Stirling's series from 1 on (within 1e-3 at 1, far closer above), and below 1 the
+ * recurrence k! = (k + 1)! / (k + 1).
+ */
 function logFactorial(k: number): number {
-  if (k < 10) {
-    let sum = 0;
-    for (let i = 2; i <= Math.floor(k); i++) sum += Math.log(i);
-    return sum;
-  }
-  return k * Math.log(k) - k + 0.5 * Math.log(2 * Math.PI * k) + 1 / (12 * k);
+  if (k < 1) return logFactorial(k + 1) - Math.log(k + 1);
+  return k * Math.log(k) - k + 0.5 * Math.log(2 * Math.PI * k) + 1 / (12 * k) - 1 / (360 * k ** 3);
 }
 
 /**
