@@ -221,6 +221,23 @@ describe('worker in process', () => {
     workers.delete(w);
   });
 
+  test('a job finished here whose lease lapsed before its completion was written is not run again when claimed back', async () => {
+    const q = 'refound';
+    // completions wait 3 s before they are written; the sweep runs every 50 ms
+    const w = await worker({ queues: [q], concurrency: 1, completionDelayMs: 3000, sweepMs: 50 });
+    const { id } = await queue.enqueue({ queue: q, handler: 'record', payload: {} });
+    const runs = async () => (await queue.pool.query(`SELECT count(*)::int AS n FROM "${schema.schema}".runs WHERE job_id = $1`, [id])).rows[0].n as number;
+    const ended = async () => (await queue.pool.query(`SELECT count(*)::int AS n FROM "${schema.schema}".runs WHERE job_id = $1 AND ended IS NOT NULL`, [id])).rows[0].n as number;
+    await until(async () => (await ended()) === 1, 10_000, 'the run finished');
+    // its lease runs out while the completion waits (as when heartbeats stall): swept, then claimed back
+    await queue.pool.query(`UPDATE "${schema.schema}".jobs SET lease_until = now() - interval '1 second' WHERE id = $1`, [id]);
+    await until(async () => (await queue.getJob(id))!.attempts === 2, 10_000, 'claimed again');
+    await until(async () => (await queue.getJob(id))?.state === 'completed', 10_000, 'completed');
+    assert.equal(await runs(), 1, 'the handler ran once');
+    await w.stop();
+    workers.delete(w);
+  });
+
   test('finished jobs older than the retention are purged', async () => {
     const q = 'retention';
     const w = await worker({ queues: [q], concurrency: 2, retentionMs: 1, purgeEveryMs: 20 });

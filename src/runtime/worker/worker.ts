@@ -216,10 +216,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           await sleepFor(Math.min(5000, 200 * 2 ** failures++), lifetime.signal);
           continue;
         }
-        // a job already here (its lease ran out during an outage, it was swept and claimed again)
-        // is one job: the copy already held is kept
-        const waiting = new Set(ahead.map((a) => a.job.id));
-        const fresh = jobs.filter((j) => !slots.has(j.id) && !waiting.has(j.id));
+        // a job already here (its lease ran out during an outage or a stall, it was swept and
+        // claimed again) is one job: the copy already held is kept, and one that finished here and
+        // waits for its completion to be written is not run again (the write completes it: the
+        // claim made it ours again)
+        const held = new Set([...ahead.map((a) => a.job.id), ...buffer.map((c) => c.id), ...flushingIds]);
+        const fresh = jobs.filter((j) => !slots.has(j.id) && !held.has(j.id));
         ahead.push(...fresh.map((job) => ({ job, at: claimedAt, leaseUntil: claimedAt + queue.leaseMs })));
         // drain began while the claim ran: these never start (released with the rest)
         if (stopping) break;
