@@ -137,7 +137,7 @@ async function familyBench(count: number, seeds: number[], publicDir: string | u
   console.log(`  overall: ${summaryLine(overall)}`);
   for (const w of overall.worst) console.log(`  worst: ${JSON.stringify(w)}`);
   if (chartFile) {
-    writeFileSync(chartFile, renderFamilyChart(`tide on ${all.length} generated scenarios (seeds ${seeds.join(', ')})`, all.map((r) => judge(r)), slos, overall));
+    writeFileSync(chartFile, renderFamilyChart(`tide on ${all.length} generated scenarios (seeds ${seeds.join(', ')})`, all, overall));
     console.log(`  chart: ${chartFile}`);
   }
   let publicOut: unknown;

@@ -7,7 +7,7 @@
  */
 import { COLORS, esc } from './chart.js';
 import { FAMILY_SHAPES } from './family.js';
-import type { Summary, Verdict } from './score.js';
+import { type ScenarioRuns, type Summary, judge } from './score.js';
 
 const WIDTH = 900;
 const HEIGHT = 560;
@@ -45,10 +45,11 @@ function pointsY(points: number): number {
   return TOP + ((POINTS_MAX - points) / (POINTS_MAX - POINTS_MIN)) * PLOT_H;
 }
 
-/** Places every verdict (exported for the tests: every mark lies inside the drawing). */
-export function familyMarks(verdicts: readonly Verdict[], slos: ReadonlyMap<string, number>): FamilyMark[] {
-  return verdicts.map((v) => {
-    const points = (v.attainment - (slos.get(v.name) ?? v.attainment)) * 100;
+/** Places every scenario by its verdict (exported for the tests: every mark lies inside the drawing). */
+export function familyMarks(scenarios: readonly ScenarioRuns[]): FamilyMark[] {
+  return scenarios.map((r) => {
+    const v = judge(r);
+    const points = (v.attainment - r.attainment) * 100;
     const shape = typeof v.params?.shape === 'string' ? v.params.shape : 'other';
     const unranked = v.costRatio === undefined;
     const ratio = v.costRatio ?? 1;
@@ -73,7 +74,7 @@ function colorOf(shape: string): string {
 }
 
 /** Renders the chart of a judged family with its summary line. */
-export function renderFamilyChart(title: string, verdicts: readonly Verdict[], slos: ReadonlyMap<string, number>, summary: Summary): string {
+export function renderFamilyChart(title: string, scenarios: readonly ScenarioRuns[], summary: Summary): string {
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`);
@@ -101,7 +102,7 @@ export function renderFamilyChart(title: string, verdicts: readonly Verdict[], s
   out.push(`<text x="${LEFT + PLOT_W + STRIP / 2}" y="${TOP - 6}" text-anchor="middle" fill="#555">none</text>`);
   out.push(`<text x="${LEFT + PLOT_W / 2}" y="${TOP + PLOT_H + 36}" text-anchor="middle" fill="#333">cost over the cheapest baseline that meets the SLO (log scale; the dashed line is 0.8x; none: no baseline meets it)</text>`);
   out.push(`<text transform="translate(20 ${TOP + PLOT_H / 2}) rotate(-90)" text-anchor="middle" fill="#333">attainment minus the SLO, points</text>`);
-  const marks = familyMarks(verdicts, slos);
+  const marks = familyMarks(scenarios);
   for (const m of marks) {
     const color = colorOf(m.shape);
     const x = m.x.toFixed(1);
@@ -123,7 +124,7 @@ export function renderFamilyChart(title: string, verdicts: readonly Verdict[], s
   const notesY = TOP + 10 + FAMILY_SHAPES.length * 20 + 20;
   out.push(`<path d="M${legendX - 4},${notesY - 4}l8,8m0,-8l-8,8" stroke="#333" stroke-width="2"/><text x="${legendX + 10}" y="${notesY + 4}">SLO missed</text>`);
   out.push(`<circle cx="${legendX}" cy="${notesY + 20}" r="4" fill="none" stroke="#333"/><text x="${legendX + 10}" y="${notesY + 24}">off the axis</text>`);
-  out.push(`<text x="${legendX - 4}" y="${notesY + 50}" fill="#555">${verdicts.length} scenarios</text>`);
+  out.push(`<text x="${legendX - 4}" y="${notesY + 50}" fill="#555">${scenarios.length} scenarios</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { familyMarks, renderFamilyChart } from '../../src/sim/family-chart.js';
-import { type ScenarioRuns, judge, summarize } from '../../src/sim/score.js';
+import { type ScenarioRuns, summarize } from '../../src/sim/score.js';
 
 const scenario = (name: string, shape: string, tide: number, tideCost: number, hpa: number): ScenarioRuns => ({
   name,
@@ -22,10 +22,9 @@ const family = [
   scenario('unranked', 'mixture', 0.9, 80, 0.92), // no baseline meets: no cost ratio
 ];
 const slos = new Map(family.map((f) => [f.name, f.attainment]));
-const verdicts = family.map((f) => judge(f));
 
 test('marks: cheaper sits left of dearer, better attainment higher; everything inside the drawing', () => {
-  const marks = new Map(familyMarks(verdicts, slos).map((m) => [m.name, m]));
+  const marks = new Map(familyMarks(family).map((m) => [m.name, m]));
   assert.equal(marks.size, family.length);
   assert.ok(marks.get('cheaper')!.x < marks.get('dearer')!.x);
   assert.ok(marks.get('cheaper')!.y < marks.get('dearer')!.y, 'four points over the SLO is drawn above one');
@@ -40,12 +39,12 @@ test('marks: cheaper sits left of dearer, better attainment higher; everything i
 
 test('the SVG: one titled mark per scenario, the summary line, the same bytes every time', () => {
   const s = summarize(family, slos);
-  const svg = renderFamilyChart('five scenarios', verdicts, slos, s);
+  const svg = renderFamilyChart('five scenarios', family, s);
   assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.ok(svg.endsWith('</svg>'));
   for (const f of family) assert.equal(svg.split(`<title>${f.name}</title>`).length - 1, 1, f.name);
   assert.match(svg, /SLO met on 3 of 4 where a baseline meets it/);
-  assert.equal(renderFamilyChart('five scenarios', verdicts, slos, s), svg);
+  assert.equal(renderFamilyChart('five scenarios', family, s), svg);
   // well-formed enough for a browser: no attribute twice on one element
   for (const tag of svg.match(/<[a-z]+ [^>]*>/g) ?? []) {
     const names = [...tag.matchAll(/ ([a-z-]+)="/g)].map((m) => m[1]);

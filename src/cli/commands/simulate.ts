@@ -159,8 +159,7 @@ async function simulateFamily(count: number, seed: number, options: { out?: stri
     ].join('\n'),
   );
   if (chart) {
-    const slos = new Map(members.map((m) => [m.scenario.name, m.scenario.slo.attainment]));
-    writeOutput(chart, renderFamilyChart(`tide on ${count} generated scenarios (seed ${seed})`, runs.map((r) => judge(r)), slos, s), '--chart');
+    writeOutput(chart, renderFamilyChart(`tide on ${count} generated scenarios (seed ${seed})`, runs, s), '--chart');
     process.stdout.write(`chart: ${chart}\n`);
   }
   if (json) process.stdout.write(`${JSON.stringify({ dir, seed, summary: s })}\n`);
