@@ -79,6 +79,9 @@ export function normalTailLog(z: number): number {
   return -(z * z) / 2 - Math.log(z * Math.sqrt(2 * Math.PI)) + Math.log(1 - 1 / (z * z) + 3 / z ** 4);
 }
 
+/** ln of how rare a jump's count must be: the normal tail at `jumpDeviations` (1e-9 at six). */
+const JUMP_TAIL_LOG = normalTailLog(SLO_DEFAULTS.jumpDeviations);
+
 /**
  * Burst memory as an arrival envelope: the lowest steady service rate under which every burst
  * of the memory window starts its jobs within `wait` seconds. A burst at rate r held for τ
@@ -255,7 +258,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     !rising &&
     rates.length >= 3 &&
     r0 > SLO_DEFAULTS.jumpFactor * slow &&
-    poissonTailLog(r0 * subSeconds, Math.max(slow * subSeconds, 1)) < normalTailLog(SLO_DEFAULTS.jumpDeviations);
+    poissonTailLog(r0 * subSeconds, Math.max(slow * subSeconds, 1)) < JUMP_TAIL_LOG;
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
   // The plan's own Poisson noise: a fitted line's end has about twice the deviation of the mean.
   // The count behind it covers the whole window (the long one when the level was read there), so
