@@ -24,6 +24,7 @@ import { estimateRate } from './arrival-rate.js';
 import { replicasForWait } from './erlang.js';
 import { rateOver } from './metrics.js';
 import { type PolicyContext, type Proposal, round } from './policies.js';
+import { SEASON_BUCKET_MS, type Season, readSeason, recordArrivals, seasonalPeak, withPeriod } from './season.js';
 import { SLO_DEFAULTS, reversalOf } from './slo-defaults.js';
 import { METRIC, type ServicePolicy, type SloPolicy } from './types.js';
 
@@ -40,6 +41,8 @@ interface SloState {
   little?: { mean: number; at: number };
   /** Jobs in flight at each round of the slow window, [at, count]: Little's law takes their mean. */
   flight?: Array<[number, number]>;
+  /** Arrivals per minute and the period they repeat with (season.ts). */
+  season?: Season;
 }
 
 function num(o: object, key: string): number | undefined {
@@ -70,6 +73,8 @@ function readState(state: unknown): SloState {
   if (Array.isArray(flight)) {
     out.flight = flight.filter((x): x is [number, number] => Array.isArray(x) && x.length === 2 && Number.isFinite(x[0]) && Number.isFinite(x[1]));
   }
+  const season = readSeason((state as Record<string, unknown>).season);
+  if (season) out.season = season;
   const damping = (state as Record<string, unknown>).damping;
   if (damping && typeof damping === 'object') {
     const level = num(damping, 'level');
@@ -277,7 +282,15 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // each of them to drain within its share of W) is the steady rate, not the on-phase rate.
   // A swing to a level already seen within the reversal window is noise the queue absorbs (a
   // count that followed it would be scaled in and out again): the envelope of the recent bursts.
-  const steadyRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
+  const reactiveRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
+  // Learned periodicity: when a reaction cannot land within W (a start-up and a sub-window to see
+  // the change take longer), the fleet a recurring burst needs must be there before it. The rate
+  // the period forecasts over the next start-up and the minute after is then sized for now.
+  const total = ctx.view.values.get(METRIC.arrivalsTotal);
+  const season = total === undefined ? prevState.season : withPeriod(recordArrivals(prevState.season, ctx.now, total), Math.ceil((startup * 1000) / SEASON_BUCKET_MS));
+  const reactionLate = startup + (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) / 2 > p.waitSeconds;
+  const seasonal = season && reactionLate ? seasonalPeak(season, ctx.now, ctx.now + startup * 1000 + SEASON_BUCKET_MS) : undefined;
+  const steadyRate = Math.max(reactiveRate, seasonal ?? 0);
   const model = { lambda: steadyRate, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {
@@ -293,8 +306,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   };
   const forDrain = replicasToDrain(drainInput);
   const needed = Math.max(forWait, forDrain);
-  const learned = { ...(little === undefined ? {} : { little }), flight };
-  const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
+  const learned = { ...(little === undefined ? {} : { little }), flight, ...(season === undefined ? {} : { season }) };
+  const period = seasonal !== undefined && seasonal > reactiveRate ? `, ${round(seasonal)}/s forecast by a ${season!.detected!.period!.buckets}-minute period` : '';
+  const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s${period}; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
   const state = prevState;
 
   if (needed >= ctx.current || rate === undefined) {

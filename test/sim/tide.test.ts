@@ -121,3 +121,33 @@ test('on/off bursts: tide settles on the fleet the bursts need and holds it (no 
   // sized for the on rate as if it lasted (75 erlangs), it would hold 10 or more all along
   assert.ok(run.replicaSeconds < 9.5 * 1500, `replica-s ${run.replicaSeconds}`);
 });
+
+test('a recurring burst that a start-up cannot catch: after two cycles tide has the fleet up before each burst', () => {
+  // 12-minute cycles: 4 minutes at 35 jobs/s, 8 at 2; 1 s jobs, 10 slots, a 60 s start-up for a 10 s wait
+  const cycle: Scenario = { ...scenario, name: 'cycle', startupSeconds: 60, initialReplicas: 1, maxReplicas: 10, slo: { waitSeconds: 10, attainment: 0.99 } };
+  const seconds = 7200;
+  const on = (t: number) => t % 720 < 240;
+  const counts = Array.from({ length: seconds }, (_, t) => (on(t) ? 35 : 2));
+  const jobs = drawJobs(cycle, { file: 'c', t: Float64Array.from(counts.map((_, i) => i)), count: Float64Array.from(counts) }, 3);
+  const forecasts: number[] = [];
+  const run = simulate(cycle, jobs, configPolicy(tideServicePolicy(cycle), {
+    onDecision: (obs, d) => {
+      if (d.reasons.some((r) => /forecast by a 12-minute period/.test(r.message))) forecasts.push(obs.now);
+    },
+  }));
+  const desiredAt = (t: number) => {
+    let v = run.desiredAt.replicas[0]!;
+    run.desiredAt.t.forEach((at, i) => {
+      if (at <= t) v = run.desiredAt.replicas[i]!;
+    });
+    return v;
+  };
+  assert.ok(forecasts.length > 0, 'the period was learned');
+  assert.ok(forecasts[0]! > 2 * 720, 'not before two cycles were seen');
+  // every burst after that: the fleet it needs (35/s x 1 s over 10 slots: 4) is asked for a start-up before it
+  for (let k = Math.ceil(forecasts[0]! / 720); k < seconds / 720; k++) {
+    const onset = k * 720;
+    assert.ok(desiredAt(onset - 65) >= 4, `burst ${k}: ${desiredAt(onset - 65)} replicas asked for 65 s before it`);
+  }
+  assert.deepEqual(simulate(cycle, jobs, configPolicy(tideServicePolicy(cycle))).desiredAt, run.desiredAt, 'deterministic');
+});

@@ -1,0 +1,214 @@
+/**
+ * Learned periodicity: the arrivals counted per minute, the period they repeat with (if any),
+ * and the rate that period says is coming. A reactive policy scales after the fact; when a
+ * start-up does not fit inside the SLO wait, the only way to keep it through a recurring burst is
+ * to have the replicas ready before it, and history is what says when that is.
+ *
+ * State (`Season`, JSON-friendly, kept in the SLO policy's state and, by the live controller, in
+ * PostgreSQL across restarts): `start` (ms, the start of the first closed bucket), `counts` (jobs
+ * per closed minute, `null` where nothing was read: the controller was down, or a counter reset),
+ * `open` (the jobs counted so far in the current minute), `last` (the counter reading and when),
+ * and `period` (the last detection: its length in buckets, its correlation and when it was
+ * found, re-run every `SEASON_DETECT_EVERY` closed minutes). Memory is bounded: at most
+ * `SEASON_BUCKETS` minutes (two days) are kept, the oldest dropped first.
+ *
+ * Detection: the correlation between the first differences of the per-minute counts and the
+ * same differences one period earlier, over every period from `SEASON_MIN_PERIOD` minutes to
+ * half of the history (two whole cycles seen). Differences, not levels: a ramp or a staircase
+ * correlates with itself at every lag, while only a pattern that repeats makes its changes
+ * repeat. The smallest period within a tenth of the best correlation wins (its multiples
+ * correlate as well), and only above `SEASON_MIN_CORRELATION`. Two more tests keep noise from
+ * passing for a pattern: the counts must swing well beyond Poisson noise (variance over
+ * `SEASON_MIN_DISPERSION` times the mean: a few jobs a minute learn no period), and the period
+ * must have forecast the history better than the count a start-up earlier did (a staircase's
+ * steps recur at regular intervals, but the level one period ago is the worse guess there).
+ *
+ * Pure: no clock reads, no I/O; the same readings give the same state.
+ */
+
+/** Bucket length, ms. */
+export const SEASON_BUCKET_MS = 60_000;
+/** Buckets kept (two days: a daily pattern is seen twice). */
+export const SEASON_BUCKETS = 2880;
+/** Shortest period looked for, buckets (shorter recurring bursts are the burst envelope's). */
+export const SEASON_MIN_PERIOD = 5;
+/** Correlation a period needs to be believed. */
+export const SEASON_MIN_CORRELATION = 0.6;
+/**
+ * The counts' variance must be this many times their mean (a Poisson count's variance) for a
+ * period to be looked for: below, what swings is the noise of a few jobs a minute.
+ */
+export const SEASON_MIN_DISPERSION = 4;
+/** Detection re-runs after this many closed buckets. */
+export const SEASON_DETECT_EVERY = 5;
+/** Cycles the forecast averages, newest first. */
+export const SEASON_CYCLES = 3;
+
+export interface SeasonPeriod {
+  /** Length in buckets. */
+  buckets: number;
+  /** Correlation of the changes one period apart. */
+  r: number;
+}
+
+export interface Season {
+  start: number;
+  counts: Array<number | null>;
+  open: number;
+  last: { at: number; total: number };
+  /** The closed-bucket count at the last detection, and what it found. */
+  detected?: { at: number; period: SeasonPeriod | null };
+}
+
+/** Reads a season back from state (persisted JSON included); anything malformed starts afresh. */
+export function readSeason(value: unknown): Season | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const v = value as Record<string, unknown>;
+  const last = v.last as Record<string, unknown> | undefined;
+  if (typeof v.start !== 'number' || !Array.isArray(v.counts) || typeof v.open !== 'number' || !last || typeof last.at !== 'number' || typeof last.total !== 'number') return undefined;
+  const counts = v.counts.map((x) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null)).slice(-SEASON_BUCKETS);
+  const season: Season = { start: v.start + (v.counts.length - counts.length) * SEASON_BUCKET_MS, counts, open: Math.max(0, v.open), last: { at: last.at, total: last.total } };
+  const d = v.detected as Record<string, unknown> | undefined;
+  if (d && typeof d.at === 'number') {
+    const p = d.period as Record<string, unknown> | null;
+    season.detected = { at: d.at, period: p && typeof p.buckets === 'number' && typeof p.r === 'number' ? { buckets: p.buckets, r: p.r } : null };
+  }
+  return season;
+}
+
+/**
+ * Counts a counter reading into the buckets: the jobs since the last reading are spread evenly
+ * over the time between them. A counter that went down (a restart of its source) or a gap longer
+ * than a bucket since the last reading (the controller was down) leaves the buckets in between
+ * unknown rather than guessed.
+ */
+export function recordArrivals(prev: Season | undefined, now: number, total: number): Season {
+  const bucketOf = (t: number) => Math.floor(t / SEASON_BUCKET_MS) * SEASON_BUCKET_MS;
+  if (!prev || now < prev.last.at) return { start: bucketOf(now), counts: [], open: 0, last: { at: now, total } };
+  const openStart = prev.start + prev.counts.length * SEASON_BUCKET_MS;
+  const known = total >= prev.last.total && now - prev.last.at <= SEASON_BUCKET_MS;
+  const jobs = known ? total - prev.last.total : 0;
+  if (now < openStart + SEASON_BUCKET_MS) {
+    return { ...prev, open: prev.open + jobs, last: { at: now, total } };
+  }
+  // One or more buckets close: the share of the jobs that fell in each, by time.
+  const counts = prev.counts.slice();
+  const span = Math.max(1, now - prev.last.at);
+  const share = (from: number, to: number) => (jobs * Math.max(0, Math.min(to, now) - Math.max(from, prev.last.at))) / span;
+  let bucket = openStart;
+  counts.push(known ? prev.open + share(bucket, bucket + SEASON_BUCKET_MS) : null);
+  for (bucket += SEASON_BUCKET_MS; bucket + SEASON_BUCKET_MS <= now; bucket += SEASON_BUCKET_MS) counts.push(known ? share(bucket, bucket + SEASON_BUCKET_MS) : null);
+  const drop = Math.max(0, counts.length - SEASON_BUCKETS);
+  return {
+    start: prev.start + drop * SEASON_BUCKET_MS,
+    counts: drop > 0 ? counts.slice(drop) : counts,
+    open: known ? share(bucket, now) : 0,
+    last: { at: now, total },
+    ...(prev.detected ? { detected: { ...prev.detected, at: prev.detected.at - drop } } : {}),
+  };
+}
+
+/** Correlation of a[i] with a[i - lag] over the pairs where both are known; undefined on too few. */
+function lagCorrelation(a: ReadonlyArray<number | null>, lag: number): number | undefined {
+  let n = 0;
+  let sx = 0;
+  let sy = 0;
+  let sxx = 0;
+  let syy = 0;
+  let sxy = 0;
+  for (let i = lag; i < a.length; i++) {
+    const x = a[i];
+    const y = a[i - lag];
+    if (x === null || x === undefined || y === null || y === undefined) continue;
+    n++;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    syy += y * y;
+    sxy += x * y;
+  }
+  if (n < lag) return undefined;
+  const vx = sxx - (sx * sx) / n;
+  const vy = syy - (sy * sy) / n;
+  if (vx <= 0 || vy <= 0) return undefined;
+  return (sxy - (sx * sy) / n) / Math.sqrt(vx * vy);
+}
+
+/** Mean of the same bucket in the last `SEASON_CYCLES` known cycles before `b`, or undefined. */
+function cycleMean(counts: ReadonlyArray<number | null>, b: number, period: number): number | undefined {
+  let sum = 0;
+  let n = 0;
+  for (let i = b - period; n < SEASON_CYCLES && i >= 0; i -= period) {
+    const x = i < counts.length ? counts[i] : null;
+    if (x === null || x === undefined) continue;
+    sum += x;
+    n++;
+  }
+  return n > 0 ? sum / n : undefined;
+}
+
+/**
+ * Whether the period forecast the history better than the present does: over every bucket both
+ * can forecast, the squared error of the cycle mean against that of the count `lead` buckets
+ * before (what a reactive policy, a start-up late, acts on). A staircase's steps recur at regular
+ * intervals too, but the level one period ago is a worse guess there than the level now.
+ */
+function beatsPersistence(counts: ReadonlyArray<number | null>, period: number, lead: number): boolean {
+  let seasonal = 0;
+  let persistence = 0;
+  for (let b = period; b < counts.length; b++) {
+    const x = counts[b];
+    const before = b >= lead ? counts[b - lead] : null;
+    const mean = cycleMean(counts, b, period);
+    if (x === null || x === undefined || before === null || before === undefined || mean === undefined) continue;
+    seasonal += (x - mean) ** 2;
+    persistence += (x - before) ** 2;
+  }
+  return seasonal < persistence;
+}
+
+/**
+ * The period the closed buckets repeat with, or null (see the module note); `lead` is the
+ * buckets a forecast must look ahead (a start-up), against which the period must beat the present.
+ */
+export function detectPeriod(counts: ReadonlyArray<number | null>, lead = 1): SeasonPeriod | null {
+  const known = counts.filter((x): x is number => x !== null);
+  const mean = known.reduce((a, x) => a + x, 0) / Math.max(1, known.length);
+  const variance = known.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, known.length - 1);
+  if (!(variance > SEASON_MIN_DISPERSION * mean)) return null;
+  const diffs = counts.map((x, i) => (i === 0 || x === null || counts[i - 1] === null ? null : x - counts[i - 1]!));
+  const found: SeasonPeriod[] = [];
+  for (let lag = SEASON_MIN_PERIOD; lag <= Math.floor(counts.length / 2); lag++) {
+    const r = lagCorrelation(diffs, lag);
+    if (r !== undefined) found.push({ buckets: lag, r });
+  }
+  const best = found.reduce((m, x) => Math.max(m, x.r), -Infinity);
+  if (!(best >= SEASON_MIN_CORRELATION)) return null;
+  const period = found.find((x) => x.r >= best * 0.9);
+  return period && beatsPersistence(counts, period.buckets, Math.max(1, lead)) ? period : null;
+}
+
+/** The season with its period detected afresh when enough buckets closed since the last time. */
+export function withPeriod(season: Season, lead: number): Season {
+  const closed = season.counts.length;
+  if (season.detected && closed - season.detected.at < SEASON_DETECT_EVERY) return season;
+  return { ...season, detected: { at: closed, period: detectPeriod(season.counts, lead) } };
+}
+
+/**
+ * The highest arrival rate (jobs/s) the learned period forecasts over [from, to] (ms): each
+ * bucket there is the mean of the same bucket in the last `SEASON_CYCLES` cycles that are known.
+ * Undefined without a period, or where no cycle is known.
+ */
+export function seasonalPeak(season: Season, from: number, to: number): number | undefined {
+  const period = season.detected?.period;
+  if (!period) return undefined;
+  let peak: number | undefined;
+  const first = Math.floor((from - season.start) / SEASON_BUCKET_MS);
+  const last = Math.floor((to - season.start) / SEASON_BUCKET_MS);
+  for (let b = first; b <= last; b++) {
+    const mean = cycleMean(season.counts, b, period.buckets);
+    if (mean !== undefined) peak = Math.max(peak ?? 0, mean / (SEASON_BUCKET_MS / 1000));
+  }
+  return peak;
+}

@@ -1,0 +1,118 @@
+// Learned periodicity (core/season.ts): the per-minute buckets, the period found in them, and
+// the rate that period forecasts. Seeded Poisson counts, no clock.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  SEASON_BUCKETS,
+  SEASON_BUCKET_MS,
+  type Season,
+  detectPeriod,
+  readSeason,
+  recordArrivals,
+  seasonalPeak,
+  withPeriod,
+} from '../../src/core/season.js';
+import { Rng } from '../../src/sim/rng.js';
+
+/** Per-minute Poisson counts around `rate(minute)` jobs a minute. */
+function minutes(n: number, rate: (m: number) => number, seed = 7): number[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, (_, m) => rng.poisson(rate(m)));
+}
+
+/** 12-minute cycle: 4 minutes at 120 jobs a minute, 8 at 6. */
+const onOff = (m: number) => (m % 12 < 4 ? 120 : 6);
+
+/** Feeds per-minute counts as a counter read every 5 s (the controller's rounds). */
+function feed(counts: readonly number[], start = 0): Season {
+  let season: Season | undefined;
+  let total = 0;
+  for (let m = 0; m < counts.length; m++) {
+    for (let k = 0; k < 12; k++) {
+      const now = start + m * SEASON_BUCKET_MS + k * 5000;
+      season = recordArrivals(season, now, total);
+      total += counts[m]! / 12;
+    }
+  }
+  return recordArrivals(season, start + counts.length * SEASON_BUCKET_MS, total);
+}
+
+describe('buckets', () => {
+  test('every job counted once, in the minute it arrived; memory bounded', () => {
+    const counts = minutes(90, onOff);
+    const season = feed(counts);
+    assert.equal(season.counts.length, 90);
+    season.counts.forEach((x, i) => assert.ok(Math.abs(x! - counts[i]!) < 1e-9, `minute ${i}`));
+    const long = feed(minutes(SEASON_BUCKETS + 30, () => 5));
+    assert.equal(long.counts.length, SEASON_BUCKETS);
+    assert.equal(long.start, 30 * SEASON_BUCKET_MS, 'the oldest minutes are dropped first');
+  });
+
+  test('a reading spanning a minute edge is split by time; a gap or a counter reset leaves minutes unknown', () => {
+    let s = recordArrivals(undefined, 50_000, 0);
+    s = recordArrivals(s, 70_000, 20); // 10 s of it before the edge, 10 s after
+    assert.deepEqual(s.counts, [10]);
+    assert.equal(s.open, 10);
+    const gap = recordArrivals(s, 70_000 + 3 * SEASON_BUCKET_MS, 500);
+    assert.deepEqual(gap.counts, [10, null, null, null], 'the controller was down: those minutes are not zero, they are unknown');
+    const reset = recordArrivals(recordArrivals(s, 119_000, 30), 125_000, 3);
+    assert.deepEqual(reset.counts, [10, null]);
+  });
+
+  test('JSON round trip (what the controller keeps in PostgreSQL) reads back the same; garbage reads as nothing', () => {
+    const season = withPeriod(feed(minutes(60, onOff)), 1);
+    assert.deepEqual(readSeason(JSON.parse(JSON.stringify(season))), season);
+    assert.equal(readSeason({ counts: 'x' }), undefined);
+    assert.equal(readSeason(null), undefined);
+  });
+});
+
+describe('the period', () => {
+  test('on/off traffic: the period is found, not a multiple of it, once two whole cycles of changes are seen', () => {
+    assert.equal(detectPeriod(minutes(25, onOff))?.buckets, 12);
+    assert.equal(detectPeriod(minutes(90, onOff, 3))?.buckets, 12);
+    assert.equal(detectPeriod(minutes(20, onOff)), null, 'under two cycles: nothing yet');
+  });
+
+  test('no period in steady, sparse, ramping or stepped traffic', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      assert.equal(detectPeriod(minutes(120, () => 50, seed)), null, 'steady');
+      assert.equal(detectPeriod(minutes(120, (m) => (m % 12 < 4 ? 2 : 0), seed)), null, 'a couple of jobs a minute: noise, whatever its rhythm');
+      assert.equal(detectPeriod(minutes(120, (m) => 10 + 2 * m, seed)), null, 'a ramp');
+      assert.equal(detectPeriod(minutes(120, (m) => [40, 200, 90, 150, 20][Math.floor(m / 24)]!, seed)), null, 'a staircase');
+    }
+  });
+
+  test('deterministic, and re-run only every few closed minutes', () => {
+    const counts = minutes(60, onOff);
+    assert.deepEqual(detectPeriod(counts), detectPeriod([...counts]));
+    const a = withPeriod(feed(counts), 1);
+    assert.equal(withPeriod(a, 1), a, 'no new minute: the same object back');
+  });
+});
+
+describe('the forecast', () => {
+  test('ahead of an on-phase it forecasts the on rate; in an off-phase beyond the horizon, the off rate', () => {
+    const season = withPeriod(feed(minutes(60, onOff)), 1);
+    // minute 60 starts a new cycle (60 % 12 == 0): from minute 59, the next minute is on
+    const at = (m: number) => m * SEASON_BUCKET_MS;
+    const ahead = seasonalPeak(season, at(59), at(60));
+    assert.ok(ahead !== undefined && Math.abs(ahead - 2) < 0.3, `about 120 a minute ahead of the burst, got ${ahead}`);
+    const quiet = seasonalPeak(season, at(54), at(55));
+    assert.ok(quiet !== undefined && quiet < 0.2, `the off rate (6 a minute), got ${quiet}`);
+  });
+
+  test('no period, no forecast', () => {
+    assert.equal(seasonalPeak(withPeriod(feed(minutes(60, () => 50)), 1), 0, SEASON_BUCKET_MS * 61), undefined);
+  });
+
+  test('the forecast never exceeds the highest minute seen (a mean over cycles)', () => {
+    for (const seed of [1, 2, 3]) {
+      const counts = minutes(72, onOff, seed);
+      const season = withPeriod(feed(counts), 1);
+      const peak = seasonalPeak(season, 0, 80 * SEASON_BUCKET_MS) ?? 0;
+      assert.ok(peak <= Math.max(...counts) / 60 + 1e-9);
+    }
+  });
+});
