@@ -20,6 +20,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { METRIC } from '../core/types.js';
 import { TideError, errorFacts } from '../errors.js';
 import { DEFAULT_RETRY } from './apply-queue.js';
+import type { Memory } from '../core/decider.js';
 import type { Journal } from './journal.js';
 import { type ControllerMetrics, controllerMetrics } from './metrics.js';
 import { type RoundEnv, ServiceRound } from './service-round.js';
@@ -73,12 +74,13 @@ export class Controller extends EventEmitter {
       log: this.#log,
       metrics: this.#metrics,
       record: (record) => this.#record(record),
+      remember: (service, at, memory) => this.#remember(service, at, memory),
       applied: (service, replicas) => this.emit('applied', { service, replicas }),
       actuatorError: (service, error) => this.emit('actuator-error', { service, error }),
     };
     for (const svc of options.services) {
       if (this.#services.has(svc.name)) throw new TideError('TIDE_CONTROLLER_CONFIG', `The service "${svc.name}" is listed twice.`, { where: { field: `services.${svc.name}` } });
-      this.#services.set(svc.name, new ServiceRound(svc, env));
+      this.#services.set(svc.name, new ServiceRound(svc, env, options.memory?.[svc.name]));
     }
   }
 
@@ -150,6 +152,15 @@ export class Controller extends EventEmitter {
     const s = this.#services.get(service);
     if (!s) throw new TideError('TIDE_CONTROLLER_UNKNOWN_SERVICE', `The autoscaler controls no service "${service}"; it controls ${this.serviceNames().join(', ') || 'none'}.`, { where: { arg: service } });
     return s;
+  }
+
+  async #remember(service: string, at: number, memory: Memory): Promise<void> {
+    if (!this.#journal || Object.keys(memory).length === 0) return;
+    try {
+      await this.#journal.saveMemory(service, at, memory);
+    } catch (err) {
+      this.#log(`${service}: the policy memory was not kept: ${errorFacts(err).message}`);
+    }
   }
 
   async #record(record: DecisionRecord): Promise<void> {

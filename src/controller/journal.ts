@@ -7,9 +7,14 @@
  * the loop's inserts. Each insert is one statement; a failed insert is the caller's to report
  * (the controller logs it and keeps deciding: losing a journal row must not stop scaling).
  * Retention is a single DELETE by time, run by the controller at most once a minute.
+ *
+ * It also keeps each service's policy memory (`<schema>.policy_memory`, migration 0005): what
+ * the decision core learned over hours (core/decider.ts `memory()`), one upserted row per
+ * service, read when the controller starts.
  */
 import pg from 'pg';
 
+import type { Memory } from '../core/decider.js';
 import type { Reason } from '../core/types.js';
 import { toDbError } from '../db/errors.js';
 import { migrate, quoteSchema } from '../db/migrate.js';
@@ -52,6 +57,10 @@ export interface Journal {
   list(options?: ListOptions): Promise<JournalEntry[]>;
   /** Deletes rows older than `before` (ms epoch); returns how many. */
   prune(before: number): Promise<number>;
+  /** Every service's policy memory, by service. */
+  loadMemory(): Promise<Record<string, Memory>>;
+  /** Replaces one service's policy memory. */
+  saveMemory(service: string, at: number, memory: Memory): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -146,6 +155,17 @@ export async function openJournal(options: { connectionString: string; schema?: 
     async prune(before) {
       const { rowCount } = await query(`DELETE FROM ${q}.decisions WHERE at < to_timestamp($1::double precision / 1000)`, [before]);
       return rowCount ?? 0;
+    },
+    async loadMemory() {
+      const { rows } = await query<{ service: string; memory: Memory }>(`SELECT service, memory FROM ${q}.policy_memory`, []);
+      return Object.fromEntries(rows.map((r) => [r.service, r.memory]));
+    },
+    async saveMemory(service, at, memory) {
+      await query(
+        `INSERT INTO ${q}.policy_memory (service, memory, updated_at) VALUES ($1, $2, to_timestamp($3::double precision / 1000))
+         ON CONFLICT (service) DO UPDATE SET memory = EXCLUDED.memory, updated_at = EXCLUDED.updated_at`,
+        [service, JSON.stringify(memory), at],
+      );
     },
     async close() {
       if (closed) return;

@@ -19,7 +19,7 @@
  */
 import type { Clock } from '../clock.js';
 import { combineSamples } from '../core/metrics.js';
-import { Decider } from '../core/decider.js';
+import { Decider, type Memory } from '../core/decider.js';
 import type { Decision, Sample } from '../core/types.js';
 import { errorFacts } from '../errors.js';
 import { ApplyQueue } from './apply-queue.js';
@@ -38,9 +38,14 @@ export interface RoundEnv {
   metrics: ControllerMetrics;
   /** The journal row and the 'decision' event. */
   record(record: DecisionRecord): Promise<void>;
+  /** Keeps what the policies learned (about once a minute); a failure is logged by the callee. */
+  remember?(service: string, at: number, memory: Memory): Promise<void>;
   applied(service: string, replicas: number): void;
   actuatorError(service: string, error: ActuatorErrorStatus): void;
 }
+
+/** The policies' memory is kept this often: it changes when a minute of arrivals closes. */
+const MEMORY_EVERY_MS = 60_000;
 
 export class ServiceRound {
   readonly decider: Decider;
@@ -56,12 +61,15 @@ export class ServiceRound {
   /** The last failed observe (cleared by the next one that works). */
   #observeError: ActuatorErrorStatus | null = null;
   #running: Promise<DecisionRecord | undefined> | null = null;
+  /** When the policies' memory was last kept (ms epoch). */
+  #remembered = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly svc: ControlledService,
     private readonly env: RoundEnv,
+    memory?: Memory,
   ) {
-    this.decider = new Decider(svc.policy);
+    this.decider = new Decider(svc.policy, memory);
     this.#manualSeen = svc.manualScaledAt?.() ?? null;
     this.applyQueue = new ApplyQueue({
       service: svc.name,
@@ -221,6 +229,10 @@ export class ServiceRound {
     if (act) this.applyQueue.apply(desired, { ...decision, reasons } satisfies Decision);
     const row = record({ current, desired, ready, applied: act, paused, limitedBy, reasons });
     await env.record(row);
+    if (env.remember && now - this.#remembered >= MEMORY_EVERY_MS) {
+      this.#remembered = now;
+      await env.remember(svc.name, now, this.decider.memory());
+    }
     return row;
   }
 }

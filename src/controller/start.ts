@@ -7,6 +7,7 @@
 import { createActuator } from '../actuators/registry.js';
 import type { Actuator, ActuatorLog, LocalSupervisor } from '../actuators/types.js';
 import type { TideConfig } from '../config/schema.js';
+import type { Memory } from '../core/decider.js';
 import { combineSamples } from '../core/metrics.js';
 import type { Sample } from '../core/types.js';
 import { TideError } from '../errors.js';
@@ -179,8 +180,10 @@ export async function startController(options: StartControllerOptions): Promise<
   const { config } = options;
   const journal = await openJournal({ connectionString: options.databaseUrl, schema: config.database.schema });
   let services: ControlledService[];
+  let memory: Record<string, Memory>;
   try {
     services = await buildServices(options);
+    memory = await journal.loadMemory();
   } catch (err) {
     await journal.close();
     throw err;
@@ -189,6 +192,7 @@ export async function startController(options: StartControllerOptions): Promise<
   const controller = new Controller({
     services,
     journal,
+    memory,
     dryRun: options.dryRun ?? a.dryRun,
     intervalMs: a.intervalMs,
     urgentPollMs: a.urgentPollMs,

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 
 import type { Actuator } from '../actuators/types.js';
 import type { Clock } from '../clock.js';
+import type { Memory } from '../core/decider.js';
 import type { Reason, ServicePolicy } from '../core/types.js';
 import type { MetricSource } from '../sources/types.js';
 import type { Journal, JournalEntry } from './journal.js';
@@ -36,6 +37,8 @@ export interface ControllerOptions {
   services: ControlledService[];
   /** Where decisions are recorded; absent: nowhere (status() still has the last one). */
   journal?: Journal;
+  /** What the policies learned before a restart, by service (the journal's `loadMemory()`). */
+  memory?: Record<string, Memory>;
   /** Decide and record, never scale. */
   dryRun?: boolean;
   /** Between rounds; default 5 000. */

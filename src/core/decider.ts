@@ -3,6 +3,12 @@
  * `decide()` each round with the history the last round returned. A round whose scale will not
  * happen (a dry run, a pause) is `held`: its scale event is dropped from the history, so rate
  * limits and cooldowns are not charged for a scale that never happened.
+ *
+ * What the policies learn over hours (the SLO policy's arrivals per minute and their period,
+ * core/season.ts) is its `memory()`: the live controller keeps it in PostgreSQL and hands it
+ * back to a new Decider after a restart, so a restart does not forget a day's pattern. The rest
+ * of the history (events, counters, smoothed estimates) is about the last minutes and is
+ * rebuilt by the rounds.
  */
 import { decide } from './decide.js';
 import { type DecideInput, type Decision, type History, type ServicePolicy, emptyHistory } from './types.js';
@@ -10,15 +16,37 @@ import { type DecideInput, type Decision, type History, type ServicePolicy, empt
 /** One round's input: what was measured now (the policy and history are the decider's). */
 export type RoundInput = Omit<DecideInput, 'policy' | 'history'>;
 
+/** The parts of a policy's state that outlive the process, by the policy's state key. */
+export type Memory = Record<string, Record<string, unknown>>;
+
+/** Keys of a policy's state that are memory (the SLO policy's learned periodicity). */
+const DURABLE = ['season'] as const;
+
 export class Decider {
   #history: History = emptyHistory();
 
-  constructor(readonly policy: ServicePolicy) {}
+  constructor(
+    readonly policy: ServicePolicy,
+    memory?: Memory,
+  ) {
+    if (memory) this.#history = { ...this.#history, state: structuredClone(memory) };
+  }
 
   round(input: RoundInput, options: { held?: boolean } = {}): Decision {
     const decision = decide({ ...input, policy: this.policy, history: this.#history });
     const h = decision.history;
     this.#history = options.held ? { ...h, events: h.events.filter((e) => e.at !== input.now) } : h;
     return decision;
+  }
+
+  /** What the policies learned that a restart should not lose (JSON-friendly). */
+  memory(): Memory {
+    const out: Memory = {};
+    for (const [key, state] of Object.entries(this.#history.state)) {
+      if (!state || typeof state !== 'object') continue;
+      const kept = Object.fromEntries(DURABLE.flatMap((k) => ((state as Record<string, unknown>)[k] === undefined ? [] : [[k, (state as Record<string, unknown>)[k]]])));
+      if (Object.keys(kept).length > 0) out[key] = kept;
+    }
+    return out;
   }
 }

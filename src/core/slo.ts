@@ -187,16 +187,24 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   if (!ctx.view.values.has(METRIC.arrivalsTotal)) missing.push(METRIC.arrivalsTotal);
   if (serviceReading === undefined) missing.push(METRIC.serviceTimeMean);
   if (backlog === undefined) missing.push(METRIC.queueDepth);
+  const prevState = readState(ctx.state);
+  // The arrivals per minute are counted every round with a counter reading, whatever else is
+  // missing: a pattern is learned over hours, and a quiet service (no completions, so no service
+  // time) is part of it.
+  const total = ctx.view.values.get(METRIC.arrivalsTotal);
+  const startup = p.startupSeconds ?? 0;
+  const season = total === undefined ? prevState.season : withPeriod(recordArrivals(prevState.season, ctx.now, total), Math.ceil((startup * 1000) / SEASON_BUCKET_MS));
+  const counted = season === undefined ? undefined : { ...(ctx.state as object | undefined), season };
   if (serviceReading === undefined && backlog !== undefined && backlog > 0 && ctx.current === 0 && missing.length === 1) {
     // At zero replicas no job completes, so no service time is ever measured: start one.
     return {
       replicas: 1,
       missing,
       reasons: [{ code: 'SloBacklog', policy: label, replicas: 1, message: `${label}: ${backlog} jobs wait and no replica runs; starting one (no service time is known yet).` }],
+      ...(counted ? { state: counted } : {}),
     };
   }
-  if (missing.length > 0 || serviceReading === undefined || backlog === undefined) return { missing, reasons: [] };
-  const prevState = readState(ctx.state);
+  if (missing.length > 0 || serviceReading === undefined || backlog === undefined) return { missing, reasons: [], ...(counted ? { state: counted } : {}) };
   const service = smoothService(
     prevState.service,
     serviceReading,
@@ -267,7 +275,6 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
   const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
-  const startup = p.startupSeconds ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
   // The wait target is a steady-state figure: size it on the sustained rate. A step up reaches
@@ -286,8 +293,6 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // Learned periodicity: when a reaction cannot land within W (a start-up and a sub-window to see
   // the change take longer), the fleet a recurring burst needs must be there before it. The rate
   // the period forecasts over the next start-up and the minute after is then sized for now.
-  const total = ctx.view.values.get(METRIC.arrivalsTotal);
-  const season = total === undefined ? prevState.season : withPeriod(recordArrivals(prevState.season, ctx.now, total), Math.ceil((startup * 1000) / SEASON_BUCKET_MS));
   const reactionLate = startup + (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) / 2 > p.waitSeconds;
   const seasonal = season && reactionLate ? seasonalPeak(season, ctx.now, ctx.now + startup * 1000 + SEASON_BUCKET_MS) : undefined;
   const steadyRate = Math.max(reactiveRate, seasonal ?? 0);

@@ -13,6 +13,7 @@ import { ManualClock } from '../../src/clock.js';
 import { type ControlledService, Controller } from '../../src/controller/controller.js';
 import { combineSamples } from '../../src/core/metrics.js';
 import { type Journal, openJournal } from '../../src/controller/journal.js';
+import { sloServicePolicy } from '../../src/core/slo.js';
 import type { Decision, ServicePolicy } from '../../src/core/types.js';
 import { TideError } from '../../src/errors.js';
 import { type PostgresQueue, createPostgresQueue } from '../../src/runtime/queue/postgres.js';
@@ -430,4 +431,39 @@ test('combineSamples sums depths and counters, takes the largest age, averages t
   ]);
   const byName = Object.fromEntries(out.map((s) => [s.metric, s.value]));
   assert.deepEqual(byName, { queue_depth: 8, queue_oldest_age_seconds: 9, service_time_mean_seconds: 2, only_here: 7 });
+});
+
+test('what the SLO policy learned survives a restart: a new controller on the same database goes on from the arrivals per minute the last one kept', async () => {
+  const policy = sloServicePolicy({ waitSeconds: 10, attainment: 0.99, concurrency: 4, startupSeconds: 1, min: 1, max: 5 });
+  const service = (actuator: Actuator): ControlledService => ({ name: 'w-memory', policy, sources: [{ name: 'queue', source: builtin('memory') }], actuator });
+  const clock = new ManualClock();
+  const minute = 60_000;
+  const enqueue = (n: number) => queue.enqueueMany(Array.from({ length: n }, () => ({ queue: 'memory', handler: 'sleep', payload: { ms: 1 } })));
+  const seasonOf = (memory: Record<string, Record<string, Record<string, unknown>>>) => Object.values(memory['w-memory'] ?? {})[0]?.season as { start: number; counts: number[] } | undefined;
+
+  const first = controller([service(new RecordingActuator(1))], clock);
+  try {
+    // rounds on the minute: each reading covers exactly the minute that closes
+    await first.tick(0);
+    for (const [m, n] of [[1, 6], [2, 9], [3, 3]] as const) {
+      await enqueue(n);
+      await first.tick(m * minute);
+    }
+  } finally {
+    await first.stop();
+  }
+  const kept = seasonOf(await journal.loadMemory());
+  assert.ok(kept, 'the memory was kept');
+  assert.deepEqual(kept.counts, [6, 9, 3], 'each minute holds the jobs that arrived in it');
+
+  const second = controller([service(new RecordingActuator(1))], clock, { memory: await journal.loadMemory() });
+  try {
+    await enqueue(12);
+    await second.tick(4 * minute);
+  } finally {
+    await second.stop();
+  }
+  const after = seasonOf(await journal.loadMemory());
+  assert.equal(after?.start, kept.start, 'the same history, not a new one');
+  assert.deepEqual(after?.counts, [6, 9, 3, 12]);
 });

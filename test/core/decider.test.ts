@@ -37,3 +37,23 @@ test('a held round charges no scale event: the next round may still scale', () =
   applied.round({ now: 0, current: 1, ready: 1, samples: depth(100, 0) });
   assert.equal(applied.round({ now: 5000, current: 2, ready: 2, samples: depth(100, 5000) }).desired, 2, 'the applied one did: no more this minute');
 });
+
+test('memory(): only what outlives a restart (the SLO policy\'s arrivals per minute), and a Decider given it goes on from it', () => {
+  const slo: ServicePolicy = { min: 1, max: 10, policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 4, startupSeconds: 5 }] };
+  const samples = (at: number, arrivals: number) => [
+    { metric: METRIC.arrivalsTotal, value: arrivals, at },
+    { metric: METRIC.queueDepth, value: 0, at },
+    { metric: METRIC.serviceTimeMean, value: 1, at },
+    { metric: METRIC.completionsTotal, value: arrivals, at },
+  ];
+  const first = new Decider(slo);
+  for (let m = 0; m <= 3; m++) first.round({ now: m * 60_000, current: 1, ready: 1, samples: samples(m * 60_000, 100 * m) });
+  const memory = first.memory();
+  const kept = Object.values(memory);
+  assert.equal(kept.length, 1);
+  assert.deepEqual(Object.keys(kept[0]!), ['season'], 'no smoothed estimates or hold timers: those are about the last minutes');
+  assert.deepEqual((kept[0]!.season as { counts: number[] }).counts, [100, 100, 100]);
+  const second = new Decider(slo, JSON.parse(JSON.stringify(memory)));
+  second.round({ now: 4 * 60_000, current: 1, ready: 1, samples: samples(4 * 60_000, 400) });
+  assert.deepEqual((Object.values(second.memory())[0]!.season as { counts: number[] }).counts, [100, 100, 100, 100]);
+});
