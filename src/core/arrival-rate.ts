@@ -217,7 +217,12 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     const fitted = n >= 4 && sxx > 0 ? sxy / sxx : 0;
     let residual = 0;
     for (let i = 0; i < n; i++) residual += (clipped[i]! - my - fitted * (xs[i]! - mx)) ** 2;
-    const slopeDev = n > 2 && sxx > 0 ? Math.sqrt(residual / (n - 2) / sxx) : Infinity;
+    // The scatter around the line is at least one job's worth per sub-window: on sparse traffic
+    // a window of empty sub-windows and a job in each of the last two has almost no residual, and
+    // its "trend" would be projected over the start-up as if it were certain. Only when a
+    // start-up fits in W: otherwise the first jobs after quiet are all the warning there is.
+    const floorVar = startup < p.waitSeconds ? 1 / subSeconds ** 2 : 0;
+    const slopeDev = n > 2 && sxx > 0 ? Math.sqrt(Math.max(residual / (n - 2), floorVar) / sxx) : Infinity;
     // Only a trend that stands clear of the noise moves the plan: a noisy slope projected over
     // the start-up delay would swing the count up and down with every burst.
     // On/off traffic (sub-window rates scattered far beyond Poisson noise) has no line to trust:

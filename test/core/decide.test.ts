@@ -484,6 +484,17 @@ describe('SLO policy', () => {
     assert.ok(r.cautious >= 140, `cautious ${r.cautious}`);
   });
 
+  test('sparse traffic: a few jobs after a quiet spell are no trend to project over the start-up, unless a start-up does not fit in W', () => {
+    // a job every minute and a half, then a few jobs in the last half minute (a generated retry
+    // storm's steady level, 0.075 jobs/s, as the controller's counter saw it)
+    const counts = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3, 4, 4, 5, 6, 7, 8];
+    const series = counts.map((value, i) => ({ at: i * 5000, value }));
+    const fits = estimateRate(series, 130_000, { kind: 'slo', waitSeconds: 60, attainment: 0.99, concurrency: 4, startupSeconds: 20 })!;
+    assert.ok(fits.sustained < 0.15, `sustained ${fits.sustained}: no slope projected over the start-up`);
+    const late = estimateRate(series, 130_000, { kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 4, startupSeconds: 20 })!;
+    assert.ok(late.sustained > fits.sustained, `sustained ${late.sustained}: when a start-up does not fit, the first jobs are the warning`);
+  });
+
   test('a step up in both newest sub-windows wins at once (the fast rate)', () => {
     const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 100 }));
     series.push({ at: 125_000, value: 2400 + 1000 }, { at: 130_000, value: 3400 + 1000 });
