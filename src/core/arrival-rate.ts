@@ -129,10 +129,10 @@ function envelopeOf(clipped: readonly number[], sub: number, wait: number): numb
 }
 
 /** `burstRate`, and whether the bursts recur (so the longer memory applied). */
-function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds: number): { rate: number; recurring: boolean } | undefined {
+function burstEnvelope(series: Series, now: number, subMs: number, memorySeconds: number, wait: number, recurringMemorySeconds: number, recursLonger = false): { rate: number; recurring: boolean } | undefined {
   const all = subWindowRates(series, now, subMs, Math.max(memorySeconds, recurringMemorySeconds));
   const sub = subMs / 1000;
-  const recur = recurring(all, sub);
+  const recur = recursLonger || recurring(all, sub);
   const rates = recur ? all : all.slice(0, Math.floor((memorySeconds * 1000 + 1) / subMs));
   if (rates.length < 2) return undefined;
   return { rate: envelopeOf(clipLumps(rates), sub, wait), recurring: recur };
@@ -167,7 +167,7 @@ export function absorbedRate(series: Series, now: number, subMs: number, planned
  *   start-up delay, unless the rates scatter like on/off traffic.
  * - The burst envelope over the burst memory (`burstRate`), which scale-in must still serve.
  */
-export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds): RateEstimate | undefined {
+export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds, recursLonger = false): RateEstimate | undefined {
   const period = samplingPeriod(series);
   if (period === undefined) return undefined;
   const fastMs = (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
@@ -274,7 +274,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   const w = Math.max(0, p.waitSeconds);
   const spanSeconds = levelSpan + w;
   const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
-  const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, reversalOf(p));
+  const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, reversalOf(p), recursLonger);
   const burstDown = envelope?.rate ?? 0;
   // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:
   // the envelope sizes for it, and scale-in is not blocked by every burst that comes along.

@@ -212,3 +212,27 @@ export function seasonalPeak(season: Season, from: number, to: number): number |
   }
   return peak;
 }
+
+/** Closed minutes the recurrence test reads, newest. */
+export const SEASON_RECUR_MINUTES = 30;
+
+/**
+ * Whether bursts recur on the scale of minutes: over the last `SEASON_RECUR_MINUTES` known
+ * minutes the counts swing beyond Poisson noise (variance over `SEASON_MIN_DISPERSION` times
+ * the mean) and climb across the middle of their range at least `times` times. The sub-window
+ * test (arrival-rate.ts `recurring`) sees only the reversal window, so it cannot see bursts that
+ * come every few minutes, nor resolve them at a few jobs per sub-window; this one can, and needs
+ * no period: irregular bursts recur too.
+ */
+export function recursByMinute(season: Season | undefined, times: number): boolean {
+  if (!season) return false;
+  const recent = season.counts.slice(-SEASON_RECUR_MINUTES).filter((x): x is number => x !== null);
+  if (recent.length < 2 * times) return false;
+  const mean = recent.reduce((a, x) => a + x, 0) / recent.length;
+  const variance = recent.reduce((a, x) => a + (x - mean) ** 2, 0) / (recent.length - 1);
+  if (!(variance > SEASON_MIN_DISPERSION * mean)) return false;
+  const mid = (Math.min(...recent) + Math.max(...recent)) / 2;
+  let rises = 0;
+  for (let i = 1; i < recent.length; i++) if (recent[i - 1]! <= mid && recent[i]! > mid) rises++;
+  return rises >= times;
+}

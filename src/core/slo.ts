@@ -24,7 +24,7 @@ import { estimateRate } from './arrival-rate.js';
 import { replicasForWait } from './erlang.js';
 import { rateOver } from './metrics.js';
 import { type PolicyContext, type Proposal, round } from './policies.js';
-import { SEASON_BUCKET_MS, type Season, readSeason, recordArrivals, seasonalPeak, withPeriod } from './season.js';
+import { SEASON_BUCKET_MS, type Season, readSeason, recordArrivals, recursByMinute, seasonalPeak, withPeriod } from './season.js';
 import { SLO_DEFAULTS, reversalOf } from './slo-defaults.js';
 import { METRIC, type ServicePolicy, type SloPolicy } from './types.js';
 
@@ -270,7 +270,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const recentDown =
     lastEvent !== undefined && lastEvent.to < lastEvent.from && ctx.now - lastEvent.at < reversalOf(p) * 1000 && lastEvent.at > damping.counted;
   const damp = 1 + damping.level;
-  const rate = estimateRate(series, ctx.now, p, SLO_DEFAULTS.burstMemorySeconds * damp);
+  const rate = estimateRate(series, ctx.now, p, SLO_DEFAULTS.burstMemorySeconds * damp, recursByMinute(season, SLO_DEFAULTS.burstRecurrences));
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
@@ -289,7 +289,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // each of them to drain within its share of W) is the steady rate, not the on-phase rate.
   // A swing to a level already seen within the reversal window is noise the queue absorbs (a
   // count that followed it would be scaled in and out again): the envelope of the recent bursts.
-  const reactiveRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && !rate.rising && !rate.jumped ? rate.burstDown : Infinity);
+  const reactiveRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && (startup < p.waitSeconds || (!rate.rising && !rate.jumped)) ? rate.burstDown : Infinity);
   // Learned periodicity: when a reaction cannot land within W (a start-up and a sub-window to see
   // the change take longer), the fleet a recurring burst needs must be there before it. The rate
   // the period forecasts over the next start-up and the minute after is then sized for now.

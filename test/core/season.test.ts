@@ -10,6 +10,7 @@ import {
   detectPeriod,
   readSeason,
   recordArrivals,
+  recursByMinute,
   seasonalPeak,
   withPeriod,
 } from '../../src/core/season.js';
@@ -114,5 +115,19 @@ describe('the forecast', () => {
       const peak = seasonalPeak(season, 0, 80 * SEASON_BUCKET_MS) ?? 0;
       assert.ok(peak <= Math.max(...counts) / 60 + 1e-9);
     }
+  });
+});
+
+describe('bursts that recur by the minute', () => {
+  test('on/off with a few-minute cycle recurs, with or without a period to name; plateaus, steps and sparse traffic do not', () => {
+    for (const seed of [1, 2, 3]) {
+      const season = (rate: (m: number) => number) => feed(minutes(40, rate, seed));
+      assert.ok(recursByMinute(season((m) => (m % 4 < 1 ? 40 : 1)), 3), 'a 4-minute cycle');
+      assert.ok(recursByMinute(season((m) => ([3, 9, 14, 22, 26, 31, 37].includes(m) ? 60 : 5)), 3), 'irregular bursts');
+      assert.ok(!recursByMinute(season(() => 50), 3), 'steady');
+      assert.ok(!recursByMinute(season((m) => (m < 20 ? 20 : 80)), 3), 'one step');
+      assert.ok(!recursByMinute(season((m) => (m % 4 < 1 ? 2 : 0)), 3), 'a couple of jobs: noise');
+    }
+    assert.ok(!recursByMinute(undefined, 3));
   });
 });
