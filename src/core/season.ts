@@ -60,13 +60,17 @@ export interface Season {
   detected?: { at: number; period: SeasonPeriod | null };
 }
 
+/** Bucket arrays already checked (the ones this module made): a round need not check them again. */
+const checked = new WeakSet<object>();
+
 /** Reads a season back from state (persisted JSON included); anything malformed starts afresh. */
 export function readSeason(value: unknown): Season | undefined {
   if (!value || typeof value !== 'object') return undefined;
   const v = value as Record<string, unknown>;
   const last = v.last as Record<string, unknown> | undefined;
   if (typeof v.start !== 'number' || !Array.isArray(v.counts) || typeof v.open !== 'number' || !last || typeof last.at !== 'number' || typeof last.total !== 'number') return undefined;
-  const counts = v.counts.map((x) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null)).slice(-SEASON_BUCKETS);
+  const counts = checked.has(v.counts) ? (v.counts as Array<number | null>) : v.counts.map((x) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null)).slice(-SEASON_BUCKETS);
+  checked.add(counts);
   const season: Season = { start: v.start + (v.counts.length - counts.length) * SEASON_BUCKET_MS, counts, open: Math.max(0, v.open), last: { at: last.at, total: last.total } };
   const d = v.detected as Record<string, unknown> | undefined;
   if (d && typeof d.at === 'number') {
@@ -99,9 +103,11 @@ export function recordArrivals(prev: Season | undefined, now: number, total: num
   counts.push(known ? prev.open + share(bucket, bucket + SEASON_BUCKET_MS) : null);
   for (bucket += SEASON_BUCKET_MS; bucket + SEASON_BUCKET_MS <= now; bucket += SEASON_BUCKET_MS) counts.push(known ? share(bucket, bucket + SEASON_BUCKET_MS) : null);
   const drop = Math.max(0, counts.length - SEASON_BUCKETS);
+  const kept = drop > 0 ? counts.slice(drop) : counts;
+  checked.add(kept);
   return {
     start: prev.start + drop * SEASON_BUCKET_MS,
-    counts: drop > 0 ? counts.slice(drop) : counts,
+    counts: kept,
     open: known ? share(bucket, now) : 0,
     last: { at: now, total },
     ...(prev.detected ? { detected: { ...prev.detected, at: prev.detected.at - drop } } : {}),
