@@ -141,6 +141,9 @@ export class Controller extends EventEmitter {
     for (const cancel of this.#timers) cancel();
     this.#timers = [];
     await Promise.all([this.#ticking, ...[...this.#services.values()].map((s) => s.close())]);
+    // what was learned since the last minute's save, so a restart loses none of it
+    const now = this.#clock.now();
+    await Promise.all([...this.#services.values()].map((s) => this.#remember(s.svc.name, now, s.decider.memory())));
   }
 
   /** Resolves once no actuator call is in flight (tests wait on it). */

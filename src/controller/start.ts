@@ -10,7 +10,7 @@ import type { TideConfig } from '../config/schema.js';
 import type { Memory } from '../core/decider.js';
 import { combineSamples } from '../core/metrics.js';
 import type { Sample } from '../core/types.js';
-import { TideError } from '../errors.js';
+import { TideError, errorFacts } from '../errors.js';
 import { createSource } from '../sources/registry.js';
 import type { MetricSource, SourceContext } from '../sources/types.js';
 import type { Clock } from '../clock.js';
@@ -180,14 +180,17 @@ export async function startController(options: StartControllerOptions): Promise<
   const { config } = options;
   const journal = await openJournal({ connectionString: options.databaseUrl, schema: config.database.schema });
   let services: ControlledService[];
-  let memory: Record<string, Memory>;
   try {
     services = await buildServices(options);
-    memory = await journal.loadMemory();
   } catch (err) {
     await journal.close();
     throw err;
   }
+  // What the policies learned before is worth having, not worth refusing to start over.
+  const memory = await journal.loadMemory().catch((err: unknown): Record<string, Memory> => {
+    options.log?.(`the policies' memory could not be read, so they start afresh: ${errorFacts(err).message}`);
+    return {};
+  });
   const a = config.autoscale;
   const controller = new Controller({
     services,

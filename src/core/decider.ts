@@ -8,9 +8,12 @@
  * core/season.ts) is its `memory()`: the live controller keeps it in PostgreSQL and hands it
  * back to a new Decider after a restart, so a restart does not forget a day's pattern. The rest
  * of the history (events, counters, smoothed estimates) is about the last minutes and is
- * rebuilt by the rounds.
+ * rebuilt by the rounds. Memory is keyed by the policy's label (its name, or its kind and
+ * position): a policy renamed or moved starts afresh, and memory of a policy no longer in the
+ * service is neither restored nor kept.
  */
 import { decide } from './decide.js';
+import { policyLabel } from './policies.js';
 import { type DecideInput, type Decision, type History, type ServicePolicy, emptyHistory } from './types.js';
 
 /** One round's input: what was measured now (the policy and history are the decider's). */
@@ -25,11 +28,19 @@ const DURABLE = ['season'] as const;
 export class Decider {
   #history: History = emptyHistory();
 
+  /** The state keys of this service's policies: memory under any other key is not theirs. */
+  readonly #keys: ReadonlySet<string>;
+
   constructor(
     readonly policy: ServicePolicy,
     memory?: Memory,
   ) {
-    if (memory) this.#history = { ...this.#history, state: structuredClone(memory) };
+    this.#keys = new Set(policy.policies.map((p, i) => `policy:${policyLabel(p, i)}`));
+    if (memory) this.#history = { ...this.#history, state: structuredClone(this.#own(memory)) };
+  }
+
+  #own(memory: Memory): Memory {
+    return Object.fromEntries(Object.entries(memory).filter(([key]) => this.#keys.has(key)));
   }
 
   round(input: RoundInput, options: { held?: boolean } = {}): Decision {
@@ -39,14 +50,14 @@ export class Decider {
     return decision;
   }
 
-  /** What the policies learned that a restart should not lose (JSON-friendly). */
+  /** What the policies learned that a restart should not lose (a JSON-friendly copy). */
   memory(): Memory {
     const out: Memory = {};
     for (const [key, state] of Object.entries(this.#history.state)) {
-      if (!state || typeof state !== 'object') continue;
+      if (!this.#keys.has(key) || !state || typeof state !== 'object') continue;
       const kept = Object.fromEntries(DURABLE.flatMap((k) => ((state as Record<string, unknown>)[k] === undefined ? [] : [[k, (state as Record<string, unknown>)[k]]])));
       if (Object.keys(kept).length > 0) out[key] = kept;
     }
-    return out;
+    return structuredClone(out);
   }
 }

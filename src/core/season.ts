@@ -6,19 +6,24 @@
  *
  * State (`Season`, JSON-friendly, kept in the SLO policy's state and, by the live controller, in
  * PostgreSQL across restarts): `start` (ms, the start of the first closed bucket), `counts` (jobs
- * per closed minute, `null` where nothing was read: the controller was down, or a counter reset),
- * `open` (the jobs counted so far in the current minute), `last` (the counter reading and when),
- * and `period` (the last detection: its length in buckets, its correlation and when it was
- * found, re-run every `SEASON_DETECT_EVERY` closed minutes). Memory is bounded: at most
- * `SEASON_BUCKETS` minutes (two days) are kept, the oldest dropped first.
+ * per closed minute, `null` where the minute was not counted whole: the controller started or
+ * came back within it, was down, or a counter reset), `open` (the jobs counted so far in the
+ * current minute) and `openWhole` (counted since its start), `last` (the counter reading and
+ * when), and `detected` (the last detection: the period's length in buckets and its
+ * correlation, and how many buckets were closed then; re-run every `SEASON_DETECT_EVERY` closed
+ * minutes). Memory is bounded: at most `SEASON_BUCKETS` minutes (two days and an hour) are kept,
+ * the oldest dropped first. A clock that steps back leaves the minutes it covers unknown; only
+ * one that goes back before the first bucket starts afresh.
  *
- * Detection: the correlation between the first differences of the per-minute counts and the
- * same differences one period earlier, over every period from `SEASON_MIN_PERIOD` minutes to
- * half of the history (two whole cycles seen). Differences, not levels: a ramp or a staircase
- * correlates with itself at every lag, while only a pattern that repeats makes its changes
- * repeat. The smallest period within a tenth of the best correlation wins (its multiples
- * correlate as well), and only above `SEASON_MIN_CORRELATION`. Two more tests keep noise from
- * passing for a pattern: the counts must swing well beyond Poisson noise (variance over
+ * Detection: the correlation between the first differences of the counts and the same
+ * differences one period earlier, for periods from `SEASON_MIN_PERIOD` minutes to half of the
+ * history (two whole cycles seen), each read at a resolution that gives it 12 to 24 points
+ * (minutes for short cycles, hours for a day: a day's changes, minute by minute, are buried in
+ * Poisson noise). Differences, not levels: a ramp or a staircase correlates with itself at every
+ * lag, while only a pattern that repeats makes its changes repeat. The best correlation must
+ * reach `SEASON_MIN_CORRELATION`; its multiples correlate too (and, read coarser, with less
+ * noise), so the smallest believable period it is a whole multiple of wins. Two more tests keep
+ * noise from passing for a pattern: the counts must swing well beyond Poisson noise (variance over
  * `SEASON_MIN_DISPERSION` times the mean: a few jobs a minute learn no period), and the period
  * must have forecast the history better than the count a start-up earlier did (a staircase's
  * steps recur at regular intervals, but the level one period ago is the worse guess there).
@@ -28,10 +33,14 @@
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
-/** Buckets kept (two days: a daily pattern is seen twice). */
-export const SEASON_BUCKETS = 2880;
+/** Buckets kept: two days and an hour, so a daily pattern's changes are seen twice over. */
+export const SEASON_BUCKETS = 2 * 1440 + 60;
 /** Shortest period looked for, buckets (shorter recurring bursts are the burst envelope's). */
 export const SEASON_MIN_PERIOD = 5;
+/** Resolutions the period is looked for at, minutes (divisors of an hour, so hours and days are whole). */
+export const SEASON_RESOLUTIONS = [1, 2, 3, 5, 10, 15, 30, 60] as const;
+/** Points per cycle looked for at each resolution (and twice that, less one, at most but at the coarsest). */
+export const SEASON_POINTS_PER_CYCLE = 12;
 /** Correlation a period needs to be believed. */
 export const SEASON_MIN_CORRELATION = 0.6;
 /**
@@ -55,6 +64,8 @@ export interface Season {
   start: number;
   counts: Array<number | null>;
   open: number;
+  /** Whether the open bucket has been counted since its start (else it closes unknown). */
+  openWhole: boolean;
   last: { at: number; total: number };
   /** The closed-bucket count at the last detection, and what it found. */
   detected?: { at: number; period: SeasonPeriod | null };
@@ -71,36 +82,38 @@ export function readSeason(value: unknown): Season | undefined {
   if (typeof v.start !== 'number' || !Array.isArray(v.counts) || typeof v.open !== 'number' || !last || typeof last.at !== 'number' || typeof last.total !== 'number') return undefined;
   const counts = checked.has(v.counts) ? (v.counts as Array<number | null>) : v.counts.map((x) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null)).slice(-SEASON_BUCKETS);
   checked.add(counts);
-  const season: Season = { start: v.start + (v.counts.length - counts.length) * SEASON_BUCKET_MS, counts, open: Math.max(0, v.open), last: { at: last.at, total: last.total } };
+  const dropped = v.counts.length - counts.length;
+  const season: Season = { start: v.start + dropped * SEASON_BUCKET_MS, counts, open: Math.max(0, v.open), openWhole: v.openWhole === true, last: { at: last.at, total: last.total } };
   const d = v.detected as Record<string, unknown> | undefined;
   if (d && typeof d.at === 'number') {
     const p = d.period as Record<string, unknown> | null;
-    season.detected = { at: d.at, period: p && typeof p.buckets === 'number' && typeof p.r === 'number' ? { buckets: p.buckets, r: p.r } : null };
+    season.detected = { at: d.at - dropped, period: p && typeof p.buckets === 'number' && typeof p.r === 'number' ? { buckets: p.buckets, r: p.r } : null };
   }
   return season;
 }
 
 /**
  * Counts a counter reading into the buckets: the jobs since the last reading are spread evenly
- * over the time between them. A counter that went down (a restart of its source) or a gap longer
- * than a bucket since the last reading (the controller was down) leaves the buckets in between
- * unknown rather than guessed.
+ * over the time between them. A minute not counted whole (the first one, or one after a gap
+ * longer than a bucket, a counter that went down, or a clock that stepped back) closes unknown
+ * rather than low: a restart must not read as a quiet minute.
  */
 export function recordArrivals(prev: Season | undefined, now: number, total: number): Season {
   const bucketOf = (t: number) => Math.floor(t / SEASON_BUCKET_MS) * SEASON_BUCKET_MS;
-  if (!prev || now < prev.last.at) return { start: bucketOf(now), counts: [], open: 0, last: { at: now, total } };
+  if (!prev || now < prev.start) return { start: bucketOf(now), counts: [], open: 0, openWhole: now === bucketOf(now), last: { at: now, total } };
+  if (now < prev.last.at) return { ...prev, open: 0, openWhole: false, last: { at: now, total } };
   const openStart = prev.start + prev.counts.length * SEASON_BUCKET_MS;
   const known = total >= prev.last.total && now - prev.last.at <= SEASON_BUCKET_MS;
   const jobs = known ? total - prev.last.total : 0;
   if (now < openStart + SEASON_BUCKET_MS) {
-    return { ...prev, open: prev.open + jobs, last: { at: now, total } };
+    return { ...prev, open: prev.open + jobs, openWhole: prev.openWhole && known, last: { at: now, total } };
   }
   // One or more buckets close: the share of the jobs that fell in each, by time.
   const counts = prev.counts.slice();
   const span = Math.max(1, now - prev.last.at);
   const share = (from: number, to: number) => (jobs * Math.max(0, Math.min(to, now) - Math.max(from, prev.last.at))) / span;
   let bucket = openStart;
-  counts.push(known ? prev.open + share(bucket, bucket + SEASON_BUCKET_MS) : null);
+  counts.push(known && prev.openWhole ? prev.open + share(bucket, bucket + SEASON_BUCKET_MS) : null);
   for (bucket += SEASON_BUCKET_MS; bucket + SEASON_BUCKET_MS <= now; bucket += SEASON_BUCKET_MS) counts.push(known ? share(bucket, bucket + SEASON_BUCKET_MS) : null);
   const drop = Math.max(0, counts.length - SEASON_BUCKETS);
   const kept = drop > 0 ? counts.slice(drop) : counts;
@@ -109,6 +122,7 @@ export function recordArrivals(prev: Season | undefined, now: number, total: num
     start: prev.start + drop * SEASON_BUCKET_MS,
     counts: kept,
     open: known ? share(bucket, now) : 0,
+    openWhole: known || now === bucket,
     last: { at: now, total },
     ...(prev.detected ? { detected: { ...prev.detected, at: prev.detected.at - drop } } : {}),
   };
@@ -182,16 +196,41 @@ export function detectPeriod(counts: ReadonlyArray<number | null>, lead = 1): Se
   const mean = known.reduce((a, x) => a + x, 0) / Math.max(1, known.length);
   const variance = known.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, known.length - 1);
   if (!(variance > SEASON_MIN_DISPERSION * mean)) return null;
-  const diffs = counts.map((x, i) => (i === 0 || x === null || counts[i - 1] === null ? null : x - counts[i - 1]!));
   const found: SeasonPeriod[] = [];
-  for (let lag = SEASON_MIN_PERIOD; lag <= Math.floor(counts.length / 2); lag++) {
-    const r = lagCorrelation(diffs, lag);
-    if (r !== undefined) found.push({ buckets: lag, r });
+  for (const [i, res] of SEASON_RESOLUTIONS.entries()) {
+    // at this resolution, periods of 12 to 24 points (the finest from the shortest period, the
+    // coarsest up to half the history): enough points per cycle to see its shape, and a minute's
+    // Poisson noise averaged over `res` minutes, so a slow pattern's changes stand out
+    const series = coarsen(counts, res);
+    const diffs = series.map((x, j) => (j === 0 || x === null || series[j - 1] === null ? null : x - series[j - 1]!));
+    const from = i === 0 ? SEASON_MIN_PERIOD : SEASON_POINTS_PER_CYCLE;
+    const to = i === SEASON_RESOLUTIONS.length - 1 ? Math.floor(series.length / 2) : 2 * SEASON_POINTS_PER_CYCLE - 1;
+    for (let lag = from; lag <= Math.min(to, Math.floor(series.length / 2)); lag++) {
+      const r = lagCorrelation(diffs, lag);
+      if (r !== undefined) found.push({ buckets: lag * res, r });
+    }
   }
   const best = found.reduce((m, x) => Math.max(m, x.r), -Infinity);
   if (!(best >= SEASON_MIN_CORRELATION)) return null;
-  const period = found.find((x) => x.r >= best * 0.9);
-  return period && beatsPersistence(counts, period.buckets, Math.max(1, lead)) ? period : null;
+  // A multiple of the period correlates too, and at a coarser resolution with less noise: the
+  // smallest believable period that the best one is (within a tenth) a whole multiple of.
+  const top = found.find((x) => x.r === best)!;
+  const period = found
+    .filter((x) => x.r >= SEASON_MIN_CORRELATION && Math.abs(top.buckets / x.buckets - Math.round(top.buckets / x.buckets)) <= 0.1)
+    .reduce((m, x) => (x.buckets < m.buckets ? x : m), top);
+  return beatsPersistence(counts, period.buckets, Math.max(1, lead)) ? period : null;
+}
+
+/** Sums of `res` consecutive buckets (null where any of them is unknown). */
+function coarsen(counts: ReadonlyArray<number | null>, res: number): Array<number | null> {
+  if (res === 1) return counts.slice();
+  const out: Array<number | null> = [];
+  for (let j = 0; j + res <= counts.length; j += res) {
+    let sum: number | null = 0;
+    for (let k = j; k < j + res && sum !== null; k++) sum = counts[k] === null ? null : sum + counts[k]!;
+    out.push(sum);
+  }
+  return out;
 }
 
 /** The season with its period detected afresh when enough buckets closed since the last time. */

@@ -53,6 +53,10 @@ test('memory(): only what outlives a restart (the SLO policy\'s arrivals per min
   assert.equal(kept.length, 1);
   assert.deepEqual(Object.keys(kept[0]!), ['season'], 'no smoothed estimates or hold timers: those are about the last minutes');
   assert.deepEqual((kept[0]!.season as { counts: number[] }).counts, [100, 100, 100]);
+  const elsewhere = new Decider({ ...slo, policies: [{ ...slo.policies[0]!, name: 'renamed' } as ServicePolicy['policies'][number]] }, memory);
+  elsewhere.round({ now: 4 * 60_000, current: 1, ready: 1, samples: samples(4 * 60_000, 400) });
+  assert.deepEqual(Object.keys(elsewhere.memory()), ['policy:renamed'], 'memory of a policy no longer there is neither restored nor kept');
+  assert.deepEqual((Object.values(elsewhere.memory())[0]!.season as { counts: number[] }).counts, []);
   const second = new Decider(slo, JSON.parse(JSON.stringify(memory)));
   second.round({ now: 4 * 60_000, current: 1, ready: 1, samples: samples(4 * 60_000, 400) });
   assert.deepEqual((Object.values(second.memory())[0]!.season as { counts: number[] }).counts, [100, 100, 100, 100]);

@@ -50,15 +50,28 @@ describe('buckets', () => {
     assert.equal(long.start, 30 * SEASON_BUCKET_MS, 'the oldest minutes are dropped first');
   });
 
-  test('a reading spanning a minute edge is split by time; a gap or a counter reset leaves minutes unknown', () => {
+  test('a reading spanning a minute edge is split by time; a minute not counted whole is unknown, not low', () => {
     let s = recordArrivals(undefined, 50_000, 0);
     s = recordArrivals(s, 70_000, 20); // 10 s of it before the edge, 10 s after
-    assert.deepEqual(s.counts, [10]);
+    assert.deepEqual(s.counts, [null], 'counting began 50 s into the first minute: its 10 jobs are not its count');
     assert.equal(s.open, 10);
-    const gap = recordArrivals(s, 70_000 + 3 * SEASON_BUCKET_MS, 500);
-    assert.deepEqual(gap.counts, [10, null, null, null], 'the controller was down: those minutes are not zero, they are unknown');
-    const reset = recordArrivals(recordArrivals(s, 119_000, 30), 125_000, 3);
-    assert.deepEqual(reset.counts, [10, null]);
+    s = recordArrivals(s, 125_000, 75);
+    assert.deepEqual(s.counts, [null, 60], 'the next minute was counted whole: its jobs by time');
+    const gap = recordArrivals(s, 125_000 + 3 * SEASON_BUCKET_MS, 500);
+    assert.deepEqual(gap.counts, [null, 60, null, null, null], 'the controller was down: those minutes are not zero, they are unknown');
+    assert.deepEqual(recordArrivals(gap, 125_000 + 4 * SEASON_BUCKET_MS, 560).counts.at(-1), null, 'nor the minute it came back in');
+    const reset = recordArrivals(recordArrivals(s, 170_000, 120), 185_000, 3);
+    assert.deepEqual(reset.counts, [null, 60, null], 'a counter that went down: the minute is unknown');
+  });
+
+  test('a clock that steps back keeps the history and leaves the minute unknown; one before the first minute starts afresh', () => {
+    const season = feed(minutes(30, onOff));
+    const back = recordArrivals(season, season.last.at - 5_000, season.last.total + 3);
+    assert.deepEqual(back.counts, season.counts);
+    const on = recordArrivals(back, season.last.at + SEASON_BUCKET_MS, season.last.total + 50);
+    assert.equal(on.counts.at(-1), null);
+    assert.deepEqual(on.counts.slice(0, 30), season.counts);
+    assert.deepEqual(recordArrivals(season, season.start - 1, 0).counts, []);
   });
 
   test('JSON round trip (what the controller keeps in PostgreSQL) reads back the same; garbage reads as nothing', () => {
@@ -85,11 +98,16 @@ describe('the period', () => {
     }
   });
 
-  test('deterministic, and re-run only every few closed minutes', () => {
-    const counts = minutes(60, onOff);
-    assert.deepEqual(detectPeriod(counts), detectPeriod([...counts]));
-    const a = withPeriod(feed(counts), 1);
+  test('a daily period is found from two days of minutes', () => {
+    const day = (m: number) => (m % 1440 < 480 ? 5 : 60); // quiet nights, busy days
+    assert.equal(detectPeriod(minutes(SEASON_BUCKETS, day))?.buckets, 1440);
+  });
+
+  test('re-run only every few closed minutes; a season read back from JSON gives the same forecasts', () => {
+    const a = withPeriod(feed(minutes(60, onOff)), 1);
     assert.equal(withPeriod(a, 1), a, 'no new minute: the same object back');
+    const b = readSeason(JSON.parse(JSON.stringify(a)))!;
+    for (let m = 55; m < 70; m++) assert.equal(seasonalPeak(b, m * SEASON_BUCKET_MS, (m + 1) * SEASON_BUCKET_MS), seasonalPeak(a, m * SEASON_BUCKET_MS, (m + 1) * SEASON_BUCKET_MS));
   });
 });
 
