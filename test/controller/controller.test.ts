@@ -449,12 +449,16 @@ test('what the SLO policy learned survives a restart: a new controller on the sa
       await enqueue(n);
       await first.tick(m * minute);
     }
+    // half a minute after the last save: only stop() keeps this round's count
+    await enqueue(2);
+    await first.tick(3 * minute + 30_000);
   } finally {
     await first.stop();
   }
-  const kept = seasonOf(await journal.loadMemory());
+  const kept = seasonOf(await journal.loadMemory()) as { start: number; counts: number[]; open: number } | undefined;
   assert.ok(kept, 'the memory was kept');
   assert.deepEqual(kept.counts, [6, 9, 3], 'each minute holds the jobs that arrived in it');
+  assert.equal(kept.open, 2, 'what the last round counted was kept when the controller stopped');
 
   const second = controller([service(new RecordingActuator(1))], clock, { memory: await journal.loadMemory() });
   try {
@@ -465,5 +469,5 @@ test('what the SLO policy learned survives a restart: a new controller on the sa
   }
   const after = seasonOf(await journal.loadMemory());
   assert.equal(after?.start, kept.start, 'the same history, not a new one');
-  assert.deepEqual(after?.counts, [6, 9, 3, 12]);
+  assert.deepEqual(after?.counts, [6, 9, 3, 14]);
 });
