@@ -10,8 +10,8 @@
  * came back within it, was down, or a counter reset), `open` (the jobs counted so far in the
  * current minute) and `openWhole` (counted since its start), `last` (the counter reading and
  * when), and `detected` (the last detection: the period's length in buckets and its
- * correlation, and how many buckets were closed then; re-run every `SEASON_DETECT_EVERY` closed
- * minutes). Memory is bounded: at most `SEASON_BUCKETS` minutes (two days and an hour) are kept,
+ * correlation, how many buckets were closed then, and whether the look before found the same
+ * period: only a confirmed period forecasts; re-run every `SEASON_DETECT_EVERY` closed minutes). Memory is bounded: at most `SEASON_BUCKETS` minutes (two days and an hour) are kept,
  * the oldest dropped first. A clock that steps back leaves the minutes it covers unknown; only
  * one that goes back before the first bucket starts afresh.
  *
@@ -68,7 +68,7 @@ export interface Season {
   openWhole: boolean;
   last: { at: number; total: number };
   /** The closed-bucket count at the last detection, and what it found. */
-  detected?: { at: number; period: SeasonPeriod | null };
+  detected?: { at: number; period: SeasonPeriod | null; confirmed?: boolean };
 }
 
 /** Bucket arrays already checked (the ones this module made): a round need not check them again. */
@@ -87,7 +87,11 @@ export function readSeason(value: unknown): Season | undefined {
   const d = v.detected as Record<string, unknown> | undefined;
   if (d && typeof d.at === 'number') {
     const p = d.period as Record<string, unknown> | null;
-    season.detected = { at: d.at - dropped, period: p && typeof p.buckets === 'number' && typeof p.r === 'number' ? { buckets: p.buckets, r: p.r } : null };
+    season.detected = {
+      at: d.at - dropped,
+      period: p && typeof p.buckets === 'number' && typeof p.r === 'number' ? { buckets: p.buckets, r: p.r } : null,
+      ...(d.confirmed === true ? { confirmed: true } : {}),
+    };
   }
   return season;
 }
@@ -237,7 +241,12 @@ function coarsen(counts: ReadonlyArray<number | null>, res: number): Array<numbe
 export function withPeriod(season: Season, lead: number): Season {
   const closed = season.counts.length;
   if (season.detected && closed - season.detected.at < SEASON_DETECT_EVERY) return season;
-  return { ...season, detected: { at: closed, period: detectPeriod(season.counts, lead) } };
+  const period = detectPeriod(season.counts, lead);
+  // believed once two detections in a row agree (within a tenth): a period that changes from one
+  // look to the next is the noise of a short history, and pre-scaling on it is scaling at random
+  const before = season.detected?.period;
+  const confirmed = period !== null && before !== null && before !== undefined && Math.abs(period.buckets - before.buckets) <= 0.1 * before.buckets;
+  return { ...season, detected: { at: closed, period, ...(confirmed ? { confirmed } : {}) } };
 }
 
 /**
@@ -247,7 +256,7 @@ export function withPeriod(season: Season, lead: number): Season {
  */
 export function seasonalPeak(season: Season, from: number, to: number): number | undefined {
   const period = season.detected?.period;
-  if (!period) return undefined;
+  if (!period || !season.detected?.confirmed) return undefined;
   let peak: number | undefined;
   const first = Math.floor((from - season.start) / SEASON_BUCKET_MS);
   const last = Math.floor((to - season.start) / SEASON_BUCKET_MS);

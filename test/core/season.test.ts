@@ -25,18 +25,25 @@ function minutes(n: number, rate: (m: number) => number, seed = 7): number[] {
 /** 12-minute cycle: 4 minutes at 120 jobs a minute, 8 at 6. */
 const onOff = (m: number) => (m % 12 < 4 ? 120 : 6);
 
-/** Feeds per-minute counts as a counter read every 5 s (the controller's rounds). */
-function feed(counts: readonly number[], start = 0): Season {
+/**
+ * Feeds per-minute counts as a counter read every 5 s (the controller's rounds); with `learn`,
+ * the period is looked for after every round, as the policy does.
+ */
+function feed(counts: readonly number[], learn = false): Season {
   let season: Season | undefined;
   let total = 0;
+  const read = (now: number) => {
+    season = recordArrivals(season, now, total);
+    if (learn) season = withPeriod(season, 1);
+  };
   for (let m = 0; m < counts.length; m++) {
     for (let k = 0; k < 12; k++) {
-      const now = start + m * SEASON_BUCKET_MS + k * 5000;
-      season = recordArrivals(season, now, total);
+      read(m * SEASON_BUCKET_MS + k * 5000);
       total += counts[m]! / 12;
     }
   }
-  return recordArrivals(season, start + counts.length * SEASON_BUCKET_MS, total);
+  read(counts.length * SEASON_BUCKET_MS);
+  return season!;
 }
 
 describe('buckets', () => {
@@ -104,7 +111,7 @@ describe('the period', () => {
   });
 
   test('re-run only every few closed minutes; a season read back from JSON gives the same forecasts', () => {
-    const a = withPeriod(feed(minutes(60, onOff)), 1);
+    const a = feed(minutes(60, onOff), true);
     assert.equal(withPeriod(a, 1), a, 'no new minute: the same object back');
     const b = readSeason(JSON.parse(JSON.stringify(a)))!;
     for (let m = 55; m < 70; m++) assert.equal(seasonalPeak(b, m * SEASON_BUCKET_MS, (m + 1) * SEASON_BUCKET_MS), seasonalPeak(a, m * SEASON_BUCKET_MS, (m + 1) * SEASON_BUCKET_MS));
@@ -113,7 +120,7 @@ describe('the period', () => {
 
 describe('the forecast', () => {
   test('ahead of an on-phase it forecasts the on rate; in an off-phase beyond the horizon, the off rate', () => {
-    const season = withPeriod(feed(minutes(60, onOff)), 1);
+    const season = feed(minutes(60, onOff), true);
     // minute 60 starts a new cycle (60 % 12 == 0): from minute 59, the next minute is on
     const at = (m: number) => m * SEASON_BUCKET_MS;
     const ahead = seasonalPeak(season, at(59), at(60));
@@ -122,14 +129,21 @@ describe('the forecast', () => {
     assert.ok(quiet !== undefined && quiet < 0.2, `the off rate (6 a minute), got ${quiet}`);
   });
 
+  test('a period is believed once two looks in a row agree: found once, it forecasts nothing yet', () => {
+    const once = withPeriod(feed(minutes(60, onOff)), 1);
+    assert.equal(once.detected?.period?.buckets, 12);
+    assert.equal(seasonalPeak(once, 59 * SEASON_BUCKET_MS, 60 * SEASON_BUCKET_MS), undefined);
+    assert.equal(feed(minutes(60, onOff), true).detected?.confirmed, true);
+  });
+
   test('no period, no forecast', () => {
-    assert.equal(seasonalPeak(withPeriod(feed(minutes(60, () => 50)), 1), 0, SEASON_BUCKET_MS * 61), undefined);
+    assert.equal(seasonalPeak(feed(minutes(60, () => 50), true), 0, SEASON_BUCKET_MS * 61), undefined);
   });
 
   test('the forecast never exceeds the highest minute seen (a mean over cycles)', () => {
     for (const seed of [1, 2, 3]) {
       const counts = minutes(72, onOff, seed);
-      const season = withPeriod(feed(counts), 1);
+      const season = feed(counts, true);
       const peak = seasonalPeak(season, 0, 80 * SEASON_BUCKET_MS) ?? 0;
       assert.ok(peak <= Math.max(...counts) / 60 + 1e-9);
     }
