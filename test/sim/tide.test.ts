@@ -146,7 +146,7 @@ test('a recurring burst that a start-up cannot catch: after two cycles tide has 
   assert.ok(forecasts.length > 0, 'the period was learned');
   assert.ok(forecasts[0]! > 2 * 720, 'not before two cycles were seen');
   // every burst after that: the fleet it needs (35/s x 1 s over 10 slots: 4) is asked for a start-up before it
-  for (let k = Math.ceil(forecasts[0]! / 720); k < seconds / 720; k++) {
+  for (let k = Math.ceil((forecasts[0]! + 65) / 720); k < seconds / 720; k++) {
     const onset = k * 720;
     assert.ok(desiredAt(onset - 65) >= 4, `burst ${k}: ${desiredAt(onset - 65)} replicas asked for 65 s before it`);
   }
