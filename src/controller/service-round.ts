@@ -39,7 +39,7 @@ export interface RoundEnv {
   /** The journal row and the 'decision' event. */
   record(record: DecisionRecord): Promise<void>;
   /** Keeps what the policies learned (about once a minute); a failure is logged by the callee. */
-  remember?(service: string, at: number, memory: Memory): Promise<void>;
+  remember(service: string, at: number, memory: Memory): Promise<void>;
   applied(service: string, replicas: number): void;
   actuatorError(service: string, error: ActuatorErrorStatus): void;
 }
@@ -229,7 +229,7 @@ export class ServiceRound {
     if (act) this.applyQueue.apply(desired, { ...decision, reasons } satisfies Decision);
     const row = record({ current, desired, ready, applied: act, paused, limitedBy, reasons });
     await env.record(row);
-    if (env.remember && now - this.#remembered >= MEMORY_EVERY_MS) {
+    if (now - this.#remembered >= MEMORY_EVERY_MS) {
       this.#remembered = now;
       await env.remember(svc.name, now, this.decider.memory());
     }

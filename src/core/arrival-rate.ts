@@ -48,10 +48,15 @@ export function recurring(rates: readonly number[], subSeconds: number): boolean
   const lo = Math.min(...rates);
   const hi = Math.max(...rates);
   if (hi - lo <= 6 * Math.sqrt(Math.max(hi, 1 / subSeconds) / subSeconds)) return false;
-  const mid = (lo + hi) / 2;
+  return climbsAcrossMiddle([...rates].reverse()) >= SLO_DEFAULTS.burstRecurrences;
+}
+
+/** How many times values (oldest first) climb from at or below the middle of their range to above it. */
+export function climbsAcrossMiddle(values: readonly number[]): number {
+  const mid = (Math.min(...values) + Math.max(...values)) / 2;
   let rises = 0;
-  for (let i = rates.length - 1; i > 0; i--) if (rates[i]! <= mid && rates[i - 1]! > mid) rises++;
-  return rises >= SLO_DEFAULTS.burstRecurrences;
+  for (let i = 1; i < values.length; i++) if (values[i - 1]! <= mid && values[i]! > mid) rises++;
+  return rises;
 }
 
 /**

@@ -55,7 +55,8 @@ export class Decider {
     const out: Memory = {};
     for (const [key, state] of Object.entries(this.#history.state)) {
       if (!this.#keys.has(key) || !state || typeof state !== 'object') continue;
-      const kept = Object.fromEntries(DURABLE.flatMap((k) => ((state as Record<string, unknown>)[k] === undefined ? [] : [[k, (state as Record<string, unknown>)[k]]])));
+      const s = state as Record<string, unknown>;
+      const kept = Object.fromEntries(DURABLE.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
       if (Object.keys(kept).length > 0) out[key] = kept;
     }
     return structuredClone(out);

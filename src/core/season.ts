@@ -30,6 +30,7 @@
  *
  * Pure: no clock reads, no I/O; the same readings give the same state.
  */
+import { climbsAcrossMiddle } from './arrival-rate.js';
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
@@ -132,6 +133,13 @@ export function recordArrivals(prev: Season | undefined, now: number, total: num
   };
 }
 
+/** Whether counts swing beyond Poisson noise: their variance over `SEASON_MIN_DISPERSION` times their mean. */
+function overdispersed(counts: readonly number[]): boolean {
+  const mean = counts.reduce((a, x) => a + x, 0) / Math.max(1, counts.length);
+  const variance = counts.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, counts.length - 1);
+  return variance > SEASON_MIN_DISPERSION * mean;
+}
+
 /** Correlation of a[i] with a[i - lag] over the pairs where both are known; undefined on too few. */
 function lagCorrelation(a: ReadonlyArray<number | null>, lag: number): number | undefined {
   let n = 0;
@@ -196,10 +204,7 @@ function beatsPersistence(counts: ReadonlyArray<number | null>, period: number, 
  * buckets a forecast must look ahead (a start-up), against which the period must beat the present.
  */
 export function detectPeriod(counts: ReadonlyArray<number | null>, lead = 1): SeasonPeriod | null {
-  const known = counts.filter((x): x is number => x !== null);
-  const mean = known.reduce((a, x) => a + x, 0) / Math.max(1, known.length);
-  const variance = known.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, known.length - 1);
-  if (!(variance > SEASON_MIN_DISPERSION * mean)) return null;
+  if (!overdispersed(counts.filter((x): x is number => x !== null))) return null;
   const found: SeasonPeriod[] = [];
   for (const [i, res] of SEASON_RESOLUTIONS.entries()) {
     // at this resolution, periods of 12 to 24 points (the finest from the shortest period, the
@@ -282,11 +287,5 @@ export function recursByMinute(season: Season | undefined, times: number): boole
   if (!season) return false;
   const recent = season.counts.slice(-SEASON_RECUR_MINUTES).filter((x): x is number => x !== null);
   if (recent.length < 2 * times) return false;
-  const mean = recent.reduce((a, x) => a + x, 0) / recent.length;
-  const variance = recent.reduce((a, x) => a + (x - mean) ** 2, 0) / (recent.length - 1);
-  if (!(variance > SEASON_MIN_DISPERSION * mean)) return false;
-  const mid = (Math.min(...recent) + Math.max(...recent)) / 2;
-  let rises = 0;
-  for (let i = 1; i < recent.length; i++) if (recent[i - 1]! <= mid && recent[i]! > mid) rises++;
-  return rises >= times;
+  return overdispersed(recent) && climbsAcrossMiddle(recent) >= times;
 }
