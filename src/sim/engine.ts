@@ -17,7 +17,9 @@
  *    starting replicas first (newest first), then drains the ready replicas with the fewest
  *    jobs in flight: they take no new job and exit when their last one finishes.
  * Replica states: free slot in the pool -> starting -> ready -> draining -> free (exited);
- * starting -> free (cancelled). The run stops at the trace's end; jobs still waiting are misses.
+ * starting -> free (cancelled). Arrivals stop at the trace's end; the run goes on, the policy
+ * still deciding, until no job waits (as the live system works off what it accepted), at most W
+ * longer: a job still waiting then has waited past W, a miss. Replicas are paid until the run stops.
  *
  * Speed: no allocation per job, no closures in the loop; replicas are small parallel typed
  * arrays reused from a pool (at most a few hundred), the only per-job state is its wait.
@@ -55,6 +57,8 @@ class Run {
   private readonly conc: number;
   private readonly startup: number;
   private readonly waitSlo: number;
+  /** When the run stopped: the trace's end, or later while jobs still waited (at most W later). */
+  private stopAt: number;
   private readonly minR: number;
   private readonly maxR: number;
   private readonly allowedMisses: number;
@@ -125,6 +129,7 @@ class Run {
     this.service = jobs.service;
     this.n = jobs.arrivals.length;
     this.end = jobs.traceSeconds;
+    this.stopAt = this.end;
     this.conc = scenario.concurrency;
     this.startup = scenario.startupSeconds;
     this.waitSlo = scenario.slo.waitSeconds;
@@ -468,7 +473,10 @@ class Run {
       let t = ta < tc ? ta : tc;
       if (this.nextReady < t) t = this.nextReady;
       if (nextTick < t) t = nextTick;
-      if (t >= end) break;
+      if (t >= end && (this.head >= this.arrived || t >= end + this.waitSlo)) {
+        this.stopAt = this.head >= this.arrived ? Math.max(end, this.lastT) : end + this.waitSlo;
+        break;
+      }
       if (t > this.lastT) {
         const dt = t - this.lastT;
         this.busyArea += this.inFlight * dt;
@@ -493,9 +501,9 @@ class Run {
   }
 
   private finish(aborted: boolean): RunResult {
-    const stopAt = aborted ? this.lastT : this.end;
+    const stopAt = aborted ? this.lastT : this.stopAt;
     const { arrivals, waits, n } = this;
-    // jobs still waiting at the end: misses with their wait so far
+    // jobs still waiting when the run stops: misses with their wait so far
     for (let j = this.head; j < this.arrived; j++) {
       waits[j] = stopAt - arrivals[j]!;
       this.misses++;

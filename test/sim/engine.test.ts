@@ -71,11 +71,21 @@ test('metric definitions on a hand-computable run: one replica, one slot, consta
   assert.equal(r.traceSeconds, 5);
 });
 
-test('a job still waiting when the trace ends is a miss, with its wait so far', () => {
-  // the second job waits behind a 10 s job until the end at 5 s: 4.8 s, under the 10 s SLO, still a miss
+test('past the trace end the run goes on until no job waits: a job within W then is judged by its wait', () => {
+  // the second job waits behind a 10 s job past the end at 5 s; it starts at 10.1 after 9.9 s, under
+  // the 10 s SLO: on time, as the live system would start it; the replica is paid until then
   const r = simulate(scenario({ slo: { waitSeconds: 10, attainment: 0.9 } }), jobs([0.1, 0.2], [10, 1], 5), hold);
+  assert.equal(r.attainment, 1);
+  assert.ok(Math.abs(r.waitMax - 9.9) < 1e-12);
+  assert.ok(Math.abs(r.replicaSeconds - 10.1) < 1e-12, `paid ${r.replicaSeconds}`);
+  assert.equal(r.traceSeconds, 5);
+});
+
+test('past the trace end the run stops W later: a job still waiting then has waited past W, a miss', () => {
+  const r = simulate(scenario({ slo: { waitSeconds: 3, attainment: 0.9 } }), jobs([0.1, 0.2], [10, 1], 5), hold);
   assert.equal(r.attainment, 0.5);
-  assert.ok(Math.abs(r.waitMax - 4.8) < 1e-12);
+  assert.ok(Math.abs(r.waitMax - 7.8) < 1e-12); // stopped at 5 + 3
+  assert.ok(Math.abs(r.replicaSeconds - 8) < 1e-12, `paid ${r.replicaSeconds}`);
 });
 
 test('start-up delay: a replica requested at t takes its first job at t + startup and is paid from t', () => {
