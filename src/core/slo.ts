@@ -274,7 +274,6 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;
-  const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
   // The wait target is a steady-state figure: size it on the sustained rate. A step up reaches
@@ -289,7 +288,19 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // each of them to drain within its share of W) is the steady rate, not the on-phase rate.
   // A swing to a level already seen within the reversal window is noise the queue absorbs (a
   // count that followed it would be scaled in and out again): the envelope of the recent bursts.
-  const reactiveRate = Math.min(rate?.sustained ?? 0, averaged ?? Infinity, rate?.absorbed ?? Infinity, rate?.recurring && (startup < p.waitSeconds || (!rate.rising && !rate.jumped)) ? rate.burstDown : Infinity);
+  // Each of those rates promises that the queue absorbs what lies above it: a swing drains within
+  // its share of W. A job already waiting longer than that share shows the promise broken (a ramp
+  // whose noisy minutes read as recurring bursts, a level that outlasts the ones before it), and
+  // then the sustained rate is planned for: the backlog part alone acts only when the backlog
+  // fills the fleet's W, by which time new replicas come too late when a start-up is most of W.
+  const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
+  const keeps = (share: number): boolean => age <= share * p.waitSeconds;
+  const reactiveRate = Math.min(
+    rate?.sustained ?? 0,
+    averaged ?? Infinity,
+    rate?.absorbed !== undefined && keeps(SLO_DEFAULTS.absorbWaitShare) ? rate.absorbed : Infinity,
+    rate?.recurring && (startup < p.waitSeconds || (!rate.rising && !rate.jumped)) && keeps(SLO_DEFAULTS.burstWaitShare) ? rate.burstDown : Infinity,
+  );
   // Learned periodicity: when a reaction cannot land within W (a start-up and a sub-window to see
   // the change take longer), the fleet a recurring burst needs must be there before it. The rate
   // the period forecasts over the next start-up and the minute after is then sized for now.

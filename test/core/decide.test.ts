@@ -715,6 +715,42 @@ describe('SLO policy', () => {
     assert.equal(current, 8);
   });
 
+  test('the envelope of recurring bursts is planned for only while jobs wait within its share of W', () => {
+    // swings between 10 and 40 jobs/s for five minutes, then 40/s that lasts: the swings recur,
+    // so the wait target plans for the envelope (what drains each burst within W/2), which is
+    // below 40/s; once a job has waited past W/2 the level is not such a burst, and 40/s is planned
+    const policy: ServicePolicy = {
+      min: 1,
+      max: 100,
+      behavior: free,
+      policies: [{ kind: 'slo', waitSeconds: 100, attainment: 0.99, concurrency: 1, startupSeconds: 30 }],
+    };
+    const rateAt = (t: number) => (t >= 300 || t % 40 < 20 ? 40 : 10);
+    const last = (oldest: number) => {
+      let history = emptyHistory();
+      let d: Decision | undefined;
+      for (let t = 5; t <= 420; t += 5) {
+        const now = T0 + t * 1000;
+        const arrivals = counter(rateAt, t).at(-1)!.value;
+        const waiting = t === 420 ? { [METRIC.queueDepth]: 40, [METRIC.oldestAge]: oldest } : { [METRIC.queueDepth]: 0 };
+        d = decide({
+          now,
+          current: 30,
+          ready: 30,
+          samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, ...waiting }, now),
+          policy,
+          history,
+        });
+        history = d.history;
+      }
+      return d!.desired;
+    };
+    // 40 jobs/s of 1 s jobs on one slot each: more than 40 replicas for the wait target
+    assert.ok(last(0) < 40, `within the share: ${last(0)}`);
+    assert.ok(last(35) < 40, `past W/4 (the absorbed swing's share) but within W/2: ${last(35)}`);
+    assert.ok(last(60) > 40, `past W/2: ${last(60)}`);
+  });
+
   test('flap damping: a scale-up soon after a scale-down makes the next scale-in wait longer', () => {
     const policy: ServicePolicy = {
       min: 1,
