@@ -732,7 +732,7 @@ describe('SLO policy', () => {
       for (let t = 5; t <= 420; t += 5) {
         const now = T0 + t * 1000;
         const arrivals = counter(rateAt, t).at(-1)!.value;
-        const waiting = t === 420 ? { [METRIC.queueDepth]: 40, [METRIC.oldestAge]: oldest } : { [METRIC.queueDepth]: 0 };
+        const waiting = t === 420 ? { [METRIC.queueDepth]: 40, [METRIC.oldestAge]: oldest } : { [METRIC.queueDepth]: 0, [METRIC.oldestAge]: 0 };
         d = decide({
           now,
           current: 30,
