@@ -172,7 +172,7 @@ export function absorbedRate(series: Series, now: number, subMs: number, planned
  *   start-up delay, unless the rates scatter like on/off traffic.
  * - The burst envelope over the burst memory (`burstRate`), which scale-in must still serve.
  */
-export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds, recursLonger = false): RateEstimate | undefined {
+export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds, recursLonger = false, dispersion = 1): RateEstimate | undefined {
   const period = samplingPeriod(series);
   if (period === undefined) return undefined;
   const fastMs = (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) * 1000;
@@ -275,10 +275,11 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // its deviation is at least one job over the window (not over one sub-window: that floor would
   // keep idle replicas for long jobs). And an error in the estimate lasts until the next windows
   // show it: the queue absorbs what the error piles up over W, so only the error of a rate
-  // averaged over the window plus W matters.
+  // averaged over the window plus W matters. Arrivals that swing beyond Poisson noise from minute
+  // to minute (`dispersion`, the caller's measure) widen it by the square root of that factor.
   const w = Math.max(0, p.waitSeconds);
   const spanSeconds = levelSpan + w;
-  const planDev = 2 * Math.sqrt(Math.max(planned, 1 / spanSeconds) / spanSeconds);
+  const planDev = 2 * Math.sqrt((dispersion * Math.max(planned, 1 / spanSeconds)) / spanSeconds);
   const envelope = burstEnvelope(series, now, sub, memorySeconds, w * SLO_DEFAULTS.burstWaitShare, reversalOf(p), recursLonger);
   const burstDown = envelope?.rate ?? 0;
   // When bursts recur, a burst's onset (a step up, a jump) is the next burst, not a new level:

@@ -289,3 +289,37 @@ export function recursByMinute(season: Season | undefined, times: number): boole
   if (recent.length < 2 * times) return false;
   return overdispersed(recent) && climbsAcrossMiddle(recent) >= times;
 }
+
+/** The median of a squared standard normal: a median of squares over it estimates the variance. */
+const MEDIAN_CHI2_1 = 0.4549;
+
+/**
+ * How far the arrivals swing beyond Poisson noise from one minute to the next: the Allan variance
+ * of the per-minute counts (half the squared difference of neighbouring known minutes, which a
+ * steady trend such as a day's ramp barely moves; read off the median square, so that one step or
+ * one flash crowd does not count as a swing for half an hour) over their Poisson variance (the
+ * mean count), over the last `SEASON_RECUR_MINUTES` minutes. 1 (Poisson) unless it is over
+ * `SEASON_MIN_DISPERSION`, as for the recurrence test (a median of a few dozen squares scatters
+ * widely around 1 on Poisson counts), and until ten pairs of minutes are known.
+ */
+export function minuteDispersion(season: Season | undefined): number {
+  if (!season) return 1;
+  const recent = season.counts.slice(-SEASON_RECUR_MINUTES);
+  const squares: number[] = [];
+  let sum = 0;
+  let known = 0;
+  for (let i = 0; i < recent.length; i++) {
+    const c = recent[i];
+    if (c === null || c === undefined) continue;
+    sum += c;
+    known++;
+    const before = i > 0 ? recent[i - 1] : null;
+    if (before !== null && before !== undefined) squares.push((c - before) ** 2);
+  }
+  if (squares.length < 10 || sum <= 0) return 1;
+  squares.sort((x, y) => x - y);
+  const mid = squares.length / 2;
+  const median = squares.length % 2 ? squares[Math.floor(mid)]! : (squares[mid - 1]! + squares[mid]!) / 2;
+  const dispersion = median / MEDIAN_CHI2_1 / 2 / (sum / known);
+  return dispersion > SEASON_MIN_DISPERSION ? dispersion : 1;
+}

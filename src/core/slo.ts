@@ -24,7 +24,7 @@ import { estimateRate } from './arrival-rate.js';
 import { replicasForWait } from './erlang.js';
 import { rateOver } from './metrics.js';
 import { type PolicyContext, type Proposal, round } from './policies.js';
-import { SEASON_BUCKET_MS, type Season, readSeason, recordArrivals, recursByMinute, seasonalPeak, withPeriod } from './season.js';
+import { SEASON_BUCKET_MS, type Season, minuteDispersion, readSeason, recordArrivals, recursByMinute, seasonalPeak, withPeriod } from './season.js';
 import { SLO_DEFAULTS, reversalOf } from './slo-defaults.js';
 import { METRIC, type ServicePolicy, type SloPolicy } from './types.js';
 
@@ -270,7 +270,18 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const recentDown =
     lastEvent !== undefined && lastEvent.to < lastEvent.from && ctx.now - lastEvent.at < reversalOf(p) * 1000 && lastEvent.at > damping.counted;
   const damp = 1 + damping.level;
-  const rate = estimateRate(series, ctx.now, p, SLO_DEFAULTS.burstMemorySeconds * damp, recursByMinute(season, SLO_DEFAULTS.burstRecurrences));
+  // When a start-up alone takes W, a scale-in into a trough is paid in late jobs at the next swing
+  // (the replicas asked for then come too late) and in a flap: the scale-in noise margin then takes
+  // the arrivals' measured swing from minute to minute, not Poisson noise alone (a noisy plateau
+  // went 5 -> 2 in its troughs and back, nine times in two hours).
+  const rate = estimateRate(
+    series,
+    ctx.now,
+    p,
+    SLO_DEFAULTS.burstMemorySeconds * damp,
+    recursByMinute(season, SLO_DEFAULTS.burstRecurrences),
+    startup >= p.waitSeconds ? minuteDispersion(season) : 1,
+  );
   // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
   const warming = rate === undefined;
   const lambda = rate?.planned ?? 0;

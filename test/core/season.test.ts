@@ -8,6 +8,7 @@ import {
   SEASON_BUCKET_MS,
   type Season,
   detectPeriod,
+  minuteDispersion,
   readSeason,
   recordArrivals,
   recursByMinute,
@@ -161,5 +162,24 @@ describe('bursts that recur by the minute', () => {
       assert.ok(!recursByMinute(season((m) => (m % 4 < 1 ? 2 : 0)), 3), 'a couple of jobs: noise');
     }
     assert.ok(!recursByMinute(undefined, 3));
+  });
+});
+
+describe("the arrivals' swing from minute to minute", () => {
+  test('1 for Poisson arrivals, steady or on a ramp, and past one step; far above on a noisy plateau; 1 until ten pairs are known', () => {
+    for (const seed of [1, 2, 3]) {
+      const season = (rate: (m: number) => number, n = 40) => feed(minutes(n, rate, seed));
+      assert.equal(minuteDispersion(season(() => 300)), 1, 'steady');
+      // a ramp from 100 to 700 jobs a minute over 40 minutes: the neighbours' differences hold
+      // the trend's 15 a minute, next to a Poisson deviation of 20
+      assert.equal(minuteDispersion(season((m) => 100 + 15 * m)), 1, 'a ramp');
+      // one flash crowd: two large differences among 29 leave the median where it was
+      assert.equal(minuteDispersion(season((m) => (m === 25 ? 3000 : 300))), 1, 'a flash crowd');
+      // a plateau of 900 a minute whose level wanders by a third every few minutes
+      const noisy = minuteDispersion(season((m) => 900 * (1 + 0.33 * Math.sin(m * 1.3) * Math.cos(m * 0.7))));
+      assert.ok(noisy > 8, `noisy ${noisy}`);
+      assert.equal(minuteDispersion(season((m) => (m % 2 ? 900 : 100), 10)), 1, 'nine pairs');
+    }
+    assert.equal(minuteDispersion(undefined), 1);
   });
 });

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { METRIC } from '../../src/core/types.js';
 import { type Observation, simulate } from '../../src/sim/engine.js';
 import { drawJobs } from '../../src/sim/jobs.js';
+import { Rng } from '../../src/sim/rng.js';
 import type { Scenario, Trace } from '../../src/sim/scenario.js';
 import { runPolicy } from '../../src/sim/run.js';
 import { configPolicy, samplesOf, tidePolicy, tideServicePolicy } from '../../src/sim/tide.js';
@@ -166,4 +167,25 @@ test('bursts every four minutes under a loose wait: once they are seen to recur,
   assert.ok(tide.attainment >= 0.95);
   // chasing every burst up to its on-rate fleet and holding it for the reversal window cost 2.2x
   assert.ok(tide.replicaSeconds <= 1.6 * fixed.replicaSeconds, `${Math.round(tide.replicaSeconds)} replica-s against the hindsight fleet's ${fixed.replicaSeconds}`);
+});
+
+test('a noisy plateau that a reaction cannot catch: tide holds through its troughs instead of scaling into them', async () => {
+  // the level wanders minute by minute (lognormal, sigma 0.4, around 60% of 38 jobs/s); 3 s jobs,
+  // 32 slots, a 93 s start-up for an 83 s wait at 99%: a replica given back in a trough is back
+  // too late for the next swing, and the reversal window then holds the replicas asked for
+  const plateau: Scenario = {
+    ...scenario, name: 'noisy-plateau', serviceTime: { dist: 'lognormal', meanSeconds: 3, cv: 1.4 }, concurrency: 32, startupSeconds: 93, maxReplicas: 10,
+    slo: { waitSeconds: 83, attainment: 0.99 },
+  };
+  const rng = new Rng(11);
+  let level = 0.6;
+  const counts = Array.from({ length: 7200 }, (_, t) => {
+    if (t % 60 === 0) level = Math.min(1, 0.6 * Math.exp(0.4 * rng.normal() - 0.16));
+    return 38 * level;
+  });
+  const loaded = { scenario: plateau, jobs: drawJobs(plateau, { file: 'p', t: Float64Array.from(counts.map((_, i) => i)), count: Float64Array.from(counts) }, 3) };
+  const tide = (await runPolicy('tide', loaded)).result;
+  assert.ok(tide.attainment >= 0.99, `attainment ${tide.attainment}`);
+  // with the Poisson margin alone it went down into troughs and back up 10 times in two hours (4 now)
+  assert.ok(tide.flaps <= 5, `${tide.flaps} flaps in two hours`);
 });
