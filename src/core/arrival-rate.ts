@@ -31,7 +31,9 @@ export interface RateEstimate {
   absorbed?: number;
 }
 
-function median(xs: number[]): number {
+/** The median (NaN of none). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;

@@ -30,7 +30,7 @@
  *
  * Pure: no clock reads, no I/O; the same readings give the same state.
  */
-import { climbsAcrossMiddle } from './arrival-rate.js';
+import { climbsAcrossMiddle, median } from './arrival-rate.js';
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
@@ -317,9 +317,6 @@ export function minuteDispersion(season: Season | undefined): number {
     if (before !== null && before !== undefined) squares.push((c - before) ** 2);
   }
   if (squares.length < 10 || sum <= 0) return 1;
-  squares.sort((x, y) => x - y);
-  const mid = squares.length / 2;
-  const median = squares.length % 2 ? squares[Math.floor(mid)]! : (squares[mid - 1]! + squares[mid]!) / 2;
-  const dispersion = median / MEDIAN_CHI2_1 / 2 / (sum / known);
+  const dispersion = median(squares) / MEDIAN_CHI2_1 / 2 / (sum / known);
   return dispersion > SEASON_MIN_DISPERSION ? dispersion : 1;
 }

@@ -4,6 +4,7 @@
  * cheapest baseline that meets the SLO, and its flaps per hour; over all, the shares the policy
  * benchmark prints and its targets.
  */
+import { median } from '../core/arrival-rate.js';
 
 /** The untuned adaptive baselines a user would otherwise run. */
 export const ADAPTIVE_BASELINES = ['hpa', 'keda', 'step-table', 'cron-script', 'target-cpu'] as const;
@@ -97,13 +98,6 @@ export interface Summary {
   max_flaps_per_hour: number;
   targets_met: boolean;
   worst: Array<{ name: string; attainment: number; slo: number; cost_ratio: number | null; cheapest: string | null; flaps_per_hour: number; params?: Record<string, unknown> }>;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
