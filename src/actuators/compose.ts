@@ -167,18 +167,21 @@ export class ComposeActuator implements Actuator {
   async #containers(service: string): Promise<ComposeContainer[]> {
     if ((await this.#which()).kind === 'plugin') return parseComposePs(await this.#compose(['ps', '-a', '--format', 'json', service], service));
     // -a: the stopped ones too (a v2 docker-compose binary lists only running ones without it)
-    const list = async () => {
-      const ids = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
-      const what = `docker inspect (project ${this.#config.project}, service ${service})`;
-      return ids.length === 0 ? [] : parseInspect(await this.#run(this.#config.docker, ['inspect', ...ids], what, 'docker'));
-    };
-    try {
-      return await list();
-    } catch (err) {
-      // a container removed between the two calls (a scale-in): list them again
-      if (!(err instanceof TideError && /no such object/i.test(err.message))) throw err;
-      return list();
+    let ids = (await this.#compose(['ps', '-a', '-q', service], service)).split(/\s+/).filter((id) => id !== '');
+    const what = `docker inspect (project ${this.#config.project}, service ${service})`;
+    // A container removed between the two calls (a scale-in under way) is gone, not a replica:
+    // docker names each one it cannot find, and the others are inspected again.
+    while (ids.length > 0) {
+      try {
+        return parseInspect(await this.#run(this.#config.docker, ['inspect', ...ids], what, 'docker'));
+      } catch (err) {
+        const gone = err instanceof TideError ? [...err.message.matchAll(/no such object: ([0-9a-f]+)/gi)].map((m) => m[1]!) : [];
+        const left = ids.filter((id) => !gone.some((g) => g.startsWith(id) || id.startsWith(g)));
+        if (left.length === ids.length) throw err;
+        ids = left;
+      }
     }
+    return [];
   }
 
   /** Runs `<compose> -p P [-f file] <args>`; resolves with stdout. */

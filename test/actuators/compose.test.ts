@@ -18,6 +18,7 @@ interface FakeService {
   healthcheck?: boolean;
   notReady?: number;
   oneOff?: number;
+  vanished?: number;
 }
 interface FakeState {
   project: string;
@@ -98,6 +99,19 @@ test('compose (fake docker): ready counts running containers that are healthy or
     // A fresh actuator has applied nothing: desired is the containers ps lists.
     assert.deepEqual(await actuator.observe('api'), { desired: 3, ready: 2 });
     assert.deepEqual(await actuator.observe('worker'), { desired: 4, ready: 2 });
+  } finally {
+    await fake.remove();
+  }
+});
+
+test('compose (fake docker, standalone Compose): containers removed between ps and inspect are gone, not a failed read', async () => {
+  const fake = await fakeDocker({ services: { worker: { replicas: 3, vanished: 2 } } });
+  try {
+    const actuator = new ComposeActuator(fake.config({ compose: 'standalone', dockerCompose: FAKE_DOCKER }));
+    assert.deepEqual(await actuator.observe('worker'), { desired: 3, ready: 3 });
+    // one inspect of all five, then one without each missing container docker named
+    const inspects = (await fake.read()).calls.filter((c) => c[0] === 'inspect');
+    assert.deepEqual(inspects.map((c) => c.length - 1), [5, 4, 3]);
   } finally {
     await fake.remove();
   }
