@@ -353,6 +353,10 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // plan) at a stricter share (the margin), and keep qualifying for the hold time.
   const margin = p.margin ?? SLO_DEFAULTS.margin;
   const cautious = { ...model, lambda: rate.cautious };
+  // A learned period: a scale-in that the next burst it forecasts would undo within the reversal
+  // window (pre-scaling for a burst starts a start-up and a minute ahead of it) is a flap booked in
+  // advance, so the count that burst's wait target will ask for is kept.
+  const nextBurst = season ? seasonalPeak(season, ctx.now, ctx.now + (reversalOf(p) + startup) * 1000 + SEASON_BUCKET_MS) : undefined;
   // Scale to zero when a cold start fits in W: nothing waits, nothing is needed, under one job is
   // expected at the cautious rate during a start-up (a cold start then delays one job, by less
   // than W), and under one at the planned rate within the reversal window (the next job's cold
@@ -365,6 +369,8 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     coldStartFits ? 0 : replicasForWait(cautious, allowedLate * margin, c, cap),
     // burst memory: a repeat of the bursts remembered must still drain within its share of W
     Math.min(cap, Math.ceil((rate.burstDown * serviceTime) / c - 1e-9)),
+    // a learned period: the count the next burst it forecasts will ask for
+    nextBurst === undefined ? 0 : replicasForWait({ ...model, lambda: nextBurst }, allowedLate * SLO_DEFAULTS.upShare, c, cap),
   );
   // every scale-in hold keeps the current count and says which guard held it
   const holdAt = (message: string, belowSince?: number) => ({
