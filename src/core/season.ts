@@ -320,3 +320,51 @@ export function minuteDispersion(season: Season | undefined): number {
   const dispersion = median(squares) / MEDIAN_CHI2_1 / 2 / (sum / known);
   return dispersion > SEASON_MIN_DISPERSION ? dispersion : 1;
 }
+
+/** Standard errors each half of the window must climb by (five minutes read a slope coarsely). */
+const HALF_DEVIATIONS = 2;
+
+/** Closed minutes a trend is read over. */
+const TREND_MINUTES = 10;
+
+/** Least-squares slope and intercept at the centre, with the slope's standard error, of ys at x = 0, 1, ... */
+function line(ys: readonly number[]): { b: number; my: number; mx: number; se: number } {
+  const n = ys.length;
+  const mx = (n - 1) / 2;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (i - mx) ** 2;
+    sxy += (i - mx) * (ys[i]! - my);
+  }
+  const b = sxy / sxx;
+  let residual = 0;
+  for (let i = 0; i < n; i++) residual += (ys[i]! - my - b * (i - mx)) ** 2;
+  return { b, my, mx, se: n > 2 ? Math.sqrt(residual / (n - 2) / sxx) : Infinity };
+}
+
+/**
+ * A rise that lasts: the least-squares line through the last `TREND_MINUTES` closed minutes (all
+ * known), when its slope stands more than `deviations` standard errors above zero (errors from
+ * the scatter around the line) and the counts climb in both halves of those minutes, each by
+ * `HALF_DEVIATIONS` of its own standard errors (a step or a flash crowd inside them climbs in one
+ * half only). The line's rate at `at` (jobs/s) and its
+ * slope (jobs/s a second); undefined otherwise. A two-minute window's mean lags a ramp by a
+ * minute, and ten-second sub-windows seldom read its slope clear of their noise.
+ */
+export function minuteTrend(season: Season | undefined, at: number, deviations: number): { rate: number; slope: number } | undefined {
+  if (!season || season.counts.length < TREND_MINUTES) return undefined;
+  const ys = season.counts.slice(-TREND_MINUTES);
+  if (ys.some((y) => y === null)) return undefined;
+  const all = line(ys as number[]);
+  if (!(all.b > deviations * all.se)) return undefined;
+  const half = TREND_MINUTES / 2;
+  const first = line((ys as number[]).slice(0, half));
+  const second = line((ys as number[]).slice(half));
+  if (!(first.b > HALF_DEVIATIONS * first.se && second.b > HALF_DEVIATIONS * second.se)) return undefined;
+  const bucketSeconds = SEASON_BUCKET_MS / 1000;
+  // minutes past the first one's middle, where its count is centred
+  const x = (at - (season.start + (season.counts.length - TREND_MINUTES) * SEASON_BUCKET_MS)) / SEASON_BUCKET_MS - 0.5;
+  return { rate: Math.max(0, all.my + all.b * (x - all.mx)) / bucketSeconds, slope: all.b / bucketSeconds / bucketSeconds };
+}

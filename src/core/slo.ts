@@ -24,7 +24,7 @@ import { estimateRate } from './arrival-rate.js';
 import { replicasForWait } from './erlang.js';
 import { rateOver } from './metrics.js';
 import { type PolicyContext, type Proposal, round } from './policies.js';
-import { SEASON_BUCKET_MS, type Season, minuteDispersion, readSeason, recordArrivals, recursByMinute, seasonalPeak, withPeriod } from './season.js';
+import { SEASON_BUCKET_MS, type Season, minuteDispersion, minuteTrend, readSeason, recordArrivals, recursByMinute, seasonalPeak, withPeriod } from './season.js';
 import { SLO_DEFAULTS, reversalOf } from './slo-defaults.js';
 import { METRIC, type ServicePolicy, type SloPolicy } from './types.js';
 
@@ -317,7 +317,12 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // the period forecasts over the next start-up and the minute after is then sized for now.
   const reactionLate = startup + (p.fastWindowSeconds ?? SLO_DEFAULTS.fastWindowSeconds) / 2 > p.waitSeconds;
   const seasonal = season && reactionLate ? seasonalPeak(season, ctx.now, ctx.now + startup * 1000 + SEASON_BUCKET_MS) : undefined;
-  const steadyRate = Math.max(reactiveRate, seasonal ?? 0);
+  // A ramp read off the per-minute counts, when a reaction cannot land within W: the two-minute
+  // mean lags it by a minute, and the count that lag leaves short makes jobs late on every climb
+  // (a 99% diurnal at 98.82%, where target-cpu met it). Its rate a start-up from now is planned for.
+  const trend = reactionLate ? minuteTrend(season, ctx.now, SLO_DEFAULTS.trendDeviations) : undefined;
+  const ramp = trend === undefined ? undefined : trend.rate + trend.slope * startup;
+  const steadyRate = Math.max(reactiveRate, seasonal ?? 0, ramp ?? 0);
   const model = { lambda: steadyRate, serviceTime, scv, wait: p.waitSeconds };
   const forWait = replicasForWait(model, allowedLate * SLO_DEFAULTS.upShare, c, cap);
   const drainInput = {

@@ -9,6 +9,7 @@ import {
   type Season,
   detectPeriod,
   minuteDispersion,
+  minuteTrend,
   readSeason,
   recordArrivals,
   recursByMinute,
@@ -181,5 +182,24 @@ describe("the arrivals' swing from minute to minute", () => {
       assert.equal(minuteDispersion(season((m) => (m % 2 ? 900 : 100), 10)), 1, 'nine pairs');
     }
     assert.equal(minuteDispersion(undefined), 1);
+  });
+});
+
+describe('a ramp read off the minutes', () => {
+  test('a climb over ten minutes is a trend, with its rate now; a plateau, a step and a flash crowd are not', () => {
+    for (const seed of [1, 2, 3]) {
+      const season = (rate: (m: number) => number) => feed(minutes(40, rate, seed));
+      // 30 more jobs a minute each minute, from 600: at the end of minute 40, about 1,785 a minute
+      const ramp = season((m) => 600 + 30 * m);
+      const end = ramp.start + 40 * SEASON_BUCKET_MS;
+      const t = minuteTrend(ramp, end, 4)!;
+      assert.ok(t !== undefined, 'a ramp');
+      assert.ok(Math.abs(t.rate * 60 - 1785) < 60, `rate ${t.rate * 60} a minute`);
+      assert.ok(Math.abs(t.slope * 3600 - 30) < 8, `slope ${t.slope * 3600} a minute each minute`);
+      assert.equal(minuteTrend(season(() => 900), end, 4), undefined, 'a plateau');
+      assert.equal(minuteTrend(season((m) => (m < 36 ? 600 : 1800)), end, 4), undefined, 'a step four minutes ago');
+      assert.equal(minuteTrend(season((m) => (m === 38 ? 5000 : 600)), end, 4), undefined, 'a flash crowd');
+    }
+    assert.equal(minuteTrend(undefined, 0, 4), undefined);
   });
 });
