@@ -31,6 +31,29 @@ export interface RateEstimate {
   absorbed?: number;
 }
 
+/**
+ * Least squares of ys on xs: the means, the sums of squares and products about them, and the sum
+ * of squared residuals around the line through the means with a given slope (the fitted one,
+ * Sxy / Sxx, or another the caller settles on).
+ */
+export function leastSquares(xs: readonly number[], ys: readonly number[]): { mx: number; my: number; sxx: number; sxy: number; residual(slope: number): number } {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (xs[i]! - mx) ** 2;
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+  }
+  const residual = (slope: number): number => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += (ys[i]! - my - slope * (xs[i]! - mx)) ** 2;
+    return sum;
+  };
+  return { mx, my, sxx, sxy, residual };
+}
+
 /** The median (NaN of none). */
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -213,17 +236,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     const n = clipped.length;
     // x: seconds before now of each sub-window's centre (0.5 sub for the newest).
     const xs = clipped.map((_, i) => -(i + 0.5) * subSeconds);
-    const mx = xs.reduce((a, b) => a + b, 0) / n;
-    const my = clipped.reduce((a, b) => a + b, 0) / n;
-    let sxx = 0;
-    let sxy = 0;
-    for (let i = 0; i < n; i++) {
-      sxx += (xs[i]! - mx) ** 2;
-      sxy += (xs[i]! - mx) * (clipped[i]! - my);
-    }
-    const fitted = n >= 4 && sxx > 0 ? sxy / sxx : 0;
-    let residual = 0;
-    for (let i = 0; i < n; i++) residual += (clipped[i]! - my - fitted * (xs[i]! - mx)) ** 2;
+    const fit = leastSquares(xs, clipped);
+    const { mx, my, sxx } = fit;
+    const fitted = n >= 4 && sxx > 0 ? fit.sxy / sxx : 0;
+    const residual = fit.residual(fitted);
     // The scatter around the line is at least one job's worth per sub-window: on sparse traffic
     // a window of empty sub-windows and a job in each of the last two has almost no residual, and
     // its "trend" would be projected over the start-up as if it were certain. Only when a

@@ -30,7 +30,7 @@
  *
  * Pure: no clock reads, no I/O; the same readings give the same state.
  */
-import { climbsAcrossMiddle, median } from './arrival-rate.js';
+import { climbsAcrossMiddle, leastSquares, median } from './arrival-rate.js';
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
@@ -327,21 +327,12 @@ const HALF_DEVIATIONS = 2;
 /** Closed minutes a trend is read over. */
 const TREND_MINUTES = 10;
 
-/** Least-squares slope and intercept at the centre, with the slope's standard error, of ys at x = 0, 1, ... */
+/** The least-squares line through ys at x = 0, 1, ...: its slope, the means, and the slope's standard error. */
 function line(ys: readonly number[]): { b: number; my: number; mx: number; se: number } {
   const n = ys.length;
-  const mx = (n - 1) / 2;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let sxx = 0;
-  let sxy = 0;
-  for (let i = 0; i < n; i++) {
-    sxx += (i - mx) ** 2;
-    sxy += (i - mx) * (ys[i]! - my);
-  }
-  const b = sxy / sxx;
-  let residual = 0;
-  for (let i = 0; i < n; i++) residual += (ys[i]! - my - b * (i - mx)) ** 2;
-  return { b, my, mx, se: n > 2 ? Math.sqrt(residual / (n - 2) / sxx) : Infinity };
+  const fit = leastSquares(ys.map((_, i) => i), ys);
+  const b = fit.sxy / fit.sxx;
+  return { b, my: fit.my, mx: fit.mx, se: n > 2 ? Math.sqrt(fit.residual(b) / (n - 2) / fit.sxx) : Infinity };
 }
 
 /**
