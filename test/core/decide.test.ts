@@ -311,25 +311,33 @@ describe('SLO policy', () => {
     policies: [{ kind: 'slo', waitSeconds: 10, attainment: 0.99, concurrency: 10, startupSeconds: 30, scaleInHoldSeconds: 30 }],
   };
 
-  /** Steady arrivals at `rate` for `seconds`, a decision every 5 s, replicas applied at once. */
-  function steady(policy: ServicePolicy, rate: number, seconds: number, start: number, backlog = 0): { d: Decision; current: number } {
+  /**
+   * A decision every 5 s up to `seconds`, from `start` replicas, each round measuring `at(t)`; the
+   * replicas follow each decision at once unless `fixed`, and `each` sees every round's count.
+   */
+  function rounds(
+    policy: ServicePolicy,
+    seconds: number,
+    start: number,
+    at: (t: number) => Record<string, number>,
+    options: { fixed?: boolean; each?: (t: number, current: number) => void } = {},
+  ): { d: Decision; current: number } {
     let history = emptyHistory();
     let current = start;
     let d: Decision | undefined;
     for (let t = 5; t <= seconds; t += 5) {
       const now = T0 + t * 1000;
-      d = decide({
-        now,
-        current,
-        ready: current,
-        samples: samples({ [METRIC.arrivalsTotal]: rate * t, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: backlog }, now),
-        policy,
-        history,
-      });
+      d = decide({ now, current, ready: current, samples: samples(at(t), now), policy, history });
       history = d.history;
-      current = d.desired;
+      if (!options.fixed) current = d.desired;
+      options.each?.(t, current);
     }
     return { d: d!, current };
+  }
+
+  /** Steady arrivals at `rate` for `seconds`, a decision every 5 s, replicas applied at once. */
+  function steady(policy: ServicePolicy, rate: number, seconds: number, start: number, backlog = 0): { d: Decision; current: number } {
+    return rounds(policy, seconds, start, (t) => ({ [METRIC.arrivalsTotal]: rate * t, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: backlog }));
   }
 
   test('scales to zero after a silence only when a cold start fits in W', () => {
@@ -594,6 +602,11 @@ describe('SLO policy', () => {
   }
   /** On/off: `on` seconds at 150 jobs/s, then `off` seconds at 10. */
   const onOff = (on: number, off: number) => (t: number) => (t % (on + off) < on ? 150 : 10);
+  /** What a round at `t` of on/off traffic measures: every job done, 0.5 s jobs of scv 4, none waiting. */
+  const onOffRound = (rateAt: (t: number) => number, t: number) => {
+    const arrivals = counter(rateAt, t).at(-1)!.value;
+    return { [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 0.5, [METRIC.serviceTimeScv]: 4, [METRIC.queueDepth]: 0 };
+  };
 
   test('burst envelope: the service rate under which every burst drains within its share of W', () => {
     // 20 s at 150/s then 20 s at 10/s: one burst of 3,000 jobs needs 3000 / (20 + w) jobs/s.
@@ -665,24 +678,8 @@ describe('SLO policy', () => {
     // scale-up holds 300 s) it neither sizes for the on rate (10) nor goes below what bursts need
     const bursty: ServicePolicy = { min: 1, max: 40, behavior: free, policies: [{ ...policy }] };
     for (const start of [9, 12]) {
-      let history = emptyHistory();
-      let current = start;
       const seen = new Set<number>();
-      for (let t = 5; t <= 900; t += 5) {
-        const now = T0 + t * 1000;
-        const arrivals = counter(onOff(25, 15), t).at(-1)!.value;
-        const d = decide({
-          now,
-          current,
-          ready: current,
-          samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 0.5, [METRIC.serviceTimeScv]: 4, [METRIC.queueDepth]: 0 }, now),
-          policy: bursty,
-          history,
-        });
-        history = d.history;
-        current = d.desired;
-        if (t > 400) seen.add(current);
-      }
+      rounds(bursty, 900, start, (t) => onOffRound(onOff(25, 15), t), { each: (t, current) => t > 400 && seen.add(current) });
       assert.deepEqual([...seen], [9], `from ${start}`);
     }
   });
@@ -696,23 +693,7 @@ describe('SLO policy', () => {
       policies: [{ kind: 'slo', waitSeconds: 5, attainment: 0.99, concurrency: 8, startupSeconds: 2 }],
       behavior: { scaleDown: { stabilizationWindowSeconds: 30, policies: [] } },
     };
-    let history = emptyHistory();
-    let current = 12;
-    for (let t = 5; t <= 900; t += 5) {
-      const now = T0 + t * 1000;
-      const arrivals = counter(onOff(10, 20), t).at(-1)!.value;
-      const d = decide({
-        now,
-        current,
-        ready: current,
-        samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 0.5, [METRIC.serviceTimeScv]: 4, [METRIC.queueDepth]: 0 }, now),
-        policy,
-        history,
-      });
-      history = d.history;
-      current = d.desired;
-    }
-    assert.equal(current, 8);
+    assert.equal(rounds(policy, 900, 12, (t) => onOffRound(onOff(10, 20), t)).current, 8);
   });
 
   test('the envelope of recurring bursts is planned for only while jobs wait within its share of W', () => {
@@ -726,25 +707,18 @@ describe('SLO policy', () => {
       policies: [{ kind: 'slo', waitSeconds: 100, attainment: 0.99, concurrency: 1, startupSeconds: 30 }],
     };
     const rateAt = (t: number) => (t >= 300 || t % 40 < 20 ? 40 : 10);
-    const last = (oldest: number) => {
-      let history = emptyHistory();
-      let d: Decision | undefined;
-      for (let t = 5; t <= 420; t += 5) {
-        const now = T0 + t * 1000;
-        const arrivals = counter(rateAt, t).at(-1)!.value;
-        const waiting = t === 420 ? { [METRIC.queueDepth]: 40, [METRIC.oldestAge]: oldest } : { [METRIC.queueDepth]: 0, [METRIC.oldestAge]: 0 };
-        d = decide({
-          now,
-          current: 30,
-          ready: 30,
-          samples: samples({ [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, ...waiting }, now),
-          policy,
-          history,
-        });
-        history = d.history;
-      }
-      return d!.desired;
-    };
+    const last = (oldest: number) =>
+      rounds(
+        policy,
+        420,
+        30,
+        (t) => {
+          const arrivals = counter(rateAt, t).at(-1)!.value;
+          const waiting = t === 420 ? { [METRIC.queueDepth]: 40, [METRIC.oldestAge]: oldest } : { [METRIC.queueDepth]: 0, [METRIC.oldestAge]: 0 };
+          return { [METRIC.arrivalsTotal]: arrivals, [METRIC.completionsTotal]: arrivals, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, ...waiting };
+        },
+        { fixed: true },
+      ).d.desired;
     // 40 jobs/s of 1 s jobs on one slot each: more than 40 replicas for the wait target
     assert.ok(last(0) < 40, `within the share: ${last(0)}`);
     assert.ok(last(35) < 40, `past W/4 (the absorbed swing's share) but within W/2: ${last(35)}`);
