@@ -42,6 +42,15 @@ const SIZES = args.sizes
   .map(Number)
   .filter((n) => n > 0 && (!args.max || n <= Number(args.max)))
   .sort((a, b) => a - b);
+// Each claim read takes 16 jobs off the backlog (put back after the size is measured): the
+// smallest backlog must hold them all, or the claims would run out and measure an empty queue.
+if (!(READS >= 1) || SIZES.length === 0 || READS * 16 > SIZES[0]!) {
+  console.error(
+    `bench:queue-scale: --reads ${args.reads} with backlogs of ${SIZES.join(', ') || 'none'}: every size needs at least 16 jobs a read ` +
+      `(${Number.isFinite(READS) ? READS * 16 : '?'}); lower --reads or raise the smallest of --sizes.`,
+  );
+  process.exit(2);
+}
 const BATCH = 10_000;
 const QUEUE = 'scale';
 
