@@ -54,6 +54,24 @@ export function leastSquares(xs: readonly number[], ys: readonly number[]): { mx
   return { mx, my, sxx, sxy, residual };
 }
 
+/**
+ * Standard errors each half of a window must climb by for the window to read as a ramp: a step
+ * or a flash crowd inside it climbs in one half only (half a window reads a slope coarsely).
+ */
+export const HALF_DEVIATIONS = 2;
+
+/**
+ * A least-squares line's slope and its standard error, from the scatter around the line but
+ * never under `floorVar` per point (Infinity with fewer than three points).
+ */
+export function slopeOf(xs: readonly number[], ys: readonly number[], floorVar = 0): { b: number; se: number; mx: number; my: number; residual(slope: number): number } {
+  const fit = leastSquares(xs, ys);
+  const n = xs.length;
+  const b = fit.sxx > 0 ? fit.sxy / fit.sxx : 0;
+  const se = n > 2 && fit.sxx > 0 ? Math.sqrt(Math.max(fit.residual(b) / (n - 2), floorVar) / fit.sxx) : Infinity;
+  return { b, se, mx: fit.mx, my: fit.my, residual: fit.residual };
+}
+
 /** The median (NaN of none). */
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -194,7 +212,8 @@ export function absorbedRate(series: Series, now: number, subMs: number, planned
  *   median plus four deviations, so a lump that arrived in one interval (a batch) counts as
  *   backlog and not as a rate that will last. The level is the line's value now, never below
  *   the median (or the mean if lower), and the projection adds the line's slope over the
- *   start-up delay, unless the rates scatter like on/off traffic.
+ *   start-up delay, unless the rates scatter like on/off traffic, or W holds two start-ups and
+ *   the line climbs in one half of the window only (a step: followed, not projected).
  * - The burst envelope over the burst memory (`burstRate`), which scale-in must still serve.
  */
 export function estimateRate(series: Series, now: number, p: SloPolicy, memorySeconds: number = SLO_DEFAULTS.burstMemorySeconds, recursLonger = false, dispersion = 1): RateEstimate | undefined {
@@ -236,22 +255,30 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     const n = clipped.length;
     // x: seconds before now of each sub-window's centre (0.5 sub for the newest).
     const xs = clipped.map((_, i) => -(i + 0.5) * subSeconds);
-    const fit = leastSquares(xs, clipped);
-    const { mx, my, sxx } = fit;
-    const fitted = n >= 4 && sxx > 0 ? fit.sxy / sxx : 0;
-    const residual = fit.residual(fitted);
     // The scatter around the line is at least one job's worth per sub-window: on sparse traffic
     // a window of empty sub-windows and a job in each of the last two has almost no residual, and
     // its "trend" would be projected over the start-up as if it were certain. Only when a
     // start-up fits in W: otherwise the first jobs after quiet are all the warning there is.
     const floorVar = startup < p.waitSeconds ? 1 / subSeconds ** 2 : 0;
-    const slopeDev = n > 2 && sxx > 0 ? Math.sqrt(Math.max(residual / (n - 2), floorVar) / sxx) : Infinity;
+    const line = slopeOf(xs, clipped, floorVar);
+    const { mx, my } = line;
+    const fitted = n >= 4 ? line.b : 0;
+    const residual = line.residual(fitted);
+    const slopeDev = line.se;
     // Only a trend that stands clear of the noise moves the plan: a noisy slope projected over
     // the start-up delay would swing the count up and down with every burst.
     // On/off traffic (sub-window rates scattered far beyond Poisson noise) has no line to trust:
     // a change in the duty cycle looks like a trend, and the line's end sits at the on rate.
     const onOff = n > 2 && residual / (n - 2) > SLO_DEFAULTS.onOffDispersion * dev * dev;
-    slope = !onOff && fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
+    // A step climbs in the newest sub-windows only: a ramp climbs in both halves of the window.
+    // When W holds two start-ups, a step is followed rather than projected (if it was a ramp
+    // after all, a second scale-up still lands in time); otherwise any clear slope is projected.
+    const climbs = (from: number, to: number): boolean => {
+      const half = slopeOf(xs.slice(from, to), clipped.slice(from, to), floorVar);
+      return half.b > HALF_DEVIATIONS * half.se;
+    };
+    const ramp = 2 * startup > p.waitSeconds || (n >= 8 && climbs(0, n >> 1) && climbs(n >> 1, n));
+    slope = !onOff && ramp && fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
     // The line's value now, but never above what the newest sub-windows saw: only the start-up
     // projection below looks ahead.
     if (!rising) floor = Math.min(slow, my);

@@ -30,7 +30,7 @@
  *
  * Pure: no clock reads, no I/O; the same readings give the same state.
  */
-import { climbsAcrossMiddle, leastSquares, median } from './arrival-rate.js';
+import { HALF_DEVIATIONS, climbsAcrossMiddle, median, slopeOf } from './arrival-rate.js';
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
@@ -321,18 +321,13 @@ export function minuteDispersion(season: Season | undefined): number {
   return dispersion > SEASON_MIN_DISPERSION ? dispersion : 1;
 }
 
-/** Standard errors each half of the window must climb by (five minutes read a slope coarsely). */
-const HALF_DEVIATIONS = 2;
 
 /** Closed minutes a trend is read over. */
 const TREND_MINUTES = 10;
 
 /** The least-squares line through ys at x = 0, 1, ...: its slope, the means, and the slope's standard error. */
 function line(ys: readonly number[]): { b: number; my: number; mx: number; se: number } {
-  const n = ys.length;
-  const fit = leastSquares(ys.map((_, i) => i), ys);
-  const b = fit.sxy / fit.sxx;
-  return { b, my: fit.my, mx: fit.mx, se: n > 2 ? Math.sqrt(fit.residual(b) / (n - 2) / fit.sxx) : Infinity };
+  return slopeOf(ys.map((_, i) => i), ys);
 }
 
 /**

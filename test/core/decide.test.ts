@@ -503,6 +503,24 @@ describe('SLO policy', () => {
     assert.ok(late.sustained > fits.sustained, `sustained ${late.sustained}: when a start-up does not fit, the first jobs are the warning`);
   });
 
+  test('an onset in the newest sub-windows is projected over the start-up only when W holds no second start-up; a ramp always', () => {
+    // counter points every 5 s for 130 s at a rate given over time
+    const counted = (rate: (t: number) => number) => {
+      const series = [{ at: 0, value: 0 }];
+      for (let t = 5, v = 0; t <= 130; t += 5) series.push({ at: t * 1000, value: Math.round((v += rate(t - 2.5) * 5)) });
+      return series;
+    };
+    const onset = counted((t) => (t < 100 ? 20 : 20 + ((t - 100) * 40) / 30));
+    const ramp = counted((t) => 10 + (t * 50) / 130);
+    const at = (series: Array<{ at: number; value: number }>, waitSeconds: number) =>
+      estimateRate(series, 130_000, { kind: 'slo', waitSeconds, attainment: 0.99, concurrency: 4, startupSeconds: 20 })!;
+    // W 60 s holds two 20 s start-ups: a step misread is corrected in time, so none is projected
+    assert.ok(at(onset, 60).sustained < 25, `sustained ${at(onset, 60).sustained}`);
+    assert.ok(at(onset, 30).sustained > 25, `sustained ${at(onset, 30).sustained}`);
+    // a ramp climbs in both halves of the window: projected either way
+    for (const w of [60, 30]) assert.ok(at(ramp, w).sustained > at(ramp, w).fast, `W ${w}: sustained ${at(ramp, w).sustained}`);
+  });
+
   test('a step up in both newest sub-windows wins at once (the fast rate)', () => {
     const series = Array.from({ length: 25 }, (_, i) => ({ at: i * 5000, value: i * 100 }));
     series.push({ at: 125_000, value: 2400 + 1000 }, { at: 130_000, value: 3400 + 1000 });
