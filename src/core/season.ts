@@ -321,7 +321,6 @@ export function minuteDispersion(season: Season | undefined): number {
   return dispersion > SEASON_MIN_DISPERSION ? dispersion : 1;
 }
 
-
 /** Closed minutes a trend is read over. */
 const TREND_MINUTES = 10;
 
