@@ -58,7 +58,7 @@ export function leastSquares(xs: readonly number[], ys: readonly number[]): { mx
  * Standard errors each half of a window must climb by for the window to read as a ramp: a step
  * or a flash crowd inside it climbs in one half only (half a window reads a slope coarsely).
  */
-export const HALF_DEVIATIONS = 2;
+const HALF_DEVIATIONS = 2;
 
 /**
  * A least-squares line's slope and its standard error, from the scatter around the line but
@@ -70,6 +70,16 @@ export function slopeOf(xs: readonly number[], ys: readonly number[], floorVar =
   const b = fit.sxx > 0 ? fit.sxy / fit.sxx : 0;
   const se = n > 2 && fit.sxx > 0 ? Math.sqrt(Math.max(fit.residual(b) / (n - 2), floorVar) / fit.sxx) : Infinity;
   return { b, se, mx: fit.mx, my: fit.my, residual: fit.residual };
+}
+
+/** Whether each half of the points (split at the middle) climbs by `HALF_DEVIATIONS` of its own slope's standard errors: a ramp, not a step. */
+export function climbsInBothHalves(xs: readonly number[], ys: readonly number[], floorVar = 0): boolean {
+  const mid = xs.length >> 1;
+  const climbs = (from: number, to: number): boolean => {
+    const half = slopeOf(xs.slice(from, to), ys.slice(from, to), floorVar);
+    return half.b > HALF_DEVIATIONS * half.se;
+  };
+  return climbs(0, mid) && climbs(mid, xs.length);
 }
 
 /** The median (NaN of none). */
@@ -273,12 +283,9 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     // A step climbs in the newest sub-windows only: a ramp climbs in both halves of the window.
     // When W holds two start-ups, a step is followed rather than projected (if it was a ramp
     // after all, a second scale-up still lands in time); otherwise any clear slope is projected.
-    const climbs = (from: number, to: number): boolean => {
-      const half = slopeOf(xs.slice(from, to), clipped.slice(from, to), floorVar);
-      return half.b > HALF_DEVIATIONS * half.se;
-    };
-    const ramp = 2 * startup > p.waitSeconds || (n >= 8 && climbs(0, n >> 1) && climbs(n >> 1, n));
-    slope = !onOff && ramp && fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow ? fitted : 0;
+    const clear = !onOff && fitted > SLO_DEFAULTS.trendDeviations * slopeDev && fast > slow;
+    const ramp = clear && (2 * startup > p.waitSeconds || (n >= 8 && climbsInBothHalves(xs, clipped, floorVar)));
+    slope = ramp ? fitted : 0;
     // The line's value now, but never above what the newest sub-windows saw: only the start-up
     // projection below looks ahead.
     if (!rising) floor = Math.min(slow, my);

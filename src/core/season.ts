@@ -30,7 +30,7 @@
  *
  * Pure: no clock reads, no I/O; the same readings give the same state.
  */
-import { HALF_DEVIATIONS, climbsAcrossMiddle, median, slopeOf } from './arrival-rate.js';
+import { climbsAcrossMiddle, climbsInBothHalves, median, slopeOf } from './arrival-rate.js';
 
 /** Bucket length, ms. */
 export const SEASON_BUCKET_MS = 60_000;
@@ -332,9 +332,8 @@ function line(ys: readonly number[]): { b: number; my: number; mx: number; se: n
 /**
  * A rise that lasts: the least-squares line through the last `TREND_MINUTES` closed minutes (all
  * known), when its slope stands more than `deviations` standard errors above zero (errors from
- * the scatter around the line) and the counts climb in both halves of those minutes, each by
- * `HALF_DEVIATIONS` of its own standard errors (a step or a flash crowd inside them climbs in one
- * half only). The line's rate at `at` (jobs/s) and its
+ * the scatter around the line) and the counts climb in both halves of those minutes
+ * (`climbsInBothHalves`: a step or a flash crowd inside them climbs in one half only). The line's rate at `at` (jobs/s) and its
  * slope (jobs/s a second); undefined otherwise. A two-minute window's mean lags a ramp by a
  * minute, and ten-second sub-windows seldom read its slope clear of their noise.
  */
@@ -344,10 +343,7 @@ export function minuteTrend(season: Season | undefined, at: number, deviations: 
   if (ys.some((y) => y === null)) return undefined;
   const all = line(ys as number[]);
   if (!(all.b > deviations * all.se)) return undefined;
-  const half = TREND_MINUTES / 2;
-  const first = line((ys as number[]).slice(0, half));
-  const second = line((ys as number[]).slice(half));
-  if (!(first.b > HALF_DEVIATIONS * first.se && second.b > HALF_DEVIATIONS * second.se)) return undefined;
+  if (!climbsInBothHalves(ys.map((_, i) => i), ys as number[])) return undefined;
   const bucketSeconds = SEASON_BUCKET_MS / 1000;
   // minutes past the first one's middle, where its count is centred
   const x = (at - (season.start + (season.counts.length - TREND_MINUTES) * SEASON_BUCKET_MS)) / SEASON_BUCKET_MS - 0.5;
