@@ -239,7 +239,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const littleReading = !steady ? undefined : windowReading !== undefined && windowReading <= span ? windowReading : nowReading;
   // A reading off a handful of completions is mostly noise (one job done in the window reads as
   // the window's length times the jobs in flight): its weight grows with the completions behind it.
-  const behind = throughput === undefined ? 0 : (throughput * windowMs) / 1000;
+  const behind = throughput === undefined ? 0 : throughput * span;
   const reliability = Math.min(1, behind / SLO_DEFAULTS.littleFullWeightCompletions);
   const prevLittle = prevState.little;
   const little =
@@ -254,8 +254,17 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // second is the service time itself (Little's law on a saturated fleet), with no warm-up bias:
   // the count is sized on it when it reads higher than the estimate, which early readings and
   // heavy tails leave too low, and which is then what makes jobs late.
-  const saturated = steady && backlog > 0 && (ctx.view.values.get(METRIC.oldestAge) ?? 0) > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
-  const busyLittle = saturated && throughput * (windowMs / 1000) >= SLO_DEFAULTS.saturatedMinCompletions ? inFlight / throughput : 0;
+  const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
+  const saturated = steady && backlog > 0 && age > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
+  let busyLittle = 0;
+  if (saturated) {
+    // Only since the oldest job started waiting has every slot been busy: over a longer window the
+    // throughput counts quieter times, and the reading runs long (a burst's 0.5 s jobs read 1.1 s).
+    const busyMs = Math.min(windowMs, age * 1000);
+    const busyThroughput = rateOver(completions, ctx.now - busyMs, ctx.now);
+    const busySpan = completions.length > 0 ? Math.min(busyMs, ctx.now - completions[0]!.at) / 1000 : 0;
+    if (busyThroughput !== undefined && busyThroughput * busySpan >= SLO_DEFAULTS.saturatedMinCompletions) busyLittle = inFlight / busyThroughput;
+  }
   const serviceTime = Math.max(estimated, busyLittle);
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
   // to a penalty that halves every half-life; scale-in then remembers bursts and holds longer.
@@ -304,7 +313,6 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // whose noisy minutes read as recurring bursts, a level that outlasts the ones before it), and
   // then the sustained rate is planned for: the backlog part alone acts only when the backlog
   // fills the fleet's W, by which time new replicas come too late when a start-up is most of W.
-  const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
   const keeps = (share: number): boolean => age <= share * p.waitSeconds;
   const reactiveRate = Math.min(
     rate?.sustained ?? 0,

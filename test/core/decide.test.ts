@@ -807,6 +807,30 @@ describe('the SLO policy during warm-up (fewer than 1,000 completions)', () => {
     assert.ok(spike.desired <= d!.desired + 1, `${d!.desired} -> ${spike.desired}`);
   });
 
+  test("a first Little's-law reading weighs the completions in the span it covers, not the window's length", () => {
+    // the first two rounds: 2 jobs done in 5 s with 8 in flight reads 20 s, off two completions
+    // (a tenth of full weight), not as if 0.4 a second had run for the whole 120 s window
+    let history = emptyHistory();
+    const at = (now: number, done: number, inFlight: number): Decision => {
+      const t = now * 1000;
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: 0, at: t },
+        { metric: METRIC.oldestAge, value: 0, at: t },
+        { metric: METRIC.arrivalsTotal, value: done + inFlight, at: t },
+        { metric: METRIC.completionsTotal, value: done, at: t },
+        { metric: METRIC.inFlight, value: inFlight, at: t },
+        { metric: METRIC.serviceTimeMean, value: 1, at: t },
+        { metric: METRIC.serviceTimeScv, value: 1, at: t },
+      ];
+      const d = decide({ now: t, current: 2, ready: 2, samples, policy, history });
+      history = d.history;
+      return d;
+    };
+    at(5, 0, 8);
+    const d = at(10, 2, 8);
+    assert.ok(Math.abs(little(d) - 2) < 1e-9, `little ${little(d)}`);
+  });
+
   test('jobs longer than the window: the window cannot show them, so Little reads the count now', () => {
     // 300 s jobs at 0.02/s: 6 in flight, a reading of 300 s, which a 120 s window cannot hold
     const long: ServicePolicy = { min: 1, max: 40, policies: [{ kind: 'slo', waitSeconds: 400, attainment: 0.95, concurrency: 4 }] };
@@ -888,6 +912,30 @@ describe('the SLO policy on steady traffic and on a saturated fleet', () => {
     }
     return d!;
   };
+
+  test('the saturated fleet is read since the oldest job started waiting, not over quieter times before', () => {
+    // 1 completion a second until 260 s, then 3 a second with every one of the 30 slots busy and
+    // the oldest job waiting 40 s: 30 / 3 = 10 s; over the whole 120 s window (1.67 a second) 18 s
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    const policy: ServicePolicy = { min: 1, max: 40, policies: [{ ...slo, waitSeconds: 30 }] };
+    for (let now = 5; now <= 300; now += 5) {
+      const t = now * 1000;
+      const done = now <= 260 ? now : 260 + 3 * (now - 260);
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: now > 260 ? 50 : 0, at: t },
+        { metric: METRIC.oldestAge, value: now > 260 ? now - 260 : 0, at: t },
+        { metric: METRIC.arrivalsTotal, value: done + (now > 260 ? 50 : 0), at: t },
+        { metric: METRIC.completionsTotal, value: 2000 + done, at: t },
+        { metric: METRIC.inFlight, value: now > 260 ? 30 : 1, at: t },
+        { metric: METRIC.serviceTimeMean, value: 1, at: t },
+        { metric: METRIC.serviceTimeScv, value: 1, at: t },
+      ];
+      d = decide({ now: t, current: 3, ready: 3, samples, policy, history });
+      history = { ...d.history, events: [], recommendations: [] };
+    }
+    assert.match(d!.reasons.map((r) => r.message).join(' '), /service 10 s/);
+  });
 
   test('with jobs already past W, the service time is at least what the saturated fleet shows', () => {
     const late = saturatedRound(40);
