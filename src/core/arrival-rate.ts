@@ -27,6 +27,12 @@ export interface RateEstimate {
   recurring: boolean;
   /** True when only the newest sub-window jumped (more than `jumpFactor` times the slow level and `jumpDeviations` above it); `planned` is then that sub-window's rate. */
   jumped: boolean;
+  /**
+   * True while fewer than three sub-windows are read: a level cannot yet be told from a lump (the
+   * step and jump tests need three too), so the rate may size what arrives during a start-up but
+   * not the steady state (20,000 jobs dumped in the first five seconds read as 4,000 jobs/s).
+   */
+  short: boolean;
   /** When the planned rate is a level already reached within the reversal window: the envelope of that window's bursts (`absorbedRate`), which the wait target sizes for instead. */
   absorbed?: number;
 }
@@ -297,7 +303,10 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
     if (long !== undefined && !rising && !onOff && slope === 0) {
       const scatter = n > 1 ? Math.sqrt(clipped.reduce((a, r) => a + (r - my) ** 2, 0) / (n - 1) / n) : Infinity;
       const meanDev = Math.max(Math.sqrt(Math.max(long, 1 / (n * subSeconds)) / (n * subSeconds)), scatter);
-      if (Math.abs(my - long) <= 3 * meanDev) {
+      // When a start-up takes W, a level read too low is paid in late jobs before a correction can
+      // land: the long window may then raise the level, never lower it (on a sawtooth's climb the
+      // ten-minute mean trails the two-minute one within the noise, and the climb was missed).
+      if (Math.abs(my - long) <= 3 * meanDev && (startup < p.waitSeconds || long >= my)) {
         level = long;
         floor = long;
         // Its noise is that of a ten-minute mean, when a start-up fits in W (an error then shows
@@ -340,5 +349,5 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // Only when a start-up fits in W: otherwise a swing the count did not follow cannot be corrected
   // in time (replicas asked for once the backlog shows come too late).
   const absorbed = startup < w ? absorbedRate(series, now, sub, planned, w * SLO_DEFAULTS.absorbWaitShare, reversalOf(p)) : undefined;
-  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, ...(absorbed === undefined ? {} : { absorbed }) };
+  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, short: rates.length < 3, ...(absorbed === undefined ? {} : { absorbed }) };
 }

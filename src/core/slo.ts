@@ -291,8 +291,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     recursByMinute(season, SLO_DEFAULTS.burstRecurrences),
     startup >= p.waitSeconds ? minuteDispersion(season) : 1,
   );
-  // One counter point gives no rate yet: plan for the backlog alone, and do not scale in.
-  const warming = rate === undefined;
+  // One counter point gives no rate yet, and under three sub-windows no level: plan for the
+  // backlog (and what arrives at the newest rate while replicas start), and do not scale in.
+  const warming = rate === undefined || rate.short;
   const lambda = rate?.planned ?? 0;
   const allowedLate = 1 - p.attainment;
   const cap = Math.max(1, ctx.maxReplicas, ctx.current);
@@ -315,7 +316,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // fills the fleet's W, by which time new replicas come too late when a start-up is most of W.
   const keeps = (share: number): boolean => age <= share * p.waitSeconds;
   const reactiveRate = Math.min(
-    rate?.sustained ?? 0,
+    warming ? 0 : rate.sustained,
     averaged ?? Infinity,
     rate?.absorbed !== undefined && keeps(SLO_DEFAULTS.absorbWaitShare) ? rate.absorbed : Infinity,
     rate?.recurring && (startup < p.waitSeconds || (!rate.rising && !rate.jumped)) && keeps(SLO_DEFAULTS.burstWaitShare) ? rate.burstDown : Infinity,
@@ -351,7 +352,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const facts = `arrivals ${round(rate?.fast ?? 0)}/s fast, ${round(rate?.slow ?? 0)}/s slow, planned ${round(lambda)}/s${period}; service ${round(serviceTime)} s (scv ${round(scv)}); backlog ${round(backlog)}, oldest ${round(age)} s`;
   const state = prevState;
 
-  if (needed >= ctx.current || rate === undefined) {
+  if (needed >= ctx.current || warming) {
     const replicas = Math.max(needed, warming ? ctx.current : 0);
     if (replicas > ctx.current && recentDown && lastEvent) damping = { level: damping.level + 1, at: ctx.now, counted: lastEvent.at };
     const code = forDrain > forWait ? 'SloBacklog' : 'SloWaitTarget';

@@ -388,6 +388,22 @@ describe('SLO policy', () => {
     assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
   });
 
+  test('a lump in the first sub-windows is a backlog to drain, not a level: the wait target waits for three', () => {
+    // 20,000 jobs dumped in the first five seconds of 0.6 s jobs, 10 slots, W = 120 s, a 30 s
+    // start-up: read as 4,000 jobs/s for good, the wait target would ask for 240 replicas; the
+    // backlog drains within the horizon on 1 + (1,200 - 120) / 90 = 13
+    const lump: ServicePolicy = { ...slo, max: 300, policies: [{ kind: 'slo', waitSeconds: 120, attainment: 0.99, concurrency: 10, startupSeconds: 30 }] };
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    for (const [t, total] of [[5, 0], [10, 20_000], [15, 20_000]] as const) {
+      const now = T0 + t * 1000;
+      d = decide({ now, current: 1, ready: 1, samples: samples({ [METRIC.arrivalsTotal]: total, [METRIC.serviceTimeMean]: 0.6, [METRIC.serviceTimeScv]: 0.2, [METRIC.queueDepth]: total }, now), policy: lump, history });
+      history = d.history;
+      assert.equal(d.desired, t === 5 ? 1 : 13, `at ${t} s`);
+      if (t > 5) assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+    }
+  });
+
   test('a backlog asks for the replicas that drain it in time (SloBacklog)', () => {
     const { d } = steady(slo, 10, 5, 2, 5000);
     assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
@@ -400,13 +416,16 @@ describe('SLO policy', () => {
     const at = (t: number, total: number) =>
       samples({ [METRIC.arrivalsTotal]: total, [METRIC.serviceTimeMean]: 1, [METRIC.serviceTimeScv]: 1, [METRIC.queueDepth]: 0 }, T0 + t * 1000);
     let d = decide({ now: T0 + 5000, current: 20, ready: 20, samples: at(5, 50), policy, history });
-    history = d.history;
-    d = decide({ now: T0 + 10_000, current: 20, ready: 20, samples: at(10, 100), policy, history });
+    // a rate that scale-in may follow needs three sub-windows of the counter (20 s)
+    for (let t = 10; t <= 20; t += 5) {
+      history = d.history;
+      d = decide({ now: T0 + t * 1000, current: 20, ready: 20, samples: at(t, t * 10), policy, history });
+    }
     assert.equal(d.desired, 20);
     assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloHysteresis');
     history = d.history;
-    let total = 100;
-    for (let t = 15; t <= 45; t += 5) {
+    let total = 200;
+    for (let t = 25; t <= 55; t += 5) {
       total += 50;
       d = decide({ now: T0 + t * 1000, current: 20, ready: 20, samples: at(t, total), policy, history });
       history = d.history;
@@ -883,6 +902,17 @@ describe('the SLO policy on steady traffic and on a saturated fleet', () => {
     }
     const sd = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - 20) ** 2, 0) / xs.length);
     assert.ok(sd(levels) < sd(shortMeans) / 1.3, `level deviation ${sd(levels)} against the two-minute mean's ${sd(shortMeans)}`);
+  });
+
+  test('when a start-up takes W, the long window may raise the level but never lower it', () => {
+    // 20 jobs/s for eight minutes, then 21/s: the ten-minute mean (20.2/s) is within the noise of
+    // the two-minute one (21/s), so it is the level when a late level can still be corrected
+    const series = [{ at: 0, value: 0 }];
+    for (let t = 5; t <= 600; t += 5) series.push({ at: t * 1000, value: series.at(-1)!.value + 5 * (t > 480 ? 21 : 20) });
+    const loose = estimateRate(series, 600_000, { ...slo, startupSeconds: 5 })!;
+    const tight = estimateRate(series, 600_000, { ...slo, startupSeconds: 30 })!;
+    assert.ok(Math.abs(loose.sustained - 20.2) < 0.01, `a start-up within W: ${loose.sustained}`);
+    assert.ok(tight.sustained >= 21 - 1e-9, `a start-up past W: ${tight.sustained}`);
   });
 
   test('a step up is not averaged away by the long window', () => {
