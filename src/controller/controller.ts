@@ -7,7 +7,9 @@
  * timers and the urgent trigger.
  *
  * Scheduling: a timer per `intervalMs` runs a round of every service (`tick(now)`, which the
- * unit tests drive), the next starting `intervalMs` after the last started; plus an urgent poll
+ * unit tests drive), the first `intervalMs` after start (as the simulator does: a round at start
+ * has one counter point and so no rate; a backlog already late at start gets the urgent round at
+ * the first poll), the next starting `intervalMs` after the last started; plus an urgent poll
  * every `urgentPollMs` of the oldest job's age (a cheap source, for services with an SLO policy)
  * that runs a round at once when the age crosses the policy's wait, once per crossing. Both use
  * the injected Clock, so tests advance time by hand.
@@ -124,7 +126,7 @@ export class Controller extends EventEmitter {
   start(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    this.#schedule(() => this.#intervalRound(), 0);
+    this.#schedule(() => this.#intervalRound(), this.#intervalMs);
     if (this.#urgentPollMs > 0 && [...this.#services.values()].some((s) => urgentWait(s) !== undefined)) {
       this.#schedule(() => this.#urgentPollLoop(), this.#urgentPollMs);
     }

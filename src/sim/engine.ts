@@ -1,8 +1,8 @@
 /**
  * The discrete-event simulator: one run of one policy over one scenario's jobs.
  *
- * Design. Time is continuous (seconds, float). Four kinds of event, taken in time order
- * (at equal times: completion, replica ready, arrival, policy tick):
+ * Design. Time is continuous (seconds, float). Four kinds of event (five with the urgent poll),
+ * taken in time order (at equal times: completion, replica ready, arrival, policy tick, poll):
  *  - arrival: the next entry of the sorted arrival array. If a ready replica has a free slot the
  *    job starts at once (on the next such replica, round robin), else it joins the FIFO queue.
  *    The queue is not a structure: it is the index range [head, arrived) of the arrival array,
@@ -16,6 +16,9 @@
  *    clamped to the scenario's bounds. Scale-out requests new replicas; scale-in cancels
  *    starting replicas first (newest first), then drains the ready replicas with the fewest
  *    jobs in flight: they take no new job and exit when their last one finishes.
+ *  - urgent poll (a policy with `urgentWaitSeconds`, as the live controller's trigger): every
+ *    0.5 s the oldest job's age is read, and a policy tick runs at the poll that finds it at or
+ *    past that wait when the poll before did not.
  * Replica states: free slot in the pool -> starting -> ready -> draining -> free (exited);
  * starting -> free (cancelled). Arrivals stop at the trace's end; the run goes on, the policy
  * still deciding, until no job waits (as the live system works off what it accepted), at most W
@@ -39,6 +42,8 @@ const DRAINING = 3;
 /** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
 const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
+/** The live controller's urgent poll period (its default `urgentPollMs`). */
+const URGENT_POLL_SECONDS = 0.5;
 
 /** Runs one policy over one scenario's jobs. Deterministic: the same inputs give the same result. */
 export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, options: RunOptions = {}): RunResult {
@@ -467,12 +472,16 @@ class Run {
     const end = this.end;
     let nextTick = this.interval > 0 ? this.interval : INF;
     let aborted = false;
+    const urgentWait = this.policy.urgentWaitSeconds;
+    let nextPoll = urgentWait === undefined ? INF : URGENT_POLL_SECONDS;
+    let overWait = false;
     for (;;) {
       const ta = this.arrived < n ? arrivals[this.arrived]! : INF;
       const tc = this.hSize > 0 ? this.hTime[0]! : INF;
       let t = ta < tc ? ta : tc;
       if (this.nextReady < t) t = this.nextReady;
       if (nextTick < t) t = nextTick;
+      if (nextPoll < t) t = nextPoll;
       if (t >= end && (this.head >= this.arrived || t >= end + this.waitSlo)) {
         this.stopAt = this.head >= this.arrived ? Math.max(end, this.lastT) : end + this.waitSlo;
         break;
@@ -488,9 +497,15 @@ class Run {
         for (let i = 0; i < this.cap; i++) if (this.rState[i] === STARTING && this.rReadyAt[i]! <= t) this.makeReady(i, t);
         this.recomputeNextReady();
       } else if (ta <= t) this.arrive(t);
-      else {
+      else if (nextTick <= t) {
         this.tick(t, obs);
         nextTick += this.interval;
+      } else {
+        // the urgent poll: a round when the oldest job's age crosses the wait, once per crossing
+        const over = this.arrived > this.head && t - arrivals[this.head]! >= urgentWait!;
+        if (over && !overWait) this.tick(t, obs);
+        overWait = over;
+        nextPoll += URGENT_POLL_SECONDS;
       }
       if (this.misses > this.allowedMisses) {
         aborted = true;

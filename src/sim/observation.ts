@@ -38,6 +38,8 @@ export interface Observation {
 export interface SimPolicy {
   readonly name: string;
   readonly intervalSeconds: number;
+  /** The live controller's urgent trigger: a round when the oldest job's age crosses this many seconds (polled every 0.5 s). */
+  readonly urgentWaitSeconds?: number;
   /** Returns the desired replica count (the engine clamps it to the scenario's bounds). */
   decide(observation: Observation): number;
 }

@@ -1,7 +1,8 @@
 /**
  * The `tide` and `config` policies: the decision core driven by the simulator's virtual clock
  * through the same Decider as the live controller's rounds (core/decider.ts: every 5 s by
- * default, the history carried from round to round, the same metric names).
+ * default from one interval after start, the history carried from round to round, the same metric
+ * names), plus a round when the oldest job's age crosses the SLO's wait, as the live urgent trigger.
  */
 import { Decider } from '../core/decider.js';
 import { type Decision, METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
@@ -36,9 +37,13 @@ export function samplesOf(obs: Observation): Sample[] {
 /** A SimPolicy around the decision core: one Decider round per tick. */
 export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS, onDecision?: (obs: Observation, decision: Decision) => void): SimPolicy {
   const decider = new Decider(policy);
+  // the live controller's urgent trigger, at the tightest SLO's wait (controller.ts)
+  const waits = policy.policies.flatMap((p) => (p.kind === 'slo' ? [p.waitSeconds] : []));
+  const urgent = waits.length > 0 ? Math.min(...waits) : undefined;
   return {
     name,
     intervalSeconds,
+    ...(urgent === undefined ? {} : { urgentWaitSeconds: urgent }),
     decide: (obs: Observation): number => {
       const decision = decider.round({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs) });
       onDecision?.(obs, decision);

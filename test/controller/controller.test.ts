@@ -382,8 +382,12 @@ describe('controller rounds', () => {
     const seen: number[] = [];
     c.on('decision', (r: { at: number }) => seen.push(r.at));
     c.start();
+    // the first round comes one interval after start, as in the simulator
     let next = once(c, 'tick');
-    clock.advance(0);
+    clock.advance(999);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(seen.length, 0);
+    clock.advance(1);
     await next;
     // the next round is scheduled once the first has finished (after its promise settles)
     await new Promise<void>((resolve) => setImmediate(resolve));

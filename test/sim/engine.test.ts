@@ -207,3 +207,24 @@ test('countFlaps: a reversal within 300 s of the change before is a flap, as a r
   assert.equal(countFlaps(changes), 2);
   assert.equal(countFlaps([]), 0);
 });
+
+test("the urgent trigger: a round at the 0.5 s poll that finds the oldest job at or past the wait, once per crossing", () => {
+  // one replica, one slot, 2 s jobs: ten arrive at once at t = 1 (the oldest waits from 1 s to
+  // 3 s, the last from 1 s to 19 s), then ten more at t = 40, after the queue has emptied
+  const arrivals = [...Array.from({ length: 10 }, () => 1), ...Array.from({ length: 10 }, () => 40)];
+  const seen: number[] = [];
+  const urgent: SimPolicy = {
+    name: 'urgent',
+    intervalSeconds: 100,
+    urgentWaitSeconds: 6,
+    decide(obs) {
+      seen.push(obs.now);
+      assert.ok(obs.oldestAgeSeconds >= 6, `a round at ${obs.now} s with the oldest at ${obs.oldestAgeSeconds} s`);
+      return 1;
+    },
+  };
+  simulate(scenario({ maxReplicas: 1 }), jobs(arrivals, arrivals.map(() => 2), 60), urgent);
+  // the oldest waiting job reaches 6 s at 7 s (the job that arrived at 1 s and starts at 9 s),
+  // and stays past it until the queue empties; again at 46 s after the second lump
+  assert.deepEqual(seen, [7, 46]);
+});

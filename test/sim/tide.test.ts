@@ -77,12 +77,24 @@ test('configPolicy runs a scale: block through the core (a target on queue depth
   assert.ok(Math.max(...r.desiredAt.replicas) > 1);
 });
 
-test('configPolicy hands every round its decision: one per tick, the count the engine was given', async () => {
-  const seen: Array<{ at: number; desired: number; reasons: number }> = [];
-  const policy = configPolicy(tideServicePolicy(scenario), { intervalSeconds: 5, onDecision: (obs, d) => seen.push({ at: obs.now, desired: d.desired, reasons: d.reasons.length }) });
+test('configPolicy hands every round its decision: one per tick and one per urgent crossing, the count the engine was given', async () => {
+  const seen: Array<{ at: number; desired: number; reasons: number; oldest: number }> = [];
+  const policy = configPolicy(tideServicePolicy(scenario), {
+    intervalSeconds: 5,
+    onDecision: (obs, d) => seen.push({ at: obs.now, desired: d.desired, reasons: d.reasons.length, oldest: obs.oldestAgeSeconds }),
+  });
   const r = simulate(scenario, jobs, policy);
   assert.ok(seen.length > 0);
-  assert.deepEqual(seen.map((x) => x.at), seen.map((_, i) => seen[0]!.at + 5 * i));
+  // the interval's rounds, from one interval on, and between them the urgent trigger's: at a
+  // 0.5 s poll that finds the oldest job at or past W (10 s), once per crossing
+  const ticks = seen.filter((x) => x.at % 5 === 0);
+  assert.deepEqual(ticks.map((x) => x.at), ticks.map((_, i) => 5 + 5 * i));
+  const urgent = seen.filter((x) => x.at % 5 !== 0);
+  assert.ok(urgent.length > 0, 'the surge crosses W at least once');
+  for (const x of urgent) {
+    assert.equal((x.at * 2) % 1, 0, `an urgent round off the poll grid at ${x.at}`);
+    assert.ok(x.oldest >= scenario.slo.waitSeconds, `an urgent round at ${x.at} with the oldest at ${x.oldest} s`);
+  }
   for (const x of seen) assert.ok(x.reasons > 0);
   // every change the engine recorded is a round's decision, at that round's time
   for (let i = 1; i < r.desiredAt.t.length; i++) {
