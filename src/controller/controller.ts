@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 
 import { type Clock, systemClock } from '../clock.js';
+import { urgentWaitSeconds } from '../core/slo.js';
 import { METRIC } from '../core/types.js';
 import { TideError, errorFacts } from '../errors.js';
 import { DEFAULT_RETRY } from './apply-queue.js';
@@ -252,7 +253,5 @@ export class Controller extends EventEmitter {
 
 /** The wait of the tightest SLO policy, seconds, when the service has one and an urgent source. */
 function urgentWait(s: ServiceRound): number | undefined {
-  if (!s.svc.urgentSource) return undefined;
-  const waits = s.svc.policy.policies.flatMap((p) => (p.kind === 'slo' ? [p.waitSeconds] : []));
-  return waits.length > 0 ? Math.min(...waits) : undefined;
+  return s.svc.urgentSource ? urgentWaitSeconds(s.svc.policy) : undefined;
 }

@@ -5,5 +5,5 @@ export { decide } from './decide.js';
 export { erlangB, erlangC, probWaitExceeds, replicasForWait } from './erlang.js';
 export { boundsAt } from './schedule.js';
 export { parseServicePolicy, servicePolicySchema } from './schema.js';
-export { SLO_DEFAULTS, estimateRate, replicasToDrain, sloServicePolicy } from './slo.js';
+export { SLO_DEFAULTS, estimateRate, replicasToDrain, sloServicePolicy, urgentWaitSeconds } from './slo.js';
 export * from './types.js';

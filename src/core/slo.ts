@@ -233,7 +233,9 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   const meanFlight = flight.length > 0 ? flight.reduce((sum, [, n]) => sum + n, 0) / flight.length : undefined;
   // A window shorter than the time it reads cannot show it (its jobs outlast the window): then the
   // count now, which holds the jobs started before the window, is the better evidence.
-  const span = completions.length > 0 ? Math.min(windowMs, ctx.now - completions[0]!.at) / 1000 : 0;
+  // Seconds of the last `ms` the completions counter covers.
+  const covered = (ms: number): number => (completions.length > 0 ? Math.min(ms, ctx.now - completions[0]!.at) / 1000 : 0);
+  const span = covered(windowMs);
   const windowReading = meanFlight !== undefined && throughput !== undefined && throughput > 0 ? meanFlight / throughput : undefined;
   const nowReading = inFlight !== undefined && throughput !== undefined && throughput > 0 ? inFlight / throughput : undefined;
   const littleReading = !steady ? undefined : windowReading !== undefined && windowReading <= span ? windowReading : nowReading;
@@ -262,8 +264,7 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     // throughput counts quieter times, and the reading runs long (a burst's 0.5 s jobs read 1.1 s).
     const busyMs = Math.min(windowMs, age * 1000);
     const busyThroughput = rateOver(completions, ctx.now - busyMs, ctx.now);
-    const busySpan = completions.length > 0 ? Math.min(busyMs, ctx.now - completions[0]!.at) / 1000 : 0;
-    if (busyThroughput !== undefined && busyThroughput * busySpan >= SLO_DEFAULTS.saturatedMinCompletions) busyLittle = inFlight / busyThroughput;
+    if (busyThroughput !== undefined && busyThroughput * covered(busyMs) >= SLO_DEFAULTS.saturatedMinCompletions) busyLittle = inFlight / busyThroughput;
   }
   const serviceTime = Math.max(estimated, busyLittle);
   // Flap damping (as in BGP route-flap damping): each scale-up soon after a scale-down adds one
@@ -423,6 +424,15 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     ],
     state: { belowSince: since, service, damping, ...learned },
   };
+}
+
+/**
+ * The wait of a service's tightest SLO policy, seconds (undefined without one): the age of the
+ * oldest job at which the live controller's urgent trigger runs a round, and the simulator's.
+ */
+export function urgentWaitSeconds(policy: ServicePolicy): number | undefined {
+  const waits = policy.policies.flatMap((p) => (p.kind === 'slo' ? [p.waitSeconds] : []));
+  return waits.length > 0 ? Math.min(...waits) : undefined;
 }
 
 /**

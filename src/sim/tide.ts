@@ -5,6 +5,7 @@
  * names), plus a round when the oldest job's age crosses the SLO's wait, as the live urgent trigger.
  */
 import { Decider } from '../core/decider.js';
+import { urgentWaitSeconds } from '../core/slo.js';
 import { type Decision, METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
 import type { Observation, SimPolicy } from './engine.js';
 import type { Scenario } from './scenario.js';
@@ -37,9 +38,7 @@ export function samplesOf(obs: Observation): Sample[] {
 /** A SimPolicy around the decision core: one Decider round per tick. */
 export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS, onDecision?: (obs: Observation, decision: Decision) => void): SimPolicy {
   const decider = new Decider(policy);
-  // the live controller's urgent trigger, at the tightest SLO's wait (controller.ts)
-  const waits = policy.policies.flatMap((p) => (p.kind === 'slo' ? [p.waitSeconds] : []));
-  const urgent = waits.length > 0 ? Math.min(...waits) : undefined;
+  const urgent = urgentWaitSeconds(policy);
   return {
     name,
     intervalSeconds,
