@@ -357,11 +357,13 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
     const replicas = Math.max(needed, warming ? ctx.current : 0);
     if (replicas > ctx.current && recentDown && lastEvent) damping = { level: damping.level + 1, at: ctx.now, counted: lastEvent.at };
     const code = forDrain > forWait ? 'SloBacklog' : 'SloWaitTarget';
+    // the counter is there, its history is short: no steady rate yet, and no scale-in
+    const young = warming ? `; the arrivals counter covers under three sub-windows yet, so no steady rate is planned and ${ctx.current} replicas are the floor` : '';
     const message =
       code === 'SloBacklog'
-        ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts}).`
-        : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts}).`;
-    return { replicas, missing: warming ? [METRIC.arrivalsTotal] : [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping, ...learned } };
+        ? `${label}: ${replicas} replicas drain the backlog within the horizon (${facts})${young}.`
+        : `${label}: ${replicas} replicas keep the predicted share of waits over ${p.waitSeconds} s under ${round(allowedLate * SLO_DEFAULTS.upShare)} (${facts})${young}.`;
+    return { replicas, missing: [], reasons: [{ code, policy: label, replicas, message }], state: { service, damping, ...learned } };
   }
 
   // Scale-in: the smaller count must serve the cautious rate (two deviations of noise above the

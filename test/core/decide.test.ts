@@ -401,6 +401,9 @@ describe('SLO policy', () => {
       history = d.history;
       assert.equal(d.desired, t === 5 ? 1 : 13, `at ${t} s`);
       if (t > 5) assert.equal(d.reasons.find((r) => r.policy === 'slo[0]')?.code, 'SloBacklog');
+      // the counter is there: the reason says its history is short, not that it is missing
+      if (t > 5) assert.match(d.reasons.find((r) => r.policy === 'slo[0]')!.message, /covers under three sub-windows/);
+      assert.ok(!codes(d).includes('MissingMetrics'), `at ${t} s: ${codes(d).join(', ')}`);
     }
   });
 
