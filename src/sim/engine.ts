@@ -17,8 +17,8 @@
  *    starting replicas first (newest first), then drains the ready replicas with the fewest
  *    jobs in flight: they take no new job and exit when their last one finishes.
  *  - urgent poll (a policy with `urgentWaitSeconds`, as the live controller's trigger): every
- *    0.5 s the oldest job's age is read, and a policy tick runs at the poll that finds it at or
- *    past that wait when the poll before did not.
+ *    `urgentPollSeconds` (0.5 s) the oldest job's age is read, and a policy tick runs at the poll
+ *    that finds it at or past that wait when the poll before did not.
  * Replica states: free slot in the pool -> starting -> ready -> draining -> free (exited);
  * starting -> free (cancelled). Arrivals stop at the trace's end; the run goes on, the policy
  * still deciding, until no job waits (as the live system works off what it accepted), at most W
@@ -42,7 +42,7 @@ const DRAINING = 3;
 /** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
 const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
-/** The live controller's urgent poll period (its default `urgentPollMs`). */
+/** The live controller's urgent poll period by default (`urgent_poll_seconds`). */
 const URGENT_POLL_SECONDS = 0.5;
 
 /** Runs one policy over one scenario's jobs. Deterministic: the same inputs give the same result. */
@@ -473,7 +473,8 @@ class Run {
     let nextTick = this.interval > 0 ? this.interval : INF;
     let aborted = false;
     const urgentWait = this.policy.urgentWaitSeconds;
-    let nextPoll = urgentWait === undefined ? INF : URGENT_POLL_SECONDS;
+    const pollEvery = this.policy.urgentPollSeconds ?? URGENT_POLL_SECONDS;
+    let nextPoll = urgentWait === undefined || !(pollEvery > 0) ? INF : pollEvery;
     let overWait = false;
     for (;;) {
       const ta = this.arrived < n ? arrivals[this.arrived]! : INF;
@@ -505,7 +506,7 @@ class Run {
         const over = this.arrived > this.head && t - arrivals[this.head]! >= urgentWait!;
         if (over && !overWait) this.tick(t, obs);
         overWait = over;
-        nextPoll += URGENT_POLL_SECONDS;
+        nextPoll += pollEvery;
       }
       if (this.misses > this.allowedMisses) {
         aborted = true;

@@ -38,8 +38,10 @@ export interface Observation {
 export interface SimPolicy {
   readonly name: string;
   readonly intervalSeconds: number;
-  /** The live controller's urgent trigger: a round when the oldest job's age crosses this many seconds (polled every 0.5 s). */
+  /** The live controller's urgent trigger: a round when the oldest job's age crosses this many seconds. */
   readonly urgentWaitSeconds?: number;
+  /** Seconds between the urgent trigger's polls (the live default, `urgent_poll_seconds`, is 0.5). */
+  readonly urgentPollSeconds?: number;
   /** Returns the desired replica count (the engine clamps it to the scenario's bounds). */
   decide(observation: Observation): number;
 }

@@ -35,14 +35,21 @@ export function samplesOf(obs: Observation): Sample[] {
   ];
 }
 
-/** A SimPolicy around the decision core: one Decider round per tick. */
-export function corePolicy(name: string, policy: ServicePolicy, intervalSeconds = CONTROLLER_INTERVAL_SECONDS, onDecision?: (obs: Observation, decision: Decision) => void): SimPolicy {
+/** A SimPolicy around the decision core: one Decider round per tick, and the urgent trigger's (polled every `urgentPollSeconds`). */
+export function corePolicy(
+  name: string,
+  policy: ServicePolicy,
+  intervalSeconds = CONTROLLER_INTERVAL_SECONDS,
+  onDecision?: (obs: Observation, decision: Decision) => void,
+  urgentPollSeconds?: number,
+): SimPolicy {
   const decider = new Decider(policy);
   const urgent = urgentWaitSeconds(policy);
   return {
     name,
     intervalSeconds,
     ...(urgent === undefined ? {} : { urgentWaitSeconds: urgent }),
+    ...(urgentPollSeconds === undefined ? {} : { urgentPollSeconds }),
     decide: (obs: Observation): number => {
       const decision = decider.round({ now: obs.now * 1000, current: obs.desired, ready: obs.ready, samples: samplesOf(obs) });
       onDecision?.(obs, decision);
@@ -81,7 +88,7 @@ export function tidePolicy(scenario: Scenario): SimPolicy {
 /** A service's own `scale:` block run through the core, as `tide autoscale` would run it. */
 export function configPolicy(
   servicePolicy: ServicePolicy,
-  options: { name?: string; intervalSeconds?: number; onDecision?: (obs: Observation, decision: Decision) => void } = {},
+  options: { name?: string; intervalSeconds?: number; urgentPollSeconds?: number; onDecision?: (obs: Observation, decision: Decision) => void } = {},
 ): SimPolicy {
-  return corePolicy(options.name ?? 'config', servicePolicy, options.intervalSeconds, options.onDecision);
+  return corePolicy(options.name ?? 'config', servicePolicy, options.intervalSeconds, options.onDecision, options.urgentPollSeconds);
 }

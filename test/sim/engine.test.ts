@@ -227,4 +227,8 @@ test("the urgent trigger: a round at the 0.5 s poll that finds the oldest job at
   // the oldest waiting job reaches 6 s at 7 s (the job that arrived at 1 s and starts at 9 s),
   // and stays past it until the queue empties; again at 46 s after the second lump
   assert.deepEqual(seen, [7, 46]);
+  // polled every 2 s, as `urgent_poll_seconds: 2` would: the first poll past the crossing
+  seen.length = 0;
+  simulate(scenario({ maxReplicas: 1 }), jobs(arrivals, arrivals.map(() => 2), 60), { ...urgent, urgentPollSeconds: 2 });
+  assert.deepEqual(seen, [8, 46]);
 });
