@@ -60,6 +60,9 @@ export function leastSquares(xs: readonly number[], ys: readonly number[]): { mx
   return { mx, my, sxx, sxy, residual };
 }
 
+/** Sub-windows read before a level can be told from a lump (`RateEstimate.short` until then). */
+const LEVEL_SUB_WINDOWS = 3;
+
 /**
  * Standard errors each half of a window must climb by for the window to read as a ramp: a step
  * or a flash crowd inside it climbs in one half only (half a window reads a slope coarsely).
@@ -253,10 +256,12 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // Poisson deviation of one sub-window's rate at the slow level (at least one job's worth).
   const dev = Math.sqrt(Math.max(slow, 1 / subSeconds) / subSeconds);
   const startup = p.startupSeconds ?? 0;
-  const rising = rates.length >= 3 && fast > slow + 3 * dev;
+  // Three sub-windows tell a level from a lump: the step, drop and jump tests need them.
+  const known = rates.length >= LEVEL_SUB_WINDOWS;
+  const rising = known && fast > slow + 3 * dev;
   // A drop: both newest sub-windows clearly below the median. Scale-up decisions then follow
   // the newer rate (the median lags by half the window); scale-in still waits for the median.
-  const falling = rates.length >= 3 && Math.max(r0, r1) < slow - 3 * dev;
+  const falling = known && Math.max(r0, r1) < slow - 3 * dev;
   let level: number;
   let slope = 0;
   // The level the plan never goes under (but on a drop): the median, or on on/off traffic, where
@@ -327,7 +332,7 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // times an hour; the Poisson tail asks for twelve.
   const jumped =
     !rising &&
-    rates.length >= 3 &&
+    known &&
     r0 > SLO_DEFAULTS.jumpFactor * slow &&
     poissonTailLog(r0 * subSeconds, Math.max(slow * subSeconds, 1)) < JUMP_TAIL_LOG;
   const planned = rising ? Math.max(fast, sustained) : jumped ? Math.max(r0, sustained) : sustained;
@@ -349,5 +354,5 @@ export function estimateRate(series: Series, now: number, p: SloPolicy, memorySe
   // Only when a start-up fits in W: otherwise a swing the count did not follow cannot be corrected
   // in time (replicas asked for once the backlog shows come too late).
   const absorbed = startup < w ? absorbedRate(series, now, sub, planned, w * SLO_DEFAULTS.absorbWaitShare, reversalOf(p)) : undefined;
-  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, short: rates.length < 3, ...(absorbed === undefined ? {} : { absorbed }) };
+  return { fast, slow, sustained, planned, cautious, rising, jumped, burstDown, recurring: envelope?.recurring ?? false, short: !known, ...(absorbed === undefined ? {} : { absorbed }) };
 }

@@ -324,11 +324,6 @@ export function minuteDispersion(season: Season | undefined): number {
 /** Closed minutes a trend is read over. */
 const TREND_MINUTES = 10;
 
-/** The least-squares line through ys at x = 0, 1, ...: its slope, the means, and the slope's standard error. */
-function line(ys: readonly number[]): { b: number; my: number; mx: number; se: number } {
-  return slopeOf(ys.map((_, i) => i), ys);
-}
-
 /**
  * A rise that lasts: the least-squares line through the last `TREND_MINUTES` closed minutes (all
  * known), when its slope stands more than `deviations` standard errors above zero (errors from
@@ -341,9 +336,11 @@ export function minuteTrend(season: Season | undefined, at: number, deviations: 
   if (!season || season.counts.length < TREND_MINUTES) return undefined;
   const ys = season.counts.slice(-TREND_MINUTES);
   if (ys.some((y) => y === null)) return undefined;
-  const all = line(ys as number[]);
+  // the minutes at x = 0, 1, ...
+  const xs = ys.map((_, i) => i);
+  const all = slopeOf(xs, ys as number[]);
   if (!(all.b > deviations * all.se)) return undefined;
-  if (!climbsInBothHalves(ys.map((_, i) => i), ys as number[])) return undefined;
+  if (!climbsInBothHalves(xs, ys as number[])) return undefined;
   const bucketSeconds = SEASON_BUCKET_MS / 1000;
   // minutes past the first one's middle, where its count is centred
   const x = (at - (season.start + (season.counts.length - TREND_MINUTES) * SEASON_BUCKET_MS)) / SEASON_BUCKET_MS - 0.5;

@@ -257,9 +257,8 @@ export function proposeSlo(p: SloPolicy, label: string, ctx: PolicyContext): Pro
   // the count is sized on it when it reads higher than the estimate, which early readings and
   // heavy tails leave too low, and which is then what makes jobs late.
   const age = ctx.view.values.get(METRIC.oldestAge) ?? 0;
-  const saturated = steady && backlog > 0 && age > p.waitSeconds && inFlight !== undefined && throughput !== undefined;
   let busyLittle = 0;
-  if (saturated) {
+  if (steady && backlog > 0 && age > p.waitSeconds && inFlight !== undefined) {
     // Only since the oldest job started waiting has every slot been busy: over a longer window the
     // throughput counts quieter times, and the reading runs long (a burst's 0.5 s jobs read 1.1 s).
     const busyMs = Math.min(windowMs, age * 1000);
