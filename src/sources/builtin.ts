@@ -1,11 +1,12 @@
 /**
  * `builtin`: Tidescale's own queue (the PostgreSQL engine in runtime/queue) as the decision
  * core's well-known metrics: queue_depth (ready jobs), queue_oldest_age_seconds,
- * arrivals_total and completions_total (counters), in_flight (active jobs) and
- * service_time_mean_seconds: the mean of the jobs completed in the last minute
- * (SERVICE_WINDOW_SECONDS, the simulator's window too), from the difference of the service-time
- * histogram's lifetime sum and count between this read and the one a minute before; when no
- * job completed within the minute, the last mean stands, as a gauge would.
+ * arrivals_total and completions_total (counters), in_flight (active jobs),
+ * service_time_mean_seconds and service_time_scv: the mean and the squared coefficient of
+ * variation of the jobs completed in the last minute (SERVICE_WINDOW_SECONDS, the simulator's
+ * window too), from the difference of the service-time histogram's lifetime sum, sum of squares
+ * and count between this read and the one a minute before; when no job completed within the
+ * minute, the last figures stand, as a gauge would.
  *
  * Design: the engine (`createPostgresQueue`, without migrations: a source never changes the
  * schema) runs on a pool this source owns (max 1 connection), made on the first read. The
@@ -51,28 +52,42 @@ interface Engine {
   sockets: Set<net.Socket>;
 }
 
+/** One read of the lifetime service-time counters: sum, count and (since migration 0006) sum of squares. */
+export interface ServiceCounters {
+  sum: number;
+  count: number;
+  sumSquares?: number | undefined;
+}
+
 /**
- * The mean service time over the last `windowMs`, from successive readings of a lifetime sum
- * and count (`read(at, sum, count)`): the newest reading at or before the window's start is
- * the base. Undefined until a job has completed; a count that went down (the tables made
- * again) starts over.
+ * The mean service time over the last `windowMs` and its squared coefficient of variation, from
+ * successive readings of the lifetime counters (`read(at, counters)`): the newest reading at or
+ * before the window's start is the base. The scv is the window's own (its jobs' spread around
+ * their mean, as the simulator measures it); the decision core pools it across windows. Undefined
+ * until a job has completed; a count that went down (the tables made again) starts over.
  */
-export function serviceWindow(windowMs: number = SERVICE_WINDOW_SECONDS * 1000): (at: number, sum: number, count: number) => number | undefined {
-  let readings: Array<{ at: number; sum: number; count: number }> = [];
-  let last: number | undefined;
-  return (at, sum, count) => {
+export function serviceWindow(windowMs: number = SERVICE_WINDOW_SECONDS * 1000): (at: number, counters: ServiceCounters) => { mean: number; scv?: number } | undefined {
+  let readings: Array<{ at: number } & ServiceCounters> = [];
+  let last: { mean: number; scv?: number } | undefined;
+  return (at, { sum, count, sumSquares }) => {
     if (readings.length > 0 && count < readings.at(-1)!.count) {
       readings = [];
       last = undefined;
     }
-    readings.push({ at, sum, count });
+    readings.push({ at, sum, count, sumSquares });
     let base = 0;
     for (let i = 1; i < readings.length; i++) if (readings[i]!.at <= at - windowMs) base = i;
     readings = readings.slice(base);
     const from = readings[0]!;
-    if (count > from.count) last = (sum - from.sum) / (count - from.count);
-    // the first reading, of a queue with a history: its lifetime mean until the window fills
-    else if (last === undefined && count > 0) last = sum / count;
+    if (count > from.count) {
+      const n = count - from.count;
+      const mean = (sum - from.sum) / n;
+      const squares = sumSquares === undefined || from.sumSquares === undefined ? undefined : (sumSquares - from.sumSquares) / n;
+      last = { mean, ...(squares === undefined || mean <= 0 ? {} : { scv: Math.max(0, squares / (mean * mean) - 1) }) };
+    }
+    // the first reading, of a queue with a history: its lifetime mean until the window fills (the
+    // squares may not cover that history: they are counted since migration 0006)
+    else if (last === undefined && count > 0) last = { mean: sum / count };
     return last;
   };
 }
@@ -81,7 +96,7 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
   const label = labelOf('builtin', config);
   let closed = false;
   let notes: string[] = [];
-  const serviceMean = serviceWindow();
+  const readService = serviceWindow();
 
   function openEngine(): Engine {
     const sockets = new Set<net.Socket>();
@@ -132,8 +147,8 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
       notes.push(`queue "${config.queue}" has had no job yet`);
       return queueSamples({ depth: 0, oldestAgeSeconds: 0, arrivalsTotal: 0, completionsTotal: 0, inFlight: 0 }, at);
     }
-    const mean = serviceMean(at, s.serviceTime.sum, s.serviceTime.count);
-    if (mean === undefined) notes.push('no job has completed yet, so service_time_mean_seconds is missing');
+    const service = readService(at, s.serviceTime);
+    if (service === undefined) notes.push('no job has completed yet, so service_time_mean_seconds is missing');
     return queueSamples(
       {
         depth: s.ready,
@@ -141,7 +156,8 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
         arrivalsTotal: s.arrivalsTotal,
         completionsTotal: s.completionsTotal,
         inFlight: s.active,
-        serviceTimeMeanSeconds: mean,
+        serviceTimeMeanSeconds: service?.mean,
+        serviceTimeScv: service?.scv,
       },
       at,
     );
@@ -164,6 +180,10 @@ export function createBuiltinSource(config: BuiltinConfig, ctx: SourceContext): 
             const state = sqlStateIn(err);
             if (state === '42P01' || state === '3F000') {
               throw sourceError(label, 'TIDE_SOURCE_NOT_FOUND', `there are no queue tables in schema "${config.schema}" (has \`tide up\` run against this database?)`, err);
+            }
+            if (state === '42703') {
+              // a column this version reads is missing: the tables predate one of its migrations
+              throw sourceError(label, 'TIDE_SOURCE_NOT_FOUND', `the queue tables in schema "${config.schema}" are from an older version of Tidescale (start this version's \`tide api\`, \`tide worker\` or \`tide up\` once: they migrate the schema; a source never does)`, err);
             }
             throw err;
           }

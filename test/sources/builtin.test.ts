@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
+import pg from 'pg';
+
 import { isTideError } from '../../src/errors.js';
 import { type PostgresQueue, createPostgresQueue } from '../../src/runtime/queue/postgres.js';
 import { builtinConfig, createBuiltinSource, serviceWindow } from '../../src/sources/builtin.js';
@@ -66,9 +68,13 @@ test('QueueStats become the well-known metrics, service time mean from the histo
       completions_total: 1,
       queue_oldest_age_seconds: 0,
       service_time_mean_seconds: 0.5,
+      service_time_scv: 0,
     });
     assert.ok(await engine.complete(claimed[1]!.id, 'worker-1', null, 1_500));
-    assert.equal(byMetric(await s.read(signal())).service_time_mean_seconds, 1);
+    const afterTwo = byMetric(await s.read(signal()));
+    assert.equal(afterTwo.service_time_mean_seconds, 1);
+    // 0.5 s and 1.5 s: second moment 1.25 over a mean of 1, so scv 0.25 (the sums of squares the queue keeps)
+    assert.ok(Math.abs(afterTwo.service_time_scv! - 0.25) < 1e-9, String(afterTwo.service_time_scv));
   } finally {
     await s.close();
   }
@@ -103,10 +109,25 @@ test('the service time is the mean of the last minute\'s jobs; a minute without 
 
 test('serviceWindow: starts over when the counts go down (the tables made again)', () => {
   const read = serviceWindow(60_000);
-  assert.equal(read(0, 0, 0), undefined);
-  assert.equal(read(10_000, 10, 10), 1);
-  assert.equal(read(20_000, 2, 1), 2);
-  assert.equal(read(30_000, 5, 2), 3);
+  assert.equal(read(0, { sum: 0, count: 0 }), undefined);
+  assert.equal(read(10_000, { sum: 10, count: 10 })?.mean, 1);
+  assert.equal(read(20_000, { sum: 2, count: 1 })?.mean, 2);
+  assert.equal(read(30_000, { sum: 5, count: 2 })?.mean, 3);
+});
+
+test('serviceWindow: the scv is the window\'s, from the sums of squares; none without them', () => {
+  const read = serviceWindow(60_000);
+  // a history whose squares were not all counted (a schema migrated to 0006 later): no scv yet
+  assert.deepEqual(read(0, { sum: 100, count: 50, sumSquares: 7 }), { mean: 2 });
+  // then one job of 1 s and one of 3 s: mean 2, second moment 5, scv 5 / 4 - 1
+  assert.deepEqual(read(10_000, { sum: 104, count: 52, sumSquares: 17 }), { mean: 2, scv: 0.25 });
+  // one job in the window: no spread within it (the core pools the windows)
+  assert.deepEqual(read(80_000, { sum: 109, count: 53, sumSquares: 42 }), { mean: 5, scv: 0 });
+  // a schema not migrated to 0006: the mean alone
+  assert.deepEqual(serviceWindow(60_000)(0, { sum: 3, count: 1 }), { mean: 3 });
+  const legacy = serviceWindow(60_000);
+  legacy(0, { sum: 3, count: 1 });
+  assert.deepEqual(legacy(10_000, { sum: 9, count: 3 }), { mean: 3 });
 });
 
 test('a queue that has had no job reads as zeros with a note', async () => {
@@ -116,6 +137,24 @@ test('a queue that has had no job reads as zeros with a note', async () => {
     assert.match(s.notes!().join(' '), /no job yet/);
   } finally {
     await s.close();
+  }
+});
+
+test('queue tables from before a migration are TIDE_SOURCE_NOT_FOUND, saying what migrates them', async () => {
+  const old = await freshSchema('src_builtin_old');
+  const legacy = await createPostgresQueue({ connectionString: url, schema: old.schema, poolSize: 1 });
+  await legacy.close();
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const s = source('work', { schema: old.schema });
+  try {
+    // the schema as a version before migration 0006 left it
+    await pool.query(`ALTER TABLE "${old.schema}".queue_stats DROP COLUMN st_sum_sq`);
+    await pool.query(`DELETE FROM "${old.schema}".migrations WHERE id = 6`);
+    await assert.rejects(s.read(signal()), (err) => isTideError(err) && err.code === 'TIDE_SOURCE_NOT_FOUND' && /older version/.test(err.message) && /tide worker/.test(err.message));
+  } finally {
+    await s.close();
+    await pool.end();
+    await old.drop();
   }
 });
 

@@ -75,8 +75,11 @@ export interface QueueStats {
   arrivalsTotal: number;
   completionsTotal: number;
   failuresTotal: number;
-  /** Service time histogram (seconds): cumulative bucket counts by upper bound, sum, count. */
-  serviceTime: { buckets: Array<{ le: number; count: number }>; sum: number; count: number };
+  /**
+   * Service time histogram (seconds): cumulative bucket counts by upper bound, sum, count, and
+   * the sum of squares (counted since migration 0006).
+   */
+  serviceTime: { buckets: Array<{ le: number; count: number }>; sum: number; count: number; sumSquares: number };
 }
 
 export interface QueueEngine {

@@ -22,6 +22,7 @@ interface FiguresRow {
   st_buckets: string[];
   st_sum: number;
   st_count: string;
+  st_sum_sq: number;
   delayed: string;
   failed: string;
   oldest_age: number | null;
@@ -30,7 +31,9 @@ interface FiguresRow {
 export async function queueStats(db: Queryable, ctx: SqlContext, queue?: string): Promise<QueueStats[]> {
   const { rows } = await db.query<FiguresRow>({
     name: statementName(ctx, 'stats'),
-    text: `SELECT * FROM ${ctx.q}.queue_figures($1)`,
+    // the sum of squares from the shard rows beside the function's figures (migration 0006 adds it
+    // to the table, not to the function's result, which running older readers have prepared)
+    text: `SELECT f.*, (SELECT sum(s.st_sum_sq)::float8 FROM ${ctx.q}.queue_stats s WHERE s.queue = f.queue) AS st_sum_sq FROM ${ctx.q}.queue_figures($1) f`,
     values: [queue ?? null],
   });
   return rows.map((r) => toStats(ctx, r));
@@ -56,7 +59,7 @@ function toStats(ctx: SqlContext, r: FiguresRow): QueueStats {
     arrivalsTotal: Number(r.arrivals),
     completionsTotal: Number(r.completions),
     failuresTotal: Number(r.failures),
-    serviceTime: { buckets, sum: r.st_sum, count: Number(r.st_count) },
+    serviceTime: { buckets, sum: r.st_sum, count: Number(r.st_count), sumSquares: r.st_sum_sq },
   };
 }
 
