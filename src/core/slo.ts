@@ -96,6 +96,11 @@ const SERVICE_SMOOTHING_JOBS = 200;
  * older ones forgotten at a rate of e per SERVICE_SMOOTHING_JOBS. The estimate carries its own
  * weight (the jobs behind it), so a first reading taken off two jobs is not held as if two hundred
  * stood behind it: the next readings outweigh it as soon as they hold more jobs.
+ *
+ * The variability is pooled the same way, through the second moment (mean² (1 + scv)), not by
+ * averaging each reading's scv: a reading's scv measures the spread within its own window only,
+ * so windows of one or two long jobs each read near 0 whatever the jobs' spread (3-minute jobs of
+ * scv 3.5 read 0.4), while their means, which differ from window to window, carry the rest of it.
  */
 function smoothService(prev: SloState['service'], mean: number, scv: number, completions: number | undefined): NonNullable<SloState['service']> {
   if (!prev || completions === undefined || completions < prev.completions) {
@@ -106,7 +111,10 @@ function smoothService(prev: SloState['service'], mean: number, scv: number, com
   const prior = (prev.weight ?? SERVICE_SMOOTHING_JOBS) * kept;
   const fresh = SERVICE_SMOOTHING_JOBS * (1 - kept);
   const w = prior + fresh > 0 ? fresh / (prior + fresh) : 0;
-  return { mean: prev.mean + w * (mean - prev.mean), scv: prev.scv + w * (scv - prev.scv), completions, weight: prior + fresh };
+  const pooled = prev.mean + w * (mean - prev.mean);
+  const moment = (m: number, v: number) => m * m * (1 + v);
+  const second = moment(prev.mean, prev.scv) + w * (moment(mean, scv) - moment(prev.mean, prev.scv));
+  return { mean: pooled, scv: pooled > 0 ? Math.max(0, second / (pooled * pooled) - 1) : scv, completions, weight: prior + fresh };
 }
 
 /**

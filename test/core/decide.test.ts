@@ -1010,6 +1010,35 @@ describe('the SLO policy: the service-time estimate carries the jobs behind it',
     assert.ok(s > 0.285 && s < 0.295, String(s));
   });
 
+  // Rounds each seeing one new job: its own window's scv is 0, however the jobs vary.
+  const scvAfter = (readings: ReadonlyArray<{ mean: number; scv: number }>): number => {
+    let history = emptyHistory();
+    let d: Decision | undefined;
+    readings.forEach((r, i) => {
+      const t = (5 + 5 * i) * 1000;
+      const samples: Sample[] = [
+        { metric: METRIC.queueDepth, value: 0, at: t },
+        { metric: METRIC.arrivalsTotal, value: i, at: t },
+        { metric: METRIC.completionsTotal, value: i, at: t },
+        { metric: METRIC.serviceTimeMean, value: r.mean, at: t },
+        { metric: METRIC.serviceTimeScv, value: r.scv, at: t },
+      ];
+      d = decide({ now: t, current: 2, ready: 2, samples, policy, history });
+      history = d.history;
+    });
+    return Number(/\(scv ([\d.]+)\)/.exec(d!.reasons.map((r) => r.message).join(' '))![1]);
+  };
+
+  test('the variability pools the readings: jobs of 1 s and 3 s, one per window, have scv 0.25, not 0', () => {
+    // mean 2 s, second moment (1 + 9) / 2 = 5, so scv = 5 / 4 - 1
+    const scv = scvAfter(Array.from({ length: 600 }, (_, i) => ({ mean: i % 2 === 0 ? 1 : 3, scv: 0 })));
+    assert.ok(Math.abs(scv - 0.25) < 0.02, String(scv));
+  });
+
+  test('readings that agree keep their scv', () => {
+    for (const v of [0, 0.5, 4]) assert.equal(scvAfter(Array.from({ length: 50 }, () => ({ mean: 2, scv: v }))), v);
+  });
+
   test('the estimate moves monotonically towards the new readings', () => {
     let prev = 0.3;
     for (let rounds = 1; rounds <= 6; rounds++) {
