@@ -35,8 +35,9 @@ test('queue metrics render in the Prometheus text format from one stats read per
       return Reflect.get(target, prop, receiver) as unknown;
     },
   });
+  let clock = 1_000_000;
   const registry = new Registry();
-  registerQueueMetrics(registry, counting);
+  registerQueueMetrics(registry, counting, { now: () => clock });
   const text = await registry.metrics();
   assert.equal(reads, 1);
   assert.match(text, /# TYPE tide_queue_ready gauge\ntide_queue_ready\{queue="m"\} 1\n/);
@@ -54,5 +55,27 @@ test('queue metrics render in the Prometheus text format from one stats read per
   assert.match(text, /tide_job_service_time_seconds_sum\{queue="m"\} 0.03\n/);
   assert.match(text, /tide_job_service_time_seconds_count\{queue="m"\} 1\n/);
   await registry.metrics();
-  assert.equal(reads, 2, 'a new scrape reads again');
+  clock += 999;
+  await registry.metrics();
+  assert.equal(reads, 1, 'scrapes within a second of the read share it');
+  clock += 1;
+  await registry.metrics();
+  assert.equal(reads, 2, 'a scrape a second after the read reads again');
+});
+
+test('a failed read serves no later scrape', async () => {
+  let fail = true;
+  let reads = 0;
+  const flaky = new Proxy(queue, {
+    get(target, prop, receiver) {
+      if (prop === 'stats') return () => (reads++, fail ? Promise.reject(new Error('database down')) : target.stats());
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  const registry = new Registry();
+  registerQueueMetrics(registry, flaky, { now: () => 5_000 });
+  await assert.rejects(registry.metrics(), /database down/);
+  fail = false;
+  assert.match(await registry.metrics(), /tide_queue_ready/);
+  assert.equal(reads, 2);
 });

@@ -1,7 +1,8 @@
 /**
- * Queue metrics for Prometheus, read from the engine on each scrape (collect-on-scrape: no
- * timers, nothing cached between scrapes except within one scrape, where every metric below
- * shares a single stats() call).
+ * Queue metrics for Prometheus, read from the engine on scrape (collect-on-scrape: no timers).
+ * Every metric of one scrape shares a single stats() call, and scrapes within `maxAgeMs` of a
+ * read share it too, so however many scrapers ask (a pair of Prometheus servers, dashboards,
+ * a curl loop) a process reads the queue's figures at most once per `maxAgeMs`.
  */
 import type { Registry } from 'prom-client';
 
@@ -31,20 +32,23 @@ interface ScrapedMetric {
  * tide_queue_completions_total, tide_queue_failures_total (counters) and
  * tide_job_service_time_seconds (histogram), all labelled by queue.
  */
-export function registerQueueMetrics(registry: Registry, engine: QueueEngine): void {
-  // one stats() per scrape: the registry asks every metric at once, so the first caller
-  // starts the read and the others share it until it settles
-  let current: Promise<QueueStats[]> | undefined;
+export function registerQueueMetrics(registry: Registry, engine: QueueEngine, options: { maxAgeMs?: number; now?: () => number } = {}): void {
+  const maxAgeMs = options.maxAgeMs ?? 1000;
+  const now = options.now ?? Date.now;
+  // The registry asks every metric at once, so the first caller starts the read and the others
+  // share it; a read that succeeded serves the scrapes that come within maxAgeMs of its start
+  // (a failed one serves no later scrape).
+  let current: { reading: Promise<QueueStats[]>; at: number } | undefined;
   const read = (): Promise<QueueStats[]> => {
-    if (!current) {
+    if (!current || now() - current.at >= maxAgeMs) {
       const reading = engine.stats();
-      const clear = () => {
-        if (current === reading) current = undefined;
-      };
-      reading.then(clear, clear);
-      current = reading;
+      const entry = { reading, at: now() };
+      reading.catch(() => {
+        if (current === entry) current = undefined;
+      });
+      current = entry;
     }
-    return current;
+    return current.reading;
   };
 
   const define = (name: string, help: string, type: MetricType, values: (s: QueueStats) => Value[]): void => {
