@@ -2,24 +2,26 @@
  * Queue benchmark: Tidescale's PostgreSQL queue against graphile-worker 0.17 in its documented
  * throughput mode (the anchor: `preset.worker = { localQueue: { size: 500 },
  * completeJobBatchDelay: 0, failJobBatchDelay: 0 }`) and at its defaults, same database, same
- * run. Measures bulk enqueue rate, drain rate with 1 and 2 worker processes at
+ * run, and BullMQ on Redis as a reference row (REDIS_URL, or the machine's Redis; left out when
+ * it does not answer). Measures bulk enqueue rate, drain rate with 1 and 2 worker processes at
  * concurrency 16 (no-op jobs), enqueue-to-start latency at no load, and how long a SIGKILLed
  * worker's jobs take to complete elsewhere (Tidescale, default lease).
  *
  * Then the sustained run: each system gets jobs at a fixed rate (every 5 ms, those due, in one
- * bulk call: `enqueueMany`, `addJobs`) while 2 worker processes run them, rising by half from 1,000/s; the highest rate
+ * bulk call: `enqueueMany`, `addJobs`, `addBulk`) while 2 worker processes run them, rising by half from 1,000/s; the highest rate
  * held for `--sustain-seconds` (default 60; 0 skips it) with the enqueue-to-start p99 under
  * 100 ms and no backlog left, and that p99 over the first and the last 10 s.
  *
- *   npm run bench:queue -- [--json] [--jobs 20000] [--sustain-seconds 60]
+ *   npm run bench:queue -- [--json] [--jobs 20000] [--sustain-seconds 60] [--sustain-from 1000]
  *
- * Last line (with --json): {"tide":{...},"graphile_batched":{...},"graphile":{...},"ratio":{"drain":N,"drain_2p_vs_1p":N,"enqueue":N,"sustained":N,"drain_vs_defaults":N},"crash_recovery_s":N}
+ * Last line (with --json): {"tide":{...},"graphile_batched":{...},"graphile":{...},"bullmq":{...},"ratio":{"drain":N,"drain_2p_vs_1p":N,"enqueue":N,"sustained":N,"drain_vs_defaults":N},"crash_recovery_s":N}
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import { Logger, type Runner, makeWorkerUtils, run, runMigrations } from 'graphile-worker';
 import pg from 'pg';
 
@@ -36,6 +38,8 @@ const { values: args } = parseArgs({
     url: { type: 'string' },
     concurrency: { type: 'string', default: '16' },
     'sustain-seconds': { type: 'string', default: '60' },
+    /** The sustained run's first rate (then rising by half). */
+    'sustain-from': { type: 'string', default: '1000' },
   },
 });
 const CONCURRENCY = Number(args.concurrency);
@@ -43,7 +47,16 @@ const silent = new Logger(() => () => undefined);
 const self = fileURLToPath(import.meta.url);
 /** graphile-worker's throughput settings, from its performance docs. */
 const BATCHED: GraphileConfig.Preset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
-type Kind = 'tide' | 'graphile' | 'graphile_batched';
+type Kind = 'tide' | 'graphile' | 'graphile_batched' | 'bullmq';
+/** BullMQ on Redis, a reference row: REDIS_URL, or the machine's Redis. */
+const REDIS = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+const bullConnection = () => ({ host: REDIS.hostname, port: Number(REDIS.port || 6379), maxRetriesPerRequest: null });
+/**
+ * BullMQ's throughput settings (its docs: finished jobs removed rather than kept in Redis, as
+ * graphile-worker deletes them; the worker's concurrency as the others'); the lock and stalled
+ * check stay at their defaults (a dead worker's jobs come back after the 30 s lock).
+ */
+const BULL_JOB = { removeOnComplete: true, removeOnFail: true };
 
 type Message = { type: 'ready' } | { type: 'go' } | { type: 'stop' } | { type: 'starts'; t: number[]; at: number[] };
 
@@ -84,6 +97,17 @@ async function child(kind: string, url: string, schema: string): Promise<void> {
         log: () => undefined,
       });
       stopHandlers.push(() => worker.stop(0));
+    } else if (kind === 'bullmq') {
+      // `schema` is the BullMQ queue's name
+      const worker = new BullWorker(
+        schema,
+        async (job) => {
+          if (job.name === 'tick') tick(job.data);
+        },
+        { connection: bullConnection(), concurrency: CONCURRENCY },
+      );
+      await worker.waitUntilReady();
+      stopHandlers.push(() => worker.close());
     } else {
       const runner: Runner = await run({
         connectionString: url,
@@ -265,6 +289,71 @@ async function graphileSystem(url: string, pool: pg.Pool, name: 'graphile' | 'gr
   };
 }
 
+/** BullMQ on Redis (undefined when Redis does not answer): `schema` is the queue's name. */
+async function bullmqSystem(): Promise<SystemUnderTest | undefined> {
+  const name = `bench-bull-${randomBytes(4).toString('hex')}`;
+  const queue = new BullQueue(name, { connection: bullConnection(), defaultJobOptions: BULL_JOB });
+  queue.on('error', () => undefined);
+  const answered = await Promise.race([queue.waitUntilReady().then(() => true), sleep(3000).then(() => false)]).catch(() => false);
+  if (!answered) {
+    log(`  BullMQ row left out: Redis at ${REDIS.host} did not answer`);
+    await queue.close().catch(() => undefined);
+    return undefined;
+  }
+  const left = async () => {
+    const c = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'waiting-children');
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  };
+  return {
+    name: 'bullmq',
+    schema: name,
+    enqueueBatch: (payloads) => queue.addBulk(payloads.map((data) => ({ name: 'tick', data }))),
+    async waiting() {
+      const c = await queue.getJobCounts('wait', 'prioritized', 'delayed');
+      return Object.values(c).reduce((a, b) => a + b, 0);
+    },
+    async enqueue(n) {
+      const t0 = performance.now();
+      for (const size of chunks(n)) await queue.addBulk(Array.from({ length: size }, () => ({ name: 'noop', data: {} })));
+      return n / ((performance.now() - t0) / 1000);
+    },
+    // finished jobs are removed: drained when nothing waits or runs
+    drained: async () => (await left()) === 0,
+    async latency(samples) {
+      const latencies: number[] = [];
+      let resolveStart: (() => void) | undefined;
+      const pingQueue = `${name}-latency`;
+      const pings = new BullQueue(pingQueue, { connection: bullConnection(), defaultJobOptions: BULL_JOB });
+      const worker = new BullWorker(
+        pingQueue,
+        async (job) => {
+          latencies.push(Date.now() - (job.data as { t: number }).t);
+          resolveStart?.();
+        },
+        { connection: bullConnection(), concurrency: 1 },
+      );
+      await worker.waitUntilReady();
+      try {
+        for (let i = 0; i < samples; i++) {
+          const started = new Promise<void>((r) => (resolveStart = r));
+          await pings.add('ping', { t: Date.now() });
+          await started;
+          await sleep(10);
+        }
+      } finally {
+        await worker.close();
+        await pings.obliterate({ force: true }).catch(() => undefined);
+        await pings.close();
+      }
+      return summarise(latencies);
+    },
+    close: async () => {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    },
+  };
+}
+
 /** Drain rate with `processes` worker processes: children start first, then all go at once. */
 async function drain(system: SystemUnderTest, url: string, jobs: number, processes: number): Promise<{ enqueue: number; drain: number }> {
   const enqueueRate = await system.enqueue(jobs);
@@ -387,7 +476,7 @@ async function sustainedTrial(system: SystemUnderTest, url: string, rate: number
 async function sustained(system: SystemUnderTest, url: string, seconds: number): Promise<{ rate: number; trials: Trial[] }> {
   const trials: Trial[] = [];
   let held = 0;
-  for (let rate = 1000; rate <= 64_000; rate = Math.round(rate * 1.5)) {
+  for (let rate = Number(args['sustain-from']); rate <= 64_000; rate = Math.round(rate * 1.5)) {
     const t = await sustainedTrial(system, url, rate, seconds);
     trials.push(t);
     log(
@@ -413,11 +502,12 @@ async function parent(): Promise<void> {
     const tide = await tideSystem(url, pool);
     const batched = await graphileSystem(url, pool, 'graphile_batched');
     const graphile = await graphileSystem(url, pool, 'graphile');
-    systems.push(tide, batched, graphile);
-    const results: Record<Kind, Record<string, number>> = { tide: {}, graphile_batched: {}, graphile: {} };
+    const bullmq = await bullmqSystem();
+    systems.push(tide, batched, graphile, ...(bullmq ? [bullmq] : []));
+    const results: Record<Kind, Record<string, number>> = { tide: {}, graphile_batched: {}, graphile: {}, bullmq: {} };
     for (const processes of [1, 2]) {
       // rotate which system goes first so none always runs on a warmer database
-      const order = processes === 1 ? [tide, batched, graphile] : [graphile, batched, tide];
+      const order = processes === 1 ? systems : [...systems].reverse();
       for (const system of order) {
         const r = await drain(system, url, jobs, processes);
         results[system.name][`drain_${processes}p_jobs_s`] = Math.round(r.drain);
@@ -430,7 +520,7 @@ async function parent(): Promise<void> {
       results[system.name].latency_p95_ms = lat.p95_ms;
       log(`  ${system.name}: enqueue-to-start latency at no load: mean ${lat.mean_ms} ms, p95 ${lat.p95_ms} ms`);
     }
-    for (const name of ['tide', 'graphile_batched', 'graphile'] as const) {
+    for (const { name } of systems) {
       const r = results[name];
       r.enqueue_jobs_s = Math.round((r.enqueue_1_jobs_s! + r.enqueue_2_jobs_s!) / 2);
       delete r.enqueue_1_jobs_s;
@@ -459,6 +549,7 @@ async function parent(): Promise<void> {
       tide: results.tide,
       graphile_batched: anchor,
       graphile: results.graphile,
+      bullmq: bullmq ? results.bullmq : null,
       ratio: {
         drain: round(drainRatio, 2),
         drain_2p_vs_1p: round(results.tide.drain_2p_jobs_s! / results.tide.drain_1p_jobs_s!, 2),
