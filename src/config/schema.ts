@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 
+import { ROUND_SCHEDULE } from '../core/decider.js';
 import type { ServicePolicy } from '../core/types.js';
 
 const duration = (what: string) => z.number().positive().describe(what);
@@ -107,10 +108,10 @@ export const serviceSchema = z
 
 export const autoscaleSchema = z
   .strictObject({
-    interval_seconds: duration('Seconds between control-loop rounds.').default(5),
+    interval_seconds: duration('Seconds between control-loop rounds.').default(ROUND_SCHEDULE.intervalSeconds),
     dry_run: z.boolean().default(false).describe('Decide and record in the journal, but never scale.'),
     manual_pause_seconds: z.number().min(0).default(300).describe('Seconds a manual `tide scale` pauses autoscaling of that service.'),
-    urgent_poll_seconds: duration('Seconds between the cheap polls of the oldest job age that trigger an immediate round when it crosses an SLO wait.').default(0.5),
+    urgent_poll_seconds: duration('Seconds between the cheap polls of the oldest job age that trigger an immediate round when it crosses an SLO wait.').default(ROUND_SCHEDULE.urgentPollSeconds),
     read_timeout_seconds: duration('Seconds a metric source read may take before it counts as failed.').default(2),
     journal_retention_hours: duration('Hours the decision journal keeps its rows.').default(168),
   })
@@ -123,7 +124,7 @@ export const configFileSchema = z
     database: databaseSchema.default({ schema: 'tide', pooler: 'auto' }),
     balancer: balancerSchema.default({ host: '0.0.0.0', port: 8080, retries: 2, health_check: { interval_seconds: 2, timeout_seconds: 1, fails: 2, passes: 1 }, trusted_proxies: [], forwarded_header: 'x-forwarded-for' }),
     control: controlSchema.default({ host: '127.0.0.1', port: 8079 }),
-    autoscale: autoscaleSchema.default({ interval_seconds: 5, dry_run: false, manual_pause_seconds: 300, urgent_poll_seconds: 0.5, read_timeout_seconds: 2, journal_retention_hours: 168 }),
+    autoscale: autoscaleSchema.default({ interval_seconds: ROUND_SCHEDULE.intervalSeconds, dry_run: false, manual_pause_seconds: 300, urgent_poll_seconds: ROUND_SCHEDULE.urgentPollSeconds, read_timeout_seconds: 2, journal_retention_hours: 168 }),
     services: z.record(z.string().regex(serviceName, 'lowercase letters, digits and `-`, starting with a letter'), serviceSchema).describe('Services by name.'),
   })
   .describe('tide.yaml: the Tidescale project file.');

@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 
 import { type Clock, systemClock } from '../clock.js';
+import { ROUND_SCHEDULE } from '../core/decider.js';
 import { urgentWaitSeconds } from '../core/slo.js';
 import { METRIC } from '../core/types.js';
 import { TideError, errorFacts } from '../errors.js';
@@ -62,8 +63,8 @@ export class Controller extends EventEmitter {
     this.#journal = options.journal;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
-    this.#intervalMs = options.intervalMs ?? 5_000;
-    this.#urgentPollMs = options.urgentPollMs ?? 500;
+    this.#intervalMs = options.intervalMs ?? ROUND_SCHEDULE.intervalSeconds * 1000;
+    this.#urgentPollMs = options.urgentPollMs ?? ROUND_SCHEDULE.urgentPollSeconds * 1000;
     this.#readTimeoutMs = options.readTimeoutMs ?? 2_000;
     this.#retentionMs = options.journalRetentionMs ?? 7 * 86_400_000;
     this.registry = options.registry ?? new Registry();

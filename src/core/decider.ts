@@ -16,6 +16,14 @@ import { decide } from './decide.js';
 import { policyLabel } from './policies.js';
 import { type DecideInput, type Decision, type History, type ServicePolicy, emptyHistory } from './types.js';
 
+/**
+ * The live controller's schedule by default, which the simulator runs too: a round every
+ * `intervalSeconds` (from one interval after start), and a poll of the oldest job's age every
+ * `urgentPollSeconds` that runs a round when it crosses an SLO's wait (`autoscale.interval_seconds`,
+ * `autoscale.urgent_poll_seconds`).
+ */
+export const ROUND_SCHEDULE = { intervalSeconds: 5, urgentPollSeconds: 0.5 } as const;
+
 /** One round's input: what was measured now (the policy and history are the decider's). */
 export type RoundInput = Omit<DecideInput, 'policy' | 'history'>;
 

@@ -27,6 +27,7 @@
  * Speed: no allocation per job, no closures in the loop; replicas are small parallel typed
  * arrays reused from a pool (at most a few hundred), the only per-job state is its wait.
  */
+import { ROUND_SCHEDULE } from '../core/decider.js';
 import { SERVICE_WINDOW_SECONDS } from '../core/metrics.js';
 import type { Jobs } from './jobs.js';
 import type { Observation, RunOptions, RunResult, SimPolicy } from './observation.js';
@@ -42,8 +43,6 @@ const DRAINING = 3;
 /** Window of the service-time statistics (the live source's): buckets of 5 s. */
 const STAT_BUCKET_SECONDS = 5;
 const STAT_BUCKETS = SERVICE_WINDOW_SECONDS / STAT_BUCKET_SECONDS;
-/** The live controller's urgent poll period by default (`urgent_poll_seconds`). */
-const URGENT_POLL_SECONDS = 0.5;
 
 /** Runs one policy over one scenario's jobs. Deterministic: the same inputs give the same result. */
 export function simulate(scenario: Scenario, jobs: Jobs, policy: SimPolicy, options: RunOptions = {}): RunResult {
@@ -473,7 +472,7 @@ class Run {
     let nextTick = this.interval > 0 ? this.interval : INF;
     let aborted = false;
     const urgentWait = this.policy.urgentWaitSeconds;
-    const pollEvery = this.policy.urgentPollSeconds ?? URGENT_POLL_SECONDS;
+    const pollEvery = this.policy.urgentPollSeconds ?? ROUND_SCHEDULE.urgentPollSeconds;
     let nextPoll = urgentWait === undefined || !(pollEvery > 0) ? INF : pollEvery;
     let overWait = false;
     for (;;) {

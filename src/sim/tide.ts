@@ -4,14 +4,11 @@
  * default from one interval after start, the history carried from round to round, the same metric
  * names), plus a round when the oldest job's age crosses the SLO's wait, as the live urgent trigger.
  */
-import { Decider } from '../core/decider.js';
+import { Decider, ROUND_SCHEDULE } from '../core/decider.js';
 import { urgentWaitSeconds } from '../core/slo.js';
 import { type Decision, METRIC, type Sample, type ServicePolicy, queueSamples } from '../core/types.js';
 import type { Observation, SimPolicy } from './engine.js';
 import type { Scenario } from './scenario.js';
-
-/** The live controller's default decision interval. */
-export const CONTROLLER_INTERVAL_SECONDS = 5;
 
 /** The samples a live metric source would publish for the observation, at virtual ms. */
 export function samplesOf(obs: Observation): Sample[] {
@@ -39,7 +36,7 @@ export function samplesOf(obs: Observation): Sample[] {
 export function corePolicy(
   name: string,
   policy: ServicePolicy,
-  intervalSeconds = CONTROLLER_INTERVAL_SECONDS,
+  intervalSeconds: number = ROUND_SCHEDULE.intervalSeconds,
   onDecision?: (obs: Observation, decision: Decision) => void,
   urgentPollSeconds?: number,
 ): SimPolicy {
