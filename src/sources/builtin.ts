@@ -52,12 +52,8 @@ interface Engine {
   sockets: Set<net.Socket>;
 }
 
-/** One read of the lifetime service-time counters: sum, count and (since migration 0006) sum of squares. */
-export interface ServiceCounters {
-  sum: number;
-  count: number;
-  sumSquares?: number | undefined;
-}
+/** One read of the queue's lifetime service-time counters. */
+type ServiceCounters = Pick<QueueStats['serviceTime'], 'sum' | 'count' | 'sumSquares'>;
 
 /**
  * The mean service time over the last `windowMs` and its squared coefficient of variation, from
@@ -82,8 +78,8 @@ export function serviceWindow(windowMs: number = SERVICE_WINDOW_SECONDS * 1000):
     if (count > from.count) {
       const n = count - from.count;
       const mean = (sum - from.sum) / n;
-      const squares = sumSquares === undefined || from.sumSquares === undefined ? undefined : (sumSquares - from.sumSquares) / n;
-      last = { mean, ...(squares === undefined || mean <= 0 ? {} : { scv: Math.max(0, squares / (mean * mean) - 1) }) };
+      const squares = (sumSquares - from.sumSquares) / n;
+      last = { mean, ...(mean > 0 ? { scv: Math.max(0, squares / (mean * mean) - 1) } : {}) };
     }
     // the first reading, of a queue with a history: its lifetime mean until the window fills (the
     // squares may not cover that history: they are counted since migration 0006)

@@ -109,13 +109,13 @@ test('the service time is the mean of the last minute\'s jobs; a minute without 
 
 test('serviceWindow: starts over when the counts go down (the tables made again)', () => {
   const read = serviceWindow(60_000);
-  assert.equal(read(0, { sum: 0, count: 0 }), undefined);
-  assert.equal(read(10_000, { sum: 10, count: 10 })?.mean, 1);
-  assert.equal(read(20_000, { sum: 2, count: 1 })?.mean, 2);
-  assert.equal(read(30_000, { sum: 5, count: 2 })?.mean, 3);
+  assert.equal(read(0, { sum: 0, count: 0, sumSquares: 0 }), undefined);
+  assert.equal(read(10_000, { sum: 10, count: 10, sumSquares: 10 })?.mean, 1);
+  assert.equal(read(20_000, { sum: 2, count: 1, sumSquares: 4 })?.mean, 2);
+  assert.equal(read(30_000, { sum: 5, count: 2, sumSquares: 13 })?.mean, 3);
 });
 
-test('serviceWindow: the scv is the window\'s, from the sums of squares; none without them', () => {
+test('serviceWindow: the scv is the window\'s, from the sums of squares', () => {
   const read = serviceWindow(60_000);
   // a history whose squares were not all counted (a schema migrated to 0006 later): no scv yet
   assert.deepEqual(read(0, { sum: 100, count: 50, sumSquares: 7 }), { mean: 2 });
@@ -123,11 +123,6 @@ test('serviceWindow: the scv is the window\'s, from the sums of squares; none wi
   assert.deepEqual(read(10_000, { sum: 104, count: 52, sumSquares: 17 }), { mean: 2, scv: 0.25 });
   // one job in the window: no spread within it (the core pools the windows)
   assert.deepEqual(read(80_000, { sum: 109, count: 53, sumSquares: 42 }), { mean: 5, scv: 0 });
-  // a schema not migrated to 0006: the mean alone
-  assert.deepEqual(serviceWindow(60_000)(0, { sum: 3, count: 1 }), { mean: 3 });
-  const legacy = serviceWindow(60_000);
-  legacy(0, { sum: 3, count: 1 });
-  assert.deepEqual(legacy(10_000, { sum: 9, count: 3 }), { mean: 3 });
 });
 
 test('a queue that has had no job reads as zeros with a note', async () => {
