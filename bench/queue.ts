@@ -300,25 +300,20 @@ async function bullmqSystem(): Promise<SystemUnderTest | undefined> {
     await queue.close().catch(() => undefined);
     return undefined;
   }
-  const left = async () => {
-    const c = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'waiting-children');
-    return Object.values(c).reduce((a, b) => a + b, 0);
-  };
+  /** Jobs in the given states. */
+  const jobsIn = async (...states: Parameters<typeof queue.getJobCounts>) => Object.values(await queue.getJobCounts(...states)).reduce((a, b) => a + b, 0);
   return {
     name: 'bullmq',
     schema: name,
     enqueueBatch: (payloads) => queue.addBulk(payloads.map((data) => ({ name: 'tick', data }))),
-    async waiting() {
-      const c = await queue.getJobCounts('wait', 'prioritized', 'delayed');
-      return Object.values(c).reduce((a, b) => a + b, 0);
-    },
+    waiting: () => jobsIn('wait', 'prioritized', 'delayed'),
     async enqueue(n) {
       const t0 = performance.now();
       for (const size of chunks(n)) await queue.addBulk(Array.from({ length: size }, () => ({ name: 'noop', data: {} })));
       return n / ((performance.now() - t0) / 1000);
     },
     // finished jobs are removed: drained when nothing waits or runs
-    drained: async () => (await left()) === 0,
+    drained: async () => (await jobsIn('wait', 'prioritized', 'delayed', 'active', 'waiting-children')) === 0,
     async latency(samples) {
       const latencies: number[] = [];
       let resolveStart: (() => void) | undefined;
